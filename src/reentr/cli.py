@@ -1,0 +1,210 @@
+"""The command line: parses options into a frozen `Config`, runs it, and maps errors to exit
+statuses. It is the only module that exits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from reentr import __version__, runner
+from reentr.config import (
+    Config,
+    OnBusy,
+    OnExit,
+    parse_duration,
+    parse_signal,
+    signal_names,
+)
+from reentr.errors import ExitStatus, ReentrError, UsageError
+from reentr.report import PREFIX, Reporter
+from reentr.sources import read_watch_list
+
+# typer 0.29 vendors click privately, earlier versions use click itself: take the exception
+# classes from whichever click typer uses, rather than importing either by name.
+_click_errors = sys.modules[typer.BadParameter.__module__]
+ClickUsageError: type[Exception] = _click_errors.UsageError
+
+USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filenames"
+
+PROCESS = "Process"
+ENTR = "entr flags"
+
+entr_app = typer.Typer(
+    add_completion=False,
+    context_settings={
+        # entr's contract: only the leading options are reentr's; from the utility on, every
+        # word is the utility's own, so `reentr -r node app.js -p 8000` passes -p to node.
+        "allow_interspersed_args": False,
+        "help_option_names": ["-h", "--help"],
+    },
+    rich_markup_mode=None,
+)
+
+
+def _complete_signal(incomplete: str) -> list[str]:
+    return [name for name in signal_names() if name.startswith(incomplete.upper())]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reentr {__version__}")
+        raise typer.Exit(0)
+
+
+@entr_app.command(
+    help=(
+        "Run UTILITY, and run it again whenever a file listed on standard input changes "
+        "(entr's interface: ls *.py | reentr -r python app.py)."
+    ),
+    epilog=(
+        "Keys, when a terminal is present: space runs the utility now (restarts it with -r), "
+        "q quits. The first word that is exactly /_ is replaced by the absolute path of the "
+        "first changed file. Exit status: 0 on q, SIGINT or SIGHUP; 1 on an error; 2 when -d "
+        "saw a directory change; with -z, the utility's status (128+N if killed by signal N)."
+    ),
+)
+def entr_mode(
+    utility: Annotated[
+        list[str] | None,
+        typer.Argument(help="The program to run and its arguments.", show_default=False),
+    ] = None,
+    all_events: Annotated[
+        bool, typer.Option("-a", help="Changes during a run lead to one more run.",
+                           rich_help_panel=ENTR)
+    ] = False,
+    clear: Annotated[
+        int, typer.Option("-c", count=True, help="Clear the screen before each run; -cc also "
+                          "clears the scrollback.", rich_help_panel=ENTR)
+    ] = 0,
+    dir_watch: Annotated[
+        int, typer.Option("-d", count=True, help="Exit with status 2 when a watched directory "
+                          "gains or loses a file; -dd counts dotfiles too.",
+                          rich_help_panel=ENTR)
+    ] = 0,
+    non_interactive: Annotated[
+        bool, typer.Option("-n", help="Do not read keys from the terminal.",
+                           rich_help_panel=ENTR)
+    ] = False,
+    postpone: Annotated[
+        bool, typer.Option("-p", help="Wait for the first change before the first run.",
+                           rich_help_panel=ENTR)
+    ] = False,
+    restart: Annotated[
+        bool, typer.Option("-r", "--restart", help="Restart the utility on each change: stop "
+                           "its process group, then start it again.", rich_help_panel=ENTR)
+    ] = False,
+    shell: Annotated[
+        bool, typer.Option("-s", "--shell", help="Run the single argument with $SHELL -c; "
+                           "the changed file is $0.", rich_help_panel=ENTR)
+    ] = False,
+    exit_on_exit: Annotated[
+        bool, typer.Option("-z", help="Exit when the utility exits, with its status.",
+                           rich_help_panel=ENTR)
+    ] = False,
+    build: Annotated[
+        str | None, typer.Option("--build", metavar="CMD", help="A shell command run before "
+                                 "every start; the utility (re)starts only if it succeeds.",
+                                 rich_help_panel=PROCESS, show_default=False)
+    ] = None,
+    on_busy: Annotated[
+        OnBusy, typer.Option("--on-busy", help="A change during a build: restart the build, "
+                             "queue another, or ignore (finish it, then build again).",
+                             rich_help_panel=PROCESS, case_sensitive=False)
+    ] = OnBusy.RESTART,
+    on_exit: Annotated[
+        OnExit, typer.Option("--on-exit", help="When the utility exits by itself: wait for a "
+                             "change, restart it (with back-off), or quit.",
+                             rich_help_panel=PROCESS, case_sensitive=False)
+    ] = OnExit.WAIT,
+    signal_: Annotated[
+        str | None, typer.Option("--signal", metavar="SIG", help="Send SIG to the running "
+                                 "utility's process group instead of restarting it.",
+                                 autocompletion=_complete_signal, rich_help_panel=PROCESS,
+                                 show_default=False)
+    ] = None,
+    stop_signal: Annotated[
+        str, typer.Option("--stop-signal", metavar="SIG", help="The signal that stops the "
+                          "utility.", autocompletion=_complete_signal, rich_help_panel=PROCESS)
+    ] = "SIGTERM",
+    stop_timeout: Annotated[
+        str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
+                          "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
+    ] = "5s",
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print only errors.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                           callback=_version)
+    ] = False,
+) -> int:
+    command = tuple(utility or ())
+    if not command:
+        raise UsageError(USAGE)
+    if shell and len(command) > 1:
+        raise UsageError(
+            "-s takes the command as one argument: reentr -s 'make && ./app' < filenames"
+        )
+    if sys.stdin.isatty():
+        raise UsageError(f"{USAGE} (the files to watch go on standard input)")
+    if not shell:
+        _check_program(command[0])
+    stop = parse_signal(stop_signal, "--stop-signal")
+    sent = parse_signal(signal_, "--signal") if signal_ is not None else None
+    grace = parse_duration(stop_timeout, "--stop-timeout")
+    watch, warnings = read_watch_list(sys.stdin, dir_watch)
+    config = Config(
+        command=command, watch=watch, restart=restart, postpone=postpone,
+        all_events=all_events, clear=clear, dir_watch=dir_watch,
+        interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
+        build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
+        grace=grace, quiet=quiet,
+    )
+    reporter = Reporter(config)
+    for warning in warnings:
+        reporter.error(warning)
+    if not watch.files:
+        raise ReentrError(
+            "no regular files to watch: list existing files on standard input, "
+            "for example: ls *.py | reentr make"
+        )
+    return runner.run(config, reporter)
+
+
+def _check_program(program: str) -> None:
+    """Refuse a utility that cannot be run, before anything starts."""
+    if os.sep in program:
+        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+            raise UsageError(f"cannot run '{program}': no such executable file")
+    elif shutil.which(program) is None:
+        raise UsageError(
+            f"cannot run '{program}': no such program on PATH; check the name, or give its path"
+        )
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `reentr` console script: run, then exit with the documented status."""
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(entr_app)
+    try:
+        # Without standalone mode, --help, --version and typer.Exit come back as a status.
+        status = command.main(args=args, prog_name="reentr", standalone_mode=False)
+    except ClickUsageError as error:
+        # click's default is three lines and status 2; entr's contract is one line and 1.
+        sys.stderr.write(f"{PREFIX}{_one_line(error)} (see reentr --help)\n")
+        status = ExitStatus.ERROR
+    except typer.Abort:
+        status = ExitStatus.OK
+    except ReentrError as error:
+        sys.stderr.write(f"{PREFIX}{error}\n")
+        status = error.status
+    sys.exit(int(status or 0))
+
+
+def _one_line(error: Exception) -> str:
+    message = str(getattr(error, "format_message", error.__str__)())
+    return message[:1].lower() + message[1:].rstrip(".")

@@ -1,0 +1,136 @@
+"""Frozen descriptions of a run, and the pure parsing of signals and durations."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from signal import Signals
+
+from reentr.errors import UsageError
+
+
+class OnBusy(str, enum.Enum):
+    """What a change does while a build is running. No policy loses the final state."""
+
+    RESTART = "restart"
+    """Stop the running build and start a new one."""
+    QUEUE = "queue"
+    """Let the build finish and use its result, then build again."""
+    IGNORE = "ignore"
+    """Let the build finish undisturbed, discard its outdated result, then build again."""
+
+
+class OnExit(str, enum.Enum):
+    """What reentr does when the target exits by itself."""
+
+    WAIT = "wait"
+    RESTART = "restart"
+    QUIT = "quit"
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """entr mode's watch set: the regular files listed on stdin, and directories for `-d`."""
+
+    files: tuple[Path, ...]
+    """Absolute paths, in the order they were listed, duplicates removed."""
+    dirs: tuple[Path, ...] = ()
+    """Directories whose entries `-d` watches (the files' parents and any listed directory)."""
+
+    def watched_dirs(self) -> tuple[Path, ...]:
+        """Every directory that needs a kernel watch: the files' parents and `dirs`."""
+        seen = dict.fromkeys([*(f.parent for f in self.files), *self.dirs])
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs, built once by `cli.py` and never changed."""
+
+    command: tuple[str, ...]
+    """The target: argv, or a single shell command line when `shell` is set."""
+    watch: WatchList
+    restart: bool = False
+    """`-r`: a change stops the running target and starts it again."""
+    postpone: bool = False
+    """`-p`: no start until the first change."""
+    all_events: bool = False
+    """`-a`: a change during a (non `-r`) run leads to one more run."""
+    clear: int = 0
+    """`-c` (1) clears the screen before each start; `-cc` (2) the scrollback too."""
+    dir_watch: int = 0
+    """`-d` (1): exit 2 when a watched directory gains or loses an entry; `-dd` (2): dotfiles too.
+    """
+    interactive: bool = True
+    """Read keys from the terminal (space: run now, q: quit), unless `-n`."""
+    shell: bool = False
+    """`-s`: run the command with `$SHELL -c`."""
+    exit_on_exit: bool = False
+    """`-z`: exit when the target exits by itself, with its status."""
+    build: str | None = None
+    """`--build`: a shell command run before every start; the target starts only if it succeeds."""
+    on_busy: OnBusy = OnBusy.RESTART
+    on_exit: OnExit = OnExit.WAIT
+    signal: Signals | None = None
+    """`--signal`: send this to the running target instead of restarting it."""
+    stop_signal: Signals = Signals.SIGTERM
+    grace: float = 5.0
+    """`--stop-timeout`: seconds between the stop signal and SIGKILL."""
+    quiet: bool = False
+    debounce_ms: int = 1600
+    """The longest a burst of changes is gathered before reentr acts on it."""
+    step_ms: int = 50
+    """A burst ends after this much quiet (watchfiles' `step`)."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Parse `500ms`, `2s`, `1.5` (seconds) or `1m` into seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise UsageError(f"{option}: '{text}' is not a duration; write it as 500ms, 2s or 1m")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+
+
+def parse_signal(text: str, option: str) -> Signals:
+    """Parse a signal given as `SIGHUP`, `hup`, `Hup` or `1`."""
+    name = text.strip().upper()
+    if name.isdigit():
+        try:
+            return Signals(int(name))
+        except ValueError:
+            pass
+    else:
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        found = getattr(Signals, name, None)
+        if isinstance(found, Signals):
+            return found
+    raise UsageError(
+        f"{option}: unknown signal '{text}'; use a name such as SIGHUP, HUP or a number such as 1"
+    )
+
+
+def signal_names() -> list[str]:
+    """The signal names this platform knows, for help text and shell completion."""
+    return sorted({s.name for s in Signals})
+
+
+def describe_status(status: int) -> str:
+    """Say how a process ended, from a `Popen.returncode` (negative: killed by a signal)."""
+    if status < 0:
+        try:
+            return f"killed by {Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def shell_status(status: int) -> int:
+    """A `Popen.returncode` as a shell reports it: the status, or 128+N for signal N."""
+    return 128 - status if status < 0 else status

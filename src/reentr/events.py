@@ -1,0 +1,162 @@
+"""The vocabulary of the loop: events that happened (past tense) and actions to carry out.
+
+Threads and signal handlers only ever create events and put them on the runner's queue;
+`policy.step` turns each event into actions; `runner.py` carries the actions out.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from dataclasses import dataclass
+
+
+class Role(str, enum.Enum):
+    """Which of reentr's two kinds of child a process is."""
+
+    BUILD = "build"
+    TARGET = "target"
+
+
+# Events ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Began:
+    """The loop started and the watch is in place."""
+
+
+@dataclass(frozen=True)
+class FilesChanged:
+    """A batch of changes to watched files, gathered by the watcher."""
+
+    paths: tuple[str, ...]
+    """Absolute paths, the leading edge (the file written first) first."""
+    detected_ns: int
+
+
+@dataclass(frozen=True)
+class DirectoryAltered:
+    """`-d`: a watched directory gained or lost an entry."""
+
+
+@dataclass(frozen=True)
+class KeyPressed:
+    key: str
+
+
+@dataclass(frozen=True)
+class SignalReceived:
+    signum: int
+
+
+@dataclass(frozen=True)
+class ProcessStarted:
+    role: Role
+    pid: int
+    at_ns: int
+
+
+@dataclass(frozen=True)
+class ProcessStartFailed:
+    role: Role
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProcessExited:
+    """The process group's leader exited; others in its group may still be running."""
+
+    role: Role
+    pid: int
+    status: int
+    """`Popen.returncode`: the exit status, or -N when killed by signal N."""
+    ran_s: float = 0.0
+    """How long the process ran."""
+    tail: str = ""
+    """The last lines of its output, where it was captured (the build's)."""
+
+
+@dataclass(frozen=True)
+class GroupEmptied:
+    """The last live process of the group led by `pid` is gone."""
+
+    role: Role
+    pid: int
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    name: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class WatcherFailed:
+    reason: str
+
+
+Event = (
+    Began
+    | FilesChanged
+    | DirectoryAltered
+    | KeyPressed
+    | SignalReceived
+    | ProcessStarted
+    | ProcessStartFailed
+    | ProcessExited
+    | GroupEmptied
+    | TimerFired
+    | WatcherFailed
+)
+
+
+# Actions --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    role: Role
+    trigger: str | None = None
+    """The leading-edge changed file, for `/_` and `$0`; None before the first change."""
+
+
+@dataclass(frozen=True)
+class SignalGroup:
+    """Send `signum` to the whole process group of `pid`."""
+
+    role: Role
+    pid: int
+    signum: signal.Signals
+    stop: bool = False
+    """This is the stop signal of a stop with escalation, not `--signal`."""
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    name: str
+    pid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ClearScreen:
+    level: int
+
+
+@dataclass(frozen=True)
+class Say:
+    """A status line for the user; `report.py` words it."""
+
+    what: str
+    role: Role | None = None
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Exit:
+    status: int
+
+
+Action = Start | SignalGroup | SetTimer | ClearScreen | Say | Exit

@@ -1,0 +1,291 @@
+"""The pure decision function: `step(config, state, event) -> (state, actions)`.
+
+Every choice reentr makes lives here: when to build, when to stop and start the target,
+what a change during a build or a run does, when to escalate to SIGKILL, and when to exit.
+Nothing here touches the operating system, so the whole lifecycle is tested as tables.
+
+Two rules hold everywhere:
+- A new process of a role starts only when the previous group of that role is gone.
+- No change is lost: a change either starts work now or leaves a `want_*` flag that is
+  honoured as soon as the processes in the way are gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from dataclasses import dataclass
+
+from reentr.config import Config, OnBusy, OnExit, shell_status
+from reentr.errors import ExitStatus
+from reentr.events import (
+    Action,
+    Began,
+    ClearScreen,
+    DirectoryAltered,
+    Event,
+    Exit,
+    FilesChanged,
+    GroupEmptied,
+    KeyPressed,
+    ProcessExited,
+    ProcessStarted,
+    ProcessStartFailed,
+    Role,
+    Say,
+    SetTimer,
+    SignalGroup,
+    SignalReceived,
+    Start,
+    TimerFired,
+    WatcherFailed,
+)
+
+GRACE = "grace"
+BACKOFF = "backoff"
+BACKOFF_FIRST = 0.1
+"""Seconds before the first `--on-exit restart`; doubles per exit in a row, up to BACKOFF_MAX."""
+BACKOFF_MAX = 5.0
+STABLE_RUN = 10.0
+"""A target that ran this many seconds before exiting is not in a crash loop."""
+STATUS_NOT_RUN = 127
+"""The status reported for a command that could not be started, as a shell reports it."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The process group of one role: at most one at a time."""
+
+    pid: int | None = None
+    leader_alive: bool = False
+    group_alive: bool = False
+    stopping: bool = False
+    """The stop signal was sent: its exit is ours, not news."""
+    killed: bool = False
+    starting: bool = False
+    """`Start` was issued and its `ProcessStarted` has not arrived yet."""
+
+    @property
+    def busy(self) -> bool:
+        """A process of this role exists or is about to."""
+        return self.starting or self.group_alive
+
+
+@dataclass(frozen=True)
+class State:
+    target: Slot = Slot()
+    build: Slot = Slot()
+    want_build: bool = False
+    """A build of the current files must run once the build slot is free."""
+    want_start: bool = False
+    """The target must (re)start, or be signalled, once nothing is in the way."""
+    build_stale: bool = False
+    """Files changed during the running build: its result is not started (`--on-busy` not queue)."""
+    trigger: str | None = None
+    """The leading-edge file of the newest change, for `/_`."""
+    quitting: int | None = None
+    """The exit status, once reentr is shutting down."""
+    exit_after_run: int | None = None
+    """`-d` without `-r`: run once more, then exit with this status."""
+    exits_in_a_row: int = 0
+
+
+def initial() -> State:
+    return State()
+
+
+def step(config: Config, state: State, event: Event) -> tuple[State, list[Action]]:
+    """Decide what `event` means: the next state, and the actions for the runner to carry out."""
+    actions: list[Action] = []
+    state = _apply(config, state, event, actions)
+    state = _advance(config, state, actions)
+    return state, actions
+
+
+def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
+    """Record what the event says happened; `_advance` then decides what to do next."""
+    match event:
+        case Began():
+            return s if config.postpone else _want(config, s, None)
+        case FilesChanged(paths=paths):
+            return _changed(config, s, paths[0] if paths else None)
+        case KeyPressed(key=" "):
+            # entr reads keys only while it waits: a key during a (non -r) run is not queued.
+            if _runs_to_completion(config) and s.target.busy:
+                return s
+            return _changed(config, s, None)
+        case KeyPressed(key="q"):
+            return _quit(s, ExitStatus.OK, out)
+        case KeyPressed():
+            return s
+        case SignalReceived(signum=signum):
+            status = ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.OK
+            return _quit(s, status, out)
+        case DirectoryAltered():
+            if s.quitting is not None:
+                return s
+            out.append(Say("directory-altered"))
+            if _runs_to_completion(config):
+                # entr runs the utility once more, then exits 2 (entr(1), -d).
+                return _want(config, dataclasses.replace(
+                    s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), None)
+            return dataclasses.replace(s, quitting=ExitStatus.DIRECTORY_ALTERED)
+        case WatcherFailed(reason=reason):
+            out.append(Say("watcher-failed", detail=reason))
+            return dataclasses.replace(s, quitting=ExitStatus.ERROR)
+        case ProcessStarted(role=role, pid=pid):
+            return _set(s, role, Slot(pid=pid, leader_alive=True, group_alive=True))
+        case ProcessStartFailed(role=role, reason=reason):
+            out.append(Say("start-failed", role=role, detail=reason))
+            return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
+        case ProcessExited(role=role, pid=pid, status=status, ran_s=ran_s, tail=tail):
+            slot = _get(s, role)
+            if slot.pid != pid:
+                return s
+            ours = slot.stopping or s.quitting is not None
+            s = _set(s, role, dataclasses.replace(slot, leader_alive=False))
+            return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours, tail=tail)
+        case GroupEmptied(role=role, pid=pid):
+            if _get(s, role).pid != pid:
+                return s
+            return _set(s, role, Slot())
+        case TimerFired(name=name, pid=pid):
+            return _timer(config, s, name, pid, out)
+    return s
+
+
+def _runs_to_completion(config: Config) -> bool:
+    """entr without `-r`: the utility runs to its end and is never stopped by a change."""
+    return not config.restart and config.signal is None
+
+
+def _want(config: Config, s: State, trigger: str | None) -> State:
+    if trigger is not None:
+        s = dataclasses.replace(s, trigger=trigger)
+    if config.build is not None:
+        return dataclasses.replace(s, want_build=True)
+    return dataclasses.replace(s, want_start=True)
+
+
+def _changed(config: Config, s: State, trigger: str | None) -> State:
+    if s.quitting is not None:
+        return s
+    if _runs_to_completion(config) and s.target.busy and not config.all_events:
+        # entr drains the events of a run and throws them away; `-a` keeps them (entr(1), -a).
+        return s
+    if s.build.busy and config.on_busy is not OnBusy.QUEUE:
+        s = dataclasses.replace(s, build_stale=True)
+    return _want(config, dataclasses.replace(s, exits_in_a_row=0), trigger)
+
+
+def _quit(s: State, status: int, out: list[Action]) -> State:
+    if s.quitting is not None:
+        # A second Ctrl-C: no more grace for anyone.
+        for role in Role:
+            slot = _get(s, role)
+            if slot.group_alive and not slot.killed and slot.pid is not None:
+                out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
+                s = _set(s, role, dataclasses.replace(slot, killed=True, stopping=True))
+        return s
+    return dataclasses.replace(s, quitting=status)
+
+
+def _exited(
+    config: Config, s: State, role: Role, status: int, out: list[Action], *,
+    ran_s: float = 0.0, ours: bool = False, tail: str = "",
+) -> State:
+    if role is Role.BUILD:
+        if ours or s.build_stale:
+            return dataclasses.replace(s, build_stale=False)
+        if status != 0:
+            out.append(Say("build-failed", role=role, status=status, detail=tail))
+            return s
+        out.append(Say("build-succeeded", role=role, status=status))
+        return dataclasses.replace(s, want_start=True)
+    if ours:
+        return s
+    out.append(Say("exited", role=role, status=status))
+    if s.exit_after_run is not None and not s.want_start:
+        return dataclasses.replace(s, quitting=s.exit_after_run)
+    if config.exit_on_exit or config.on_exit is OnExit.QUIT:
+        return dataclasses.replace(s, quitting=shell_status(status))
+    if config.on_exit is OnExit.RESTART and not s.want_start:
+        in_a_row = 0 if ran_s >= STABLE_RUN else s.exits_in_a_row
+        delay = min(BACKOFF_FIRST * 2**in_a_row, BACKOFF_MAX)
+        out.append(SetTimer(BACKOFF, _get(s, role).pid or 0, delay))
+        return dataclasses.replace(s, exits_in_a_row=in_a_row + 1)
+    return s
+
+
+def _timer(config: Config, s: State, name: str, pid: int, out: list[Action]) -> State:
+    if name == GRACE:
+        for role in Role:
+            slot = _get(s, role)
+            if slot.pid == pid and slot.group_alive and not slot.killed:
+                out.append(Say("killed", role=role, detail=f"{config.grace:g}"))
+                out.append(SignalGroup(role, pid, signal.SIGKILL))
+                return _set(s, role, dataclasses.replace(slot, killed=True))
+        return s
+    if name == BACKOFF and s.quitting is None and not s.target.busy:
+        return dataclasses.replace(s, want_start=True)
+    return s
+
+
+def _advance(config: Config, s: State, out: list[Action]) -> State:
+    """Move towards what the state wants, starting nothing while its predecessor lives."""
+    quitting = s.quitting
+    if quitting is not None:
+        for role in Role:
+            s = _stop(config, s, role, out)
+        if not s.build.busy and not s.target.busy:
+            out.append(Exit(quitting))
+        return s
+    if s.want_start and not s.build.busy:
+        s = _swap_target(config, s, out)
+    if s.want_build and not s.want_start:
+        if not s.build.busy:
+            out.append(Start(Role.BUILD, s.trigger))
+            s = dataclasses.replace(
+                s, want_build=False, build=Slot(starting=True), build_stale=False
+            )
+        elif config.on_busy is OnBusy.RESTART:
+            s = _stop(config, s, Role.BUILD, out)
+    return s
+
+
+def _swap_target(config: Config, s: State, out: list[Action]) -> State:
+    t = s.target
+    if config.signal is not None and t.leader_alive and t.pid is not None:
+        if not t.stopping:
+            out.append(SignalGroup(Role.TARGET, t.pid, config.signal))
+            out.append(Say("signalled", role=Role.TARGET, detail=config.signal.name))
+        return dataclasses.replace(s, want_start=False)
+    if t.busy:
+        if not _runs_to_completion(config):
+            s = _stop(config, s, Role.TARGET, out)
+        return s
+    if config.clear:
+        out.append(ClearScreen(config.clear))
+    out.append(Start(Role.TARGET, s.trigger))
+    return dataclasses.replace(s, want_start=False, target=Slot(starting=True))
+
+
+def _stop(config: Config, s: State, role: Role, out: list[Action]) -> State:
+    """Send the stop signal to the role's group once, and arm the SIGKILL escalation."""
+    slot = _get(s, role)
+    if not slot.group_alive or slot.stopping or slot.pid is None:
+        return s
+    signum = config.stop_signal if role is Role.TARGET else signal.SIGTERM
+    out.append(SignalGroup(role, slot.pid, signum, stop=True))
+    out.append(SetTimer(GRACE, slot.pid, config.grace))
+    return _set(s, role, dataclasses.replace(slot, stopping=True))
+
+
+def _get(s: State, role: Role) -> Slot:
+    return s.build if role is Role.BUILD else s.target
+
+
+def _set(s: State, role: Role, slot: Slot) -> State:
+    if role is Role.BUILD:
+        return dataclasses.replace(s, build=slot)
+    return dataclasses.replace(s, target=slot)

@@ -1,0 +1,202 @@
+"""The only owner of child processes: start each in its own process group, signal the whole
+group, and report through the runner's queue when the leader exits and when the group is gone."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from reentr.events import Event, GroupEmptied, ProcessExited, Role
+
+TAIL_LINES = 20
+"""How many of the build's last output lines are kept to show when it fails."""
+_PR_SET_PDEATHSIG = 1
+_ETXTBSY_TRIES = 10
+"""entr retries exec on ETXTBSY too: a build may still be closing the binary it just wrote."""
+
+
+class Queue(Protocol):
+    def put(self, item: Event) -> None: ...
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+"""Looked up once, so the code between fork and exec only makes one foreign call."""
+
+
+@dataclass
+class Child:
+    role: Role
+    popen: subprocess.Popen[bytes]
+    started_ns: int
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+def start(
+    role: Role,
+    argv: Sequence[str],
+    events: Queue,
+    env: Mapping[str, str],
+    *,
+    capture_tail: bool = False,
+    on_output: Callable[[bytes], None] | None = None,
+) -> Child:
+    """Start `argv` as the leader of a new session and process group.
+
+    The child's stdin is /dev/null: it is not in the terminal's foreground group, so it could
+    not read the terminal anyway (entr does the same under -r). With `capture_tail`, stdout and
+    stderr go through a pipe; every chunk is passed to `on_output` and the last lines are kept
+    for the exit report.
+
+    Raises:
+        OSError: the program could not be started (not found, not executable).
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        # Runs in the child between fork and exec. PR_SET_PDEATHSIG makes the kernel kill the
+        # child when reentr dies, even by SIGKILL; it survives exec. It is tied to the forking
+        # thread, which is always the runner's main thread. If reentr died before this line,
+        # the signal would never come, so check the parent and give up.
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    pipe = subprocess.PIPE if capture_tail else None
+    for attempt in range(_ETXTBSY_TRIES):
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=pipe,
+                stderr=subprocess.STDOUT if capture_tail else None,
+                env=dict(env),
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (one prctl call, no locks)
+            )
+            break
+        except OSError as error:
+            if error.errno != errno.ETXTBSY or attempt == _ETXTBSY_TRIES - 1:
+                raise
+            time.sleep(0.001)
+    child = Child(role, popen, time.monotonic_ns())
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    reader = None
+    if popen.stdout is not None:
+        reader = threading.Thread(
+            target=_forward, args=(popen.stdout, tail, on_output), daemon=True,
+            name=f"reentr-{role.value}-output",
+        )
+        reader.start()
+    threading.Thread(
+        target=_reap, args=(child, events, reader, tail), daemon=True,
+        name=f"reentr-{role.value}-reaper",
+    ).start()
+    return child
+
+
+def _forward(
+    stream: IO[bytes], tail: collections.deque[str], on_output: Callable[[bytes], None] | None
+) -> None:
+    with stream:
+        for line in iter(stream.readline, b""):
+            if on_output is not None:
+                on_output(line)
+            tail.append(line.decode(errors="replace").rstrip("\n"))
+
+
+def _reap(
+    child: Child, events: Queue, reader: threading.Thread | None, tail: collections.deque[str]
+) -> None:
+    status = child.popen.wait()
+    ran_s = (time.monotonic_ns() - child.started_ns) / 1e9
+    if reader is not None:
+        # A grandchild may hold the pipe open; the tail is only a report, so don't wait long.
+        reader.join(timeout=1.0)
+    events.put(ProcessExited(child.role, child.pid, status, ran_s, "\n".join(tail)))
+    delay = 0.001
+    while group_alive(child.pid):
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    events.put(GroupEmptied(child.role, child.pid))
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send `signum` to every process in the group; a group already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is left in the group.
+
+    `killpg(pgid, 0)` also succeeds for zombies, and orphaned zombies stay forever in a
+    container whose PID 1 does not reap, so on Linux the group's members are read from /proc.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may contain anything.
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def ignores_signal(pid: int, signum: int) -> bool:
+    """Whether the process has `signum` ignored (SigIgn in /proc/PID/status), where readable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def child_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: `base`, with entr's defaults for PAGER and SHELL, then `extra`."""
+    env = dict(base)
+    # entr sets these when unset, so a pager cannot block a run (entr(1), ENVIRONMENT).
+    env.setdefault("PAGER", "/bin/cat")
+    env.setdefault("SHELL", "/bin/sh")
+    env.update(extra)
+    return env

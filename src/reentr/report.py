@@ -1,0 +1,106 @@
+"""Every line the user reads from reentr: status lines on stderr behind a stable `reentr:`
+prefix, and entr's `-s` status line on stdout. The target's own output is never touched."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from typing import TextIO
+
+from reentr.config import Config, describe_status
+from reentr.events import Role, Say
+
+PREFIX = "reentr: "
+
+
+class Reporter:
+    """Words the policy's `Say` actions, and remembers what a later line needs to say."""
+
+    def __init__(self, config: Config, err: TextIO | None = None, out: TextIO | None = None):
+        self._config = config
+        self._err = err or sys.stderr
+        self._out = out or sys.stdout
+        self._serving_since: str | None = None
+
+    def line(self, text: str, *, always: bool = False) -> None:
+        """Print one status line, unless `--quiet` (errors are `always`)."""
+        if always or not self._config.quiet:
+            self._err.write(PREFIX + text + "\n")
+            self._err.flush()
+
+    def error(self, text: str) -> None:
+        self.line(text, always=True)
+
+    def watching(self, files: int, dirs: int) -> None:
+        what = f"{files} file{'s' * (files != 1)}"
+        if self._config.dir_watch:
+            what += f" and {dirs} director{'ies' if dirs != 1 else 'y'}"
+        self.line(f"watching {what}")
+
+    def started(self, role: Role, pid: int) -> None:
+        if role is Role.TARGET:
+            self._serving_since = time.strftime("%H:%M:%S")
+
+    def ignores_stop_signal(self, pid: int, signal_name: str) -> None:
+        self.error(
+            f"warning: the target (pid {pid}) ignores {signal_name}; it will be killed with "
+            f"SIGKILL after {self._config.grace:g}s (choose another with --stop-signal)"
+        )
+
+    def say(self, note: Say) -> None:
+        name = self._name(note.role)
+        match note.what:
+            case "exited":
+                self._exited(name, note.status or 0)
+            case "build-failed":
+                if note.detail:
+                    for tail_line in note.detail.splitlines():
+                        self._err.write(f"  | {tail_line}\n")
+                since = (
+                    f"still serving the build from {self._serving_since}"
+                    if self._serving_since else "nothing is running yet"
+                )
+                self.error(
+                    f"build failed ({describe_status(note.status or 0)}); {since}; "
+                    "the next change builds again"
+                )
+            case "build-succeeded":
+                pass
+            case "start-failed":
+                self.error(f"cannot start {name}: {note.detail}")
+            case "killed":
+                self.error(
+                    f"{name} did not stop within {note.detail}s of "
+                    f"{self._config.stop_signal.name if note.role is Role.TARGET else 'SIGTERM'}"
+                    "; sent SIGKILL to its process group"
+                )
+            case "signalled":
+                self.line(f"sent {note.detail} to {name}")
+            case "directory-altered":
+                self.error("directory altered")
+            case "watcher-failed":
+                self.error(f"watching failed: {note.detail}")
+
+    def _exited(self, name: str, status: int) -> None:
+        config = self._config
+        runs_to_completion = not config.restart and config.signal is None
+        if config.shell and runs_to_completion:
+            # entr -s prints this on stdout after each run (entr.c, print_child_status).
+            shell = os.path.basename(os.environ.get("SHELL", "/bin/sh"))
+            verdict = (
+                f"returned exit code {status}" if status >= 0
+                else f"terminated by signal {-status}"
+            )
+            self._out.write(f"{shell} {verdict}\n")
+            self._out.flush()
+        elif not runs_to_completion or status != 0:
+            self.line(f"{name} exited ({describe_status(status)})")
+
+    def _name(self, role: Role | None) -> str:
+        if role is Role.BUILD:
+            return f"the build '{self._config.build}'"
+        command = self._config.command
+        text = command[0] if self._config.shell else shlex.join(command)
+        return f"'{text}'"

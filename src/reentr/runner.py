@@ -1,0 +1,171 @@
+"""The loop: owns the event queue and the timers, feeds `policy.step`, carries out its actions.
+
+It is the one place that blocks, and it blocks only on the queue. Every thread (watcher, keys,
+reapers) and every signal handler only puts events on that queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import queue
+import re
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from contextlib import ExitStack
+
+from reentr import policy, process, signals, terminal, watcher
+from reentr.config import Config
+from reentr.events import (
+    Began,
+    ClearScreen,
+    Event,
+    Exit,
+    GroupEmptied,
+    ProcessStarted,
+    ProcessStartFailed,
+    Role,
+    Say,
+    SetTimer,
+    SignalGroup,
+    Start,
+    TimerFired,
+)
+from reentr.report import Reporter
+
+PLACEHOLDER = "/_"
+_SHELL_SYNTAX = re.compile(r"[;&|`(){}\n]|\$\(")
+_NOT_EXECABLE = frozenset((
+    "!", "[[", "case", "cd", "coproc", "eval", "exec", "export", "for", "function", "if",
+    "local", "readonly", "select", "set", "source", "time", "trap", "ulimit", "umask", "unset",
+    "until", "while", ".", ":", "{",
+))
+"""Words that `exec` cannot precede: shell keywords and builtins that must run in the shell."""
+
+
+def run(config: Config, reporter: Reporter, environ: Mapping[str, str] | None = None) -> int:
+    """Watch, run and restart as `config` says, until something ends the run; return the
+    exit status. On the way out every child's process group is gone."""
+    loop = _Loop(config, reporter, dict(os.environ if environ is None else environ))
+    return loop.run()
+
+
+class _Loop:
+    def __init__(self, config: Config, reporter: Reporter, environ: dict[str, str]):
+        self.config = config
+        self.reporter = reporter
+        self.environ = environ
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.timers: list[tuple[float, int, TimerFired]] = []
+        self.children: dict[int, process.Child] = {}
+        self.warned_ignores = False
+
+    def run(self) -> int:
+        with ExitStack() as stack:
+            stack.enter_context(signals.forwarded(self.events))
+            stack.enter_context(watcher.watching(self.config, self.events))
+            stack.enter_context(terminal.keys(self.events, self.config.interactive))
+            self.reporter.watching(len(self.config.watch.files), len(self.config.watch.dirs))
+            try:
+                return self._loop()
+            finally:
+                # Reached with children only when something went wrong (policy exits only
+                # once every group is gone): never leave one behind.
+                for pid in list(self.children):
+                    process.signal_group(pid, signal.SIGKILL)
+        raise AssertionError("unreachable")  # pragma: no cover (ExitStack swallows nothing)
+
+    def _loop(self) -> int:
+        state = policy.initial()
+        immediate: deque[Event] = deque([Began()])
+        while True:
+            event = immediate.popleft() if immediate else self._next_event()
+            state, actions = policy.step(self.config, state, event)
+            for action in actions:
+                match action:
+                    case Exit(status=status):
+                        return status
+                    case Start(role=role, trigger=trigger):
+                        immediate.append(self._start(role, trigger))
+                    case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
+                        self._signal(role, pid, signum, stop)
+                    case SetTimer(name=name, pid=pid, seconds=seconds):
+                        deadline = time.monotonic() + seconds
+                        heapq.heappush(
+                            self.timers, (deadline, id(action), TimerFired(name, pid))
+                        )
+                    case ClearScreen(level=level):
+                        terminal.clear_screen(level)
+                    case Say():
+                        self.reporter.say(action)
+            if isinstance(event, GroupEmptied):
+                self.children.pop(event.pid, None)
+
+    def _next_event(self) -> Event:
+        while True:
+            timeout = None
+            if self.timers:
+                timeout = self.timers[0][0] - time.monotonic()
+                if timeout <= 0:
+                    return heapq.heappop(self.timers)[2]
+            try:
+                return self.events.get(timeout=timeout)
+            except queue.Empty:
+                continue
+
+    def _start(self, role: Role, trigger: str | None) -> Event:
+        argv = self._argv(role, trigger)
+        try:
+            child = process.start(
+                role, argv, self.events, process.child_env(self.environ, {}),
+                capture_tail=role is Role.BUILD, on_output=_write_stderr,
+            )
+        except OSError as error:
+            return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}")
+        self.children[child.pid] = child
+        self.reporter.started(role, child.pid)
+        return ProcessStarted(role, child.pid, child.started_ns)
+
+    def _argv(self, role: Role, trigger: str | None) -> list[str]:
+        config = self.config
+        if role is Role.BUILD:
+            assert config.build is not None
+            return ["/bin/sh", "-c", _exec_form(config.build)]
+        first = trigger or (str(config.watch.files[0]) if config.watch.files else "")
+        if config.shell:
+            shell = self.environ.get("SHELL") or "/bin/sh"
+            # As entr -s: the changed file is the shell's $0.
+            return [shell, "-c", _exec_form(config.command[0]), os.path.realpath(first)]
+        argv = list(config.command)
+        if PLACEHOLDER in argv:
+            # Only the first word that is exactly "/_" is replaced (entr(1)).
+            argv[argv.index(PLACEHOLDER)] = os.path.realpath(first)
+        return argv
+
+    def _signal(self, role: Role, pid: int, signum: int, stop: bool) -> None:
+        if (
+            role is Role.TARGET and stop and not self.warned_ignores
+            and process.ignores_signal(pid, signum)
+        ):
+            self.warned_ignores = True
+            self.reporter.ignores_stop_signal(pid, signal.Signals(signum).name)
+        process.signal_group(pid, signum)
+
+
+def _exec_form(command: str) -> str:
+    """Prefix a simple shell command with `exec`, so the signal reaches the program itself and
+    not only the shell (watchexec#960); a command with shell syntax is left as it is."""
+    words = command.split()
+    if not words or _SHELL_SYNTAX.search(command) or words[0] in _NOT_EXECABLE:
+        return command
+    if "=" in words[0]:
+        return command  # `exec VAR=1 cmd` would try to run "VAR=1"
+    return "exec " + command
+
+
+def _write_stderr(chunk: bytes) -> None:
+    sys.stderr.buffer.write(chunk)
+    sys.stderr.buffer.flush()
