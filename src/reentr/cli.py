@@ -137,6 +137,10 @@ def entr_mode(
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="Print only errors.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Also say what changed, and why a change "
+                           "did nothing.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
                            callback=_version)
@@ -162,7 +166,7 @@ def entr_mode(
         all_events=all_events, clear=clear, dir_watch=dir_watch,
         interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
         build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
-        grace=grace, quiet=quiet,
+        grace=grace, quiet=quiet, verbose=verbose,
     )
     reporter = Reporter(config)
     for warning in warnings:

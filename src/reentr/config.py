@@ -79,6 +79,8 @@ class Config:
     grace: float = 5.0
     """`--stop-timeout`: seconds between the stop signal and SIGKILL."""
     quiet: bool = False
+    verbose: bool = False
+    """Also say what changed, and why a change did nothing."""
     debounce_ms: int = 1600
     """The longest a burst of changes is gathered before reentr acts on it."""
     step_ms: int = 50

@@ -108,6 +108,8 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case Began():
             return s if config.postpone else _want(config, s, None)
         case FilesChanged(paths=paths):
+            dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
+            out.append(Say("changed", detail=", ".join(paths) + dropped))
             return _changed(config, s, paths[0] if paths else None)
         case KeyPressed(key=" "):
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
@@ -167,11 +169,13 @@ def _want(config: Config, s: State, trigger: str | None) -> State:
     return dataclasses.replace(s, want_start=True)
 
 
+def _drops_changes(config: Config, s: State) -> bool:
+    """entr drains the events of a run and throws them away; `-a` keeps them (entr(1), -a)."""
+    return _runs_to_completion(config) and s.target.busy and not config.all_events
+
+
 def _changed(config: Config, s: State, trigger: str | None) -> State:
-    if s.quitting is not None:
-        return s
-    if _runs_to_completion(config) and s.target.busy and not config.all_events:
-        # entr drains the events of a run and throws them away; `-a` keeps them (entr(1), -a).
+    if s.quitting is not None or _drops_changes(config, s):
         return s
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
         s = dataclasses.replace(s, build_stale=True)

@@ -66,6 +66,9 @@ class Reporter:
                     f"build failed ({describe_status(note.status or 0)}); {since}; "
                     "the next change builds again"
                 )
+            case "changed":
+                if self._config.verbose:
+                    self.line(f"changed: {note.detail}")
             case "build-succeeded":
                 pass
             case "start-failed":

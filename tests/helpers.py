@@ -1,0 +1,194 @@
+"""Test helpers: run the installed `reentr` as a real process and wait on evidence.
+
+`wait_for` is the only place a test sleeps, and only as a poll interval under a deadline.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+DEADLINE = 15.0
+"""Generous: the machine is shared and has 2 cores."""
+_bin = shutil.which("reentr", path=os.path.dirname(sys.executable))
+REENTR = [_bin] if _bin else [sys.executable, "-m", "reentr"]
+APPS = Path(__file__).parent / "apps"
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = DEADLINE, what: str = "") -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+class Stream:
+    """The lines a pipe delivers, gathered by a thread, with a cursor for `expect`."""
+
+    def __init__(self, fd: int):
+        self.lines: list[str] = []
+        self.raw = b""
+        self.eof = threading.Event()
+        self._cond = threading.Condition()
+        self._cursor = 0
+        threading.Thread(target=self._read, args=(fd,), daemon=True).start()
+
+    def _read(self, fd: int) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._cond:
+                self.raw += chunk
+                buffer += chunk
+                *done, buffer = buffer.split(b"\n")
+                self.lines.extend(line.decode(errors="replace") for line in done)
+                if not chunk:
+                    if buffer:
+                        self.lines.append(buffer.decode(errors="replace"))
+                    self.eof.set()
+                self._cond.notify_all()
+            if not chunk:
+                os.close(fd)
+                return
+
+    def expect(self, pattern: str, timeout: float = DEADLINE) -> re.Match[str]:
+        """Wait for the next line (after the last one matched) that matches `pattern`."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i in range(self._cursor, len(self.lines)):
+                    match = regex.search(self.lines[i])
+                    if match:
+                        self._cursor = i + 1
+                        return match
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.eof.is_set() and self._cursor >= len(self.lines)
+                                 and not any(regex.search(x) for x in self.lines[self._cursor:])):
+                    raise AssertionError(
+                        f"no line matching {pattern!r}; got:\n" + "\n".join(self.lines)
+                    )
+                self._cond.wait(min(left, 0.5))
+
+    def count(self, pattern: str) -> int:
+        with self._cond:
+            return sum(1 for line in self.lines if re.search(pattern, line))
+
+    def text(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+
+class Reentr:
+    """`reentr ARGS < files` as a real process in its own session, cleaned up by the fixture."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        files: Sequence[str | Path] | str = (),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        tty: bool = False,
+    ):
+        stdin_text = files if isinstance(files, str) else "".join(f"{f}\n" for f in files)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.master: int | None = None
+        preexec = None
+        if tty:
+            self.master, slave = os.openpty()
+
+            def preexec() -> None:
+                # Make the pty reentr's controlling terminal, as a shell does for a job.
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [*REENTR, *args], stdin=subprocess.PIPE, stdout=out_w, stderr=err_w, cwd=cwd,
+            env=full_env, start_new_session=True, preexec_fn=preexec,  # noqa: PLW1509
+            pass_fds=(slave,) if tty else (),
+        )
+        if tty:
+            os.close(slave)
+        os.close(out_w)
+        os.close(err_w)
+        self.out = Stream(out_r)
+        self.err = Stream(err_r)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(stdin_text.encode())
+        self.proc.stdin.close()
+
+    def press(self, key: str) -> None:
+        assert self.master is not None
+        os.write(self.master, key.encode())
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        """The exit status, once reentr has exited and its stdout (which every child
+        inherited) is at EOF: so no process of the tree is left."""
+        status = self.proc.wait(timeout)
+        assert self.out.eof.wait(timeout), "a child still holds reentr's stdout open"
+        return status
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(DEADLINE)
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+
+
+def fifo_holders_gone(path: Path, timeout: float = DEADLINE) -> bool:
+    """Whether every process that held the FIFO's write end (a grandchild that inherited it
+    included) is gone, within `timeout`: a non-blocking read then says EOF.
+
+    A new reader is not told POLLHUP about writers that left before it opened, so this reads
+    rather than polls."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+
+    def at_eof() -> bool:
+        try:
+            return os.read(fd, 4096) == b""
+        except BlockingIOError:
+            return False
+
+    try:
+        wait_for(at_eof, timeout, what=f"EOF on {path.name}")
+        return True
+    finally:
+        os.close(fd)
+
+
+def edit(path: Path, text: str) -> None:
+    """Write a file in place, as most editors do."""
+    path.write_text(text)
+
+
+def atomic_edit(path: Path, text: str) -> None:
+    """Write a temporary file and rename it over `path`, as vim and JetBrains do."""
+    temp = path.with_name(path.name + ".tmp~")
+    temp.write_text(text)
+    os.replace(temp, path)

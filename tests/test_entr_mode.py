@@ -1,0 +1,380 @@
+"""End to end: entr mode through the installed `reentr`, with real files, processes, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import TARGET
+from helpers import REENTR, Reentr, atomic_edit, edit, fifo_holders_gone, wait_for
+
+Start = Callable[..., Reentr]
+RUN = [sys.executable, "-c", "import sys; print('run', *sys.argv[1:], flush=True)"]
+
+
+def run_cli(
+    args: list[str], stdin: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*REENTR, *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=30,
+        check=False,
+    )
+
+
+# Usage and early errors -----------------------------------------------------------------------
+
+
+def test_help_and_version() -> None:
+    shown = run_cli(["--help"])
+    assert shown.returncode == 0
+    assert "-r, --restart" in shown.stdout and "Exit status" in shown.stdout
+    version = run_cli(["--version"])
+    assert version.returncode == 0 and version.stdout.startswith("reentr ")
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["-x", "true"], "a.txt\n", "no such option: -x"),
+        ([], "a.txt\n", "usage: reentr"),
+        (["-s", "echo", "hi"], "a.txt\n", "-s takes the command as one argument"),
+        (["no-such-program-reentr"], "a.txt\n", "cannot run 'no-such-program-reentr'"),
+        (["--stop-signal", "SIGNOPE", "true"], "a.txt\n", "unknown signal 'SIGNOPE'"),
+        (["--stop-timeout", "soon", "true"], "a.txt\n", "'soon' is not a duration"),
+        (["true"], "", "no regular files to watch"),
+        (["true"], "\n\n", "no regular files to watch"),
+        (["true"], "missing.txt\n", "no regular files to watch"),
+        (["true"], ".\n", "no regular files to watch"),
+    ],
+    ids=["unknown-flag", "no-utility", "shell-words", "no-program", "bad-signal",
+         "bad-duration", "empty-list", "blank-lines", "missing-only", "directory-only"],
+)
+def test_bad_input_is_one_line_and_status_1(
+    project: Path, args: list[str], stdin: str, message: str
+) -> None:
+    done = run_cli(args, stdin, cwd=project)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if "cannot watch" not in line]
+    assert len(lines) == 1, done.stderr
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_missing_file_is_warned_and_skipped(reentr: Start) -> None:
+    proc = reentr(["-z", *RUN], files=["gone.txt", "a.txt"])
+    proc.err.expect(r"cannot watch 'gone.txt': No such file or directory; skipped")
+    proc.err.expect(r"watching 1 file")
+    assert proc.wait() == 0
+
+
+def test_terminal_on_stdin_gets_usage(project: Path) -> None:
+    master, slave = os.openpty()
+    try:
+        done = subprocess.run(
+            [*REENTR, "true"], stdin=slave, capture_output=True, text=True, cwd=project,
+            timeout=30, check=False,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert done.returncode == 1
+    assert "usage: reentr" in done.stderr and "standard input" in done.stderr
+
+
+# Runs and triggers ---------------------------------------------------------------------------
+
+
+def test_runs_then_runs_again_on_each_change(reentr: Start, project: Path) -> None:
+    proc = reentr(["-n", *RUN])
+    proc.out.expect(r"^run$")
+    edit(project / "a.txt", "changed")
+    proc.out.expect(r"^run$")
+    atomic_edit(project / "b.txt", "saved like vim")
+    proc.out.expect(r"^run$")
+    (project / "a.txt").unlink()
+    (project / "a.txt").write_text("recreated")
+    proc.out.expect(r"^run$")
+    os.chmod(project / "b.txt", 0o600)
+    proc.out.expect(r"^run$")
+    edit(project / "a.txt", "and the recreated file is still watched")
+    proc.out.expect(r"^run$")
+
+
+def test_delete_triggers_a_run(reentr: Start, project: Path) -> None:
+    proc = reentr(["-n", *RUN])
+    proc.out.expect(r"^run$")
+    (project / "b.txt").unlink()
+    proc.out.expect(r"^run$")
+
+
+def test_a_burst_of_50_writes_gives_one_run(reentr: Start, project: Path) -> None:
+    proc = reentr(["-n", *RUN])
+    proc.out.expect(r"^run$")
+    for i in range(50):
+        edit(project / "a.txt", str(i))
+    proc.out.expect(r"^run$")
+    edit(project / "b.txt", "marker")  # a later run proves the burst's runs are all counted
+    wait_for(lambda: proc.out.count(r"^run$") >= 3, what="the marker run")
+    assert proc.out.count(r"^run$") <= 4
+
+
+def test_spaces_in_names_are_kept_and_blank_lines_skipped(reentr: Start, project: Path) -> None:
+    spaced = project / " with space .txt"
+    spaced.write_text("x")
+    proc = reentr(["-n", "-p", *RUN, "/_"], files="\n \n with space .txt\n\n")
+    proc.err.expect(r"watching 1 file")
+    edit(spaced, "y")
+    proc.out.expect(rf"^run {spaced}$")
+
+
+def test_postpone_waits_for_the_first_change(reentr: Start, project: Path) -> None:
+    proc = reentr(["-n", "-p", *RUN, "/_"])
+    proc.err.expect(r"watching 2 files")
+    edit(project / "b.txt", "now")
+    proc.out.expect(rf"^run {project / 'b.txt'}$")
+    assert proc.out.count("^run") == 1
+
+
+def test_placeholder_is_the_first_exact_word_only(reentr: Start, project: Path) -> None:
+    link = project / "link.txt"
+    link.symlink_to(project / "a.txt")
+    proc = reentr(["-n", *RUN, "x/_", "/_", "/_"], files=["link.txt", "b.txt"])
+    # Before any change /_ is the first listed file, resolved (symlinks too) as entr does.
+    proc.out.expect(rf"^run x/_ {project / 'a.txt'} /_$")
+    edit(project / "b.txt", "b2")
+    proc.out.expect(rf"^run x/_ {project / 'b.txt'} /_$")
+
+
+def test_arguments_after_the_utility_are_the_utility_s(reentr: Start) -> None:
+    proc = reentr(["-rz", *TARGET, "--exit", "0", "-p", "8000", "-r"])
+    proc.out.expect(r"args=-p 8000 -r$")
+    assert proc.wait() == 0
+
+
+def test_clear_screen(reentr: Start, project: Path) -> None:
+    once = reentr(["-c", "-z", *RUN])
+    assert once.wait() == 0
+    assert once.out.raw.startswith(b"\033[2J\033[H") and b"run" in once.out.raw
+    twice = reentr(["-cc", "-z", *RUN])
+    assert twice.wait() == 0
+    assert twice.out.raw.startswith(b"\033[2J\033[3J\033[H")
+
+
+def test_combined_flags_clear_and_postpone(reentr: Start, project: Path) -> None:
+    proc = reentr(["-cpn", *RUN])
+    proc.err.expect(r"watching 2 files")
+    edit(project / "a.txt", "go")
+    proc.out.expect(r"run$")
+    assert proc.out.raw.startswith(b"\033[2J\033[H")
+
+
+def _utility_that_waits(project: Path) -> list[str]:
+    """A utility that counts its runs in project/runs, prints `begin N`, then waits until
+    project/release-N exists, and prints `end N`."""
+    code = (
+        "import os, pathlib, select, sys\n"
+        "p = pathlib.Path(sys.argv[1]); runs = p / 'runs'\n"
+        "n = int(runs.read_text()) + 1 if runs.exists() else 1\n"
+        "runs.write_text(str(n)); print('begin', n, flush=True)\n"
+        "release = p / f'release-{n}'\n"
+        "while not release.exists(): select.select([], [], [], 0.01)\n"
+        "print('end', n, flush=True)\n"
+    )
+    return [sys.executable, "-c", code, str(project)]
+
+
+@pytest.mark.parametrize("all_events", [False, True], ids=["drops", "with-a"])
+def test_changes_during_a_run(reentr: Start, project: Path, all_events: bool) -> None:
+    proc = reentr(["-n", "-v", *(["-a"] if all_events else []), *_utility_that_waits(project)])
+    proc.out.expect(r"^begin 1$")
+    edit(project / "a.txt", "during the run")
+    dropped = r" \(dropped: a run is in progress\)"
+    proc.err.expect(r"changed: .*a\.txt" + ("$" if all_events else dropped))
+    (project / "release-1").touch()
+    proc.out.expect(r"^end 1$")
+    if all_events:
+        proc.out.expect(r"^begin 2$")  # -a: the change during run 1 leads to run 2
+        (project / "release-2").touch()
+        proc.out.expect(r"^end 2$")
+    # The next change after a run gives the next run number: nothing else ran between.
+    edit(project / "b.txt", "after the run")
+    expected = 3 if all_events else 2
+    proc.out.expect(rf"^begin {expected}$")
+    assert proc.out.count(r"^begin") == expected
+
+
+# -r -------------------------------------------------------------------------------------------
+
+
+def test_restart_stops_the_whole_group_before_starting_again(
+    reentr: Start, project: Path, fifos: Path
+) -> None:
+    proc = reentr(["-r", *TARGET, "--state", str(fifos), "--grandchild"])
+    proc.out.expect(r"started pid=\d+ gen=1")
+    edit(project / "a.txt", "restart")
+    proc.out.expect(r"started pid=\d+ gen=2")
+    # Generation 1, grandchild included, is gone: every holder of its FIFO closed it.
+    assert fifo_holders_gone(fifos / "fifo-1")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert fifo_holders_gone(fifos / "fifo-2")
+
+
+def test_a_child_that_exits_is_not_restarted(reentr: Start, project: Path) -> None:
+    proc = reentr(["-r", *TARGET, "--exit", "3"])
+    proc.out.expect(r"gen=0")
+    proc.err.expect(r"exited \(exit status 3\)")
+    edit(project / "a.txt", "change")
+    proc.out.expect(r"gen=0")
+    proc.err.expect(r"exited \(exit status 3\)")
+    assert proc.out.count("started") == 2
+
+
+def test_restart_escalates_to_sigkill(reentr: Start, project: Path, fifos: Path) -> None:
+    proc = reentr(["-r", "--stop-timeout", "300ms", *TARGET, "--state", str(fifos),
+                   "--ignore-term"])
+    proc.out.expect(r"gen=1")
+    edit(project / "a.txt", "restart")
+    proc.err.expect(r"ignores SIGTERM")
+    proc.err.expect(r"did not stop within 0.3s of SIGTERM; sent SIGKILL")
+    proc.out.expect(r"gen=2")
+    assert fifo_holders_gone(fifos / "fifo-1")
+
+
+# -z and exit statuses ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("utility", "status"),
+    [
+        (["sh", "-c", "exit 0"], 0),
+        (["sh", "-c", "exit 7"], 7),
+        (["sh", "-c", "kill -KILL $$"], 128 + 9),
+    ],
+    ids=["zero", "seven", "killed"],
+)
+def test_z_exits_with_the_utility_status(reentr: Start, utility: list[str], status: int) -> None:
+    assert reentr(["-z", *utility]).wait() == status
+
+
+def test_rz_restarts_on_change_and_exits_when_the_child_does(
+    reentr: Start, project: Path, fifos: Path
+) -> None:
+    script = project / "run.sh"
+    script.write_text(f'[ -e {project}/stop ] && exit 4\nexec {" ".join(TARGET)} '
+                      f'--state {fifos}\n')
+    proc = reentr(["-rz", "sh", str(script)])
+    proc.out.expect(r"gen=1")
+    edit(project / "a.txt", "restart")
+    proc.out.expect(r"gen=2")
+    (project / "stop").touch()
+    edit(project / "a.txt", "restart into exit 4")
+    assert proc.wait() == 4
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"),
+    [(signal.SIGINT, 0), (signal.SIGHUP, 0), (signal.SIGTERM, 128 + 15)],
+    ids=["INT", "HUP", "TERM"],
+)
+def test_signals_stop_the_children_then_exit(
+    reentr: Start, fifos: Path, signum: int, status: int
+) -> None:
+    proc = reentr(["-r", *TARGET, "--state", str(fifos), "--grandchild"])
+    proc.out.expect(r"gen=1")
+    proc.signal(signum)
+    assert proc.wait() == status
+    assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
+
+
+def test_sigkill_of_reentr_takes_the_child_with_it(reentr: Start, fifos: Path) -> None:
+    proc = reentr(["-r", *TARGET, "--state", str(fifos)])
+    proc.out.expect(r"gen=1")
+    proc.signal(signal.SIGKILL)
+    proc.proc.wait(10)
+    assert fifo_holders_gone(fifos / "fifo-1")
+
+
+# -s ------------------------------------------------------------------------------------------
+
+
+def test_shell_runs_the_command_with_the_file_as_dollar_zero(reentr: Start, project: Path) -> None:
+    proc = reentr(["-s", "-n", "echo shell $0; exit 3"], env={"SHELL": "/bin/sh"})
+    proc.out.expect(rf"^shell {project / 'a.txt'}$")
+    proc.out.expect(r"^sh returned exit code 3$")
+    edit(project / "b.txt", "b")
+    proc.out.expect(rf"^shell {project / 'b.txt'}$")
+
+
+def test_shell_restart_signals_the_program_not_just_the_shell(
+    reentr: Start, project: Path, fifos: Path
+) -> None:
+    command = " ".join([*TARGET, "--state", str(fifos)])
+    proc = reentr(["-r", "-s", command], env={"SHELL": "/bin/sh"})
+    pid = int(proc.out.expect(r"started pid=(\d+) gen=1").group(1))
+    # exec: the program is the shell's own process, so SIGTERM reaches it directly.
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1].endswith(b"target.py")
+    edit(project / "a.txt", "x")
+    proc.out.expect(r"gen=2")
+    assert fifo_holders_gone(fifos / "fifo-1")
+
+
+# -d ------------------------------------------------------------------------------------------
+
+
+def test_d_runs_once_more_then_exits_2_on_a_new_file(reentr: Start, project: Path) -> None:
+    proc = reentr(["-d", "-n", *RUN])
+    proc.err.expect(r"watching 2 files and 1 directory")
+    proc.out.expect(r"^run$")
+    atomic_edit(project / "a.txt", "an atomic save is not a directory change")
+    proc.out.expect(r"^run$")
+    (project / ".hidden").write_text("dotfiles do not count without -dd")
+    edit(project / "b.txt", "b")
+    proc.out.expect(r"^run$")
+    (project / "new.txt").write_text("new")
+    proc.err.expect(r"directory altered")
+    assert proc.wait() == 2
+    assert proc.out.count(r"^run$") == 4
+
+
+def test_dd_counts_dotfiles_and_r_stops_the_child(
+    reentr: Start, project: Path, fifos: Path
+) -> None:
+    proc = reentr(["-dd", "-r", *TARGET, "--state", str(fifos)])
+    proc.out.expect(r"gen=1")
+    (project / ".new").write_text("a dotfile")
+    assert proc.wait() == 2
+    assert proc.out.count("started") == 1
+    assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
+
+
+def test_d_accepts_listed_directories(reentr: Start, project: Path) -> None:
+    (project / "sub").mkdir()
+    proc = reentr(["-d", "-n", "-p", *RUN], files=["sub", "a.txt"])
+    proc.err.expect(r"watching 1 file and 2 directories")
+    (project / "sub" / "added.txt").write_text("x")
+    assert proc.wait() == 2
+
+
+# Keys ----------------------------------------------------------------------------------------
+
+
+def test_keys_space_restarts_and_q_quits(reentr: Start, fifos: Path) -> None:
+    proc = reentr(["-r", *TARGET, "--state", str(fifos)], tty=True)
+    proc.out.expect(r"gen=1")
+    proc.press(" ")
+    proc.out.expect(r"gen=2")
+    proc.press("x")  # any other key does nothing
+    proc.press("q")
+    assert proc.wait() == 0
+    assert proc.out.count("started") == 2
+
+
+def test_without_n_and_without_a_terminal_it_runs_anyway(reentr: Start) -> None:
+    assert reentr(["-z", *RUN]).wait() == 0
