@@ -84,7 +84,7 @@ class Config:
     debounce_ms: int = 1600
     """The longest a burst of changes is gathered before reentr acts on it."""
     step_ms: int = 50
-    """A burst ends after this much quiet (watchfiles' `step`)."""
+    """A burst ends after this much quiet."""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")

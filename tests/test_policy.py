@@ -1,0 +1,240 @@
+"""Tables for the pure decision function: (config, events) -> actions, with no OS at all."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from reentr import policy
+from reentr.config import Config, OnBusy, OnExit, WatchList
+from reentr.events import (
+    Action,
+    Began,
+    ClearScreen,
+    DirectoryAltered,
+    Event,
+    Exit,
+    FilesChanged,
+    GroupEmptied,
+    KeyPressed,
+    ProcessExited,
+    ProcessStarted,
+    ProcessStartFailed,
+    Role,
+    Say,
+    SetTimer,
+    SignalGroup,
+    SignalReceived,
+    Start,
+    TimerFired,
+)
+
+B, T = Role.BUILD, Role.TARGET
+BASE = Config(command=("app",), watch=WatchList((Path("/p/a"),)))
+
+
+def cfg(**changes: object) -> Config:
+    return dataclasses.replace(BASE, **changes)  # type: ignore[arg-type]
+
+
+def changed(path: str = "/p/a") -> FilesChanged:
+    return FilesChanged((path,), 0)
+
+
+def run(config: Config, events: Sequence[Event]) -> tuple[policy.State, list[list[Action]]]:
+    state = policy.initial()
+    steps = []
+    for event in events:
+        state, actions = policy.step(config, state, event)
+        steps.append([a for a in actions if not (isinstance(a, Say) and a.what == "changed")])
+    return state, steps
+
+
+def started(role: Role, pid: int) -> list[Event]:
+    return [ProcessStarted(role, pid, 0)]
+
+
+def gone(role: Role, pid: int, status: int = 0) -> list[Event]:
+    return [ProcessExited(role, pid, status), GroupEmptied(role, pid)]
+
+
+running: list[Event] = [Began(), *started(T, 10)]
+STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10, 5.0)]
+
+
+@pytest.mark.parametrize(
+    ("config", "events", "last"),
+    [
+        (cfg(), [Began()], [Start(T, None)]),
+        (cfg(postpone=True), [Began()], []),
+        (cfg(postpone=True), [Began(), changed()], [Start(T, "/p/a")]),
+        (cfg(clear=2), [Began()], [ClearScreen(2), Start(T, None)]),
+        # -r: stop the group, start again only once the group is gone.
+        (cfg(restart=True), [Began(), *started(T, 10), changed()], STOP),
+        (cfg(restart=True), [Began(), *started(T, 10), changed(), ProcessExited(T, 10, -15)],
+         []),
+        (cfg(restart=True), [Began(), *started(T, 10), changed(), *gone(T, 10, -15)],
+         [Start(T, "/p/a")]),
+        # Changes while stopping are coalesced into the one start; the newest trigger wins.
+        (cfg(restart=True), [Began(), *started(T, 10), changed(), changed("/p/b"),
+                             *gone(T, 10, -15)], [Start(T, "/p/b")]),
+        # Grace expired: SIGKILL the group, once.
+        (cfg(restart=True), [Began(), *started(T, 10), changed(), TimerFired("grace", 10)],
+         [Say("killed", role=T, detail="5"), SignalGroup(T, 10, signal.SIGKILL)]),
+        (cfg(restart=True), [Began(), *started(T, 10), changed(), *gone(T, 10),
+                             TimerFired("grace", 10)], []),
+        # Without -r a change during a run is dropped; with -a it leads to one more run.
+        (cfg(), [Began(), *started(T, 10), changed(), *gone(T, 10)], []),
+        (cfg(all_events=True), [Began(), *started(T, 10), changed(), *gone(T, 10)],
+         [Start(T, "/p/a")]),
+        # --signal: signal the running target, start it if it is not running.
+        (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), changed()],
+         [SignalGroup(T, 10, signal.SIGHUP), Say("signalled", role=T, detail="SIGHUP")]),
+        (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), *gone(T, 10, 1), changed()],
+         [Start(T, "/p/a")]),
+        # Keys.
+        (cfg(restart=True), [Began(), *started(T, 10), KeyPressed(" ")], STOP),
+        (cfg(), [Began(), *started(T, 10), KeyPressed(" "), *gone(T, 10)], []),
+        (cfg(), [Began(), *started(T, 10), *gone(T, 10), KeyPressed(" ")], [Start(T, None)]),
+        (cfg(), [Began(), KeyPressed("x")], []),
+    ],
+    ids=["start", "postpone", "postpone-then-change", "clear", "r-stops", "r-waits-for-group",
+         "r-starts-when-gone", "r-coalesces", "grace-kills", "grace-after-exit",
+         "non-r-drops", "a-keeps", "signal", "signal-starts", "space-restarts",
+         "space-during-run", "space-reruns", "other-key"],
+)
+def test_lifecycle(config: Config, events: list[Event], last: list[Action]) -> None:
+    _, steps = run(config, events)
+    assert steps[-1] == last
+
+
+@pytest.mark.parametrize(
+    ("config", "events", "status"),
+    [
+        (cfg(), [*running, SignalReceived(signal.SIGINT), *gone(T, 10, -15)], 0),
+        (cfg(), [*running, SignalReceived(signal.SIGHUP), *gone(T, 10, -15)], 0),
+        (cfg(), [*running, SignalReceived(signal.SIGTERM), *gone(T, 10, -15)], 143),
+        (cfg(), [*running, KeyPressed("q"), *gone(T, 10, -15)], 0),
+        (cfg(postpone=True), [Began(), SignalReceived(signal.SIGINT)], 0),
+        (cfg(exit_on_exit=True), [Began(), *started(T, 10), *gone(T, 10, 3)], 3),
+        (cfg(exit_on_exit=True), [Began(), *started(T, 10), *gone(T, 10, -9)], 137),
+        (cfg(on_exit=OnExit.QUIT), [Began(), *started(T, 10), *gone(T, 10, 4)], 4),
+        (cfg(restart=True), [Began(), *started(T, 10), DirectoryAltered(), *gone(T, 10, -15)],
+         2),
+        (cfg(), [Began(), ProcessStartFailed(T, "nope")], None),
+        (cfg(exit_on_exit=True), [Began(), ProcessStartFailed(T, "nope")], 127),
+    ],
+    ids=["INT", "HUP", "TERM", "q", "INT-idle", "z", "z-signal", "on-exit-quit", "d-with-r",
+         "start-failed", "z-start-failed"],
+)
+def test_exit_status(config: Config, events: list[Event], status: int | None) -> None:
+    _, steps = run(config, events)
+    exits = [a.status for a in steps[-1] if isinstance(a, Exit)]
+    assert exits == ([] if status is None else [status])
+
+
+def test_quitting_stops_everything_first_and_a_second_signal_kills() -> None:
+    config = cfg(restart=True, build="make")
+    events: list[Event] = [Began(), *started(B, 5), SignalReceived(signal.SIGINT)]
+    state, steps = run(config, events)
+    assert steps[-1] == [SignalGroup(B, 5, signal.SIGTERM, stop=True),
+                         SetTimer(policy.GRACE, 5, 5.0)]
+    state, actions = policy.step(config, state, SignalReceived(signal.SIGINT))
+    assert actions == [SignalGroup(B, 5, signal.SIGKILL)]
+    state, actions = policy.step(config, state, ProcessExited(B, 5, -9))
+    assert actions == []
+    _, actions = policy.step(config, state, GroupEmptied(B, 5))
+    assert actions == [Exit(0)]
+
+
+def test_d_without_r_runs_once_more_then_exits_2() -> None:
+    events: list[Event] = [Began(), *started(T, 10), *gone(T, 10), DirectoryAltered()]
+    state, steps = run(cfg(), events)
+    assert steps[-1] == [Say("directory-altered"), Start(T, None)]
+    for event in [*started(T, 11), *gone(T, 11)]:
+        state, actions = policy.step(cfg(), state, event)
+    assert Exit(2) in actions
+
+
+# Build step ------------------------------------------------------------------------------------
+
+
+def build_then_target(config: Config) -> list[Event]:
+    return [Began(), *started(B, 5), *gone(B, 5), *started(T, 10)]
+
+
+def test_build_runs_first_and_the_target_starts_on_success() -> None:
+    config = cfg(build="make", restart=True)
+    _, steps = run(config, [Began(), *started(B, 5), ProcessExited(B, 5, 0), GroupEmptied(B, 5)])
+    assert steps[0] == [Start(B, None)]
+    assert steps[2] == [Say("build-succeeded", role=B, status=0)]
+    assert steps[3] == [Start(T, None)]
+
+
+def test_failed_build_leaves_the_target_alone() -> None:
+    config = cfg(build="make", restart=True)
+    events = [*build_then_target(config), changed(), *started(B, 6),
+              ProcessExited(B, 6, 2, 0.1, "error: x"), GroupEmptied(B, 6)]
+    state, steps = run(config, events)
+    assert steps[-2] == [Say("build-failed", role=B, status=2, detail="error: x")]
+    assert steps[-1] == []
+    assert state.target.pid == 10 and state.target.leader_alive
+    # The next change builds again, and a good build replaces the target.
+    for event in [changed(), *started(B, 7), *gone(B, 7)]:
+        state, actions = policy.step(config, state, event)
+    assert actions == STOP
+    _, actions = policy.step(config, state, ProcessExited(T, 10, -15))
+    _, actions = policy.step(config, state, GroupEmptied(T, 10))
+    assert actions == [Start(T, "/p/a")]
+
+
+@pytest.mark.parametrize(
+    ("on_busy", "during_build", "after_build"),
+    [
+        # restart: stop the build; its result is discarded; build again once it is gone.
+        (OnBusy.RESTART, [SignalGroup(B, 6, signal.SIGTERM, stop=True),
+                          SetTimer(policy.GRACE, 6, 5.0)], [Start(B, "/p/b")]),
+        # queue: let it finish and start its result (the target restarts), then build again.
+        (OnBusy.QUEUE, [], [SignalGroup(T, 10, signal.SIGTERM, stop=True),
+                            SetTimer(policy.GRACE, 10, 5.0)]),
+        # ignore: let it finish, discard its outdated result, build again.
+        (OnBusy.IGNORE, [], [Start(B, "/p/b")]),
+    ],
+    ids=["restart", "queue", "ignore"],
+)
+def test_on_busy(on_busy: OnBusy, during_build: list[Action], after_build: list[Action]) -> None:
+    config = cfg(build="make", restart=True, on_busy=on_busy)
+    events = [*build_then_target(config), changed(), *started(B, 6)]
+    state, _ = run(config, events)
+    state, actions = policy.step(config, state, changed("/p/b"))
+    assert [a for a in actions if not isinstance(a, Say)] == during_build
+    status = -15 if on_busy is OnBusy.RESTART else 0
+    state, _ = policy.step(config, state, ProcessExited(B, 6, status))
+    state, actions = policy.step(config, state, GroupEmptied(B, 6))
+    assert actions == after_build
+    if on_busy is OnBusy.QUEUE:
+        queued: list[Event] = [ProcessExited(T, 10, -15), GroupEmptied(T, 10)]
+        for event in queued:
+            state, actions = policy.step(config, state, event)
+        # The finished build's result starts, and the queued build starts with it.
+        assert actions == [Start(T, "/p/b"), Start(B, "/p/b")]
+
+
+def test_on_exit_restart_backs_off_and_a_stable_run_resets() -> None:
+    config = cfg(restart=True, on_exit=OnExit.RESTART)
+    state, _ = run(config, [Began(), *started(T, 10)])
+    delays: list[float] = []
+    pid = 10
+    for ran in (0.1, 0.1, 0.1, 30.0):
+        state, actions = policy.step(config, state, ProcessExited(T, pid, 1, ran))
+        delays.extend(a.seconds for a in actions if isinstance(a, SetTimer))
+        state, _ = policy.step(config, state, GroupEmptied(T, pid))
+        state, actions = policy.step(config, state, TimerFired(policy.BACKOFF, pid))
+        assert actions == [Start(T, None)]
+        pid += 1
+        state, _ = policy.step(config, state, ProcessStarted(T, pid, 0))
+    assert delays == [0.1, 0.2, 0.4, 0.1]
