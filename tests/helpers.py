@@ -10,11 +10,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import termios
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -106,9 +108,11 @@ class Reentr:
         self,
         args: Sequence[str],
         files: Sequence[str | Path] | str = (),
+        *,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
         tty: bool = False,
+        wrap: Sequence[str] = (),
     ):
         stdin_text = files if isinstance(files, str) else "".join(f"{f}\n" for f in files)
         out_r, out_w = os.pipe()
@@ -124,7 +128,7 @@ class Reentr:
 
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
-            [*REENTR, *args], stdin=subprocess.PIPE, stdout=out_w, stderr=err_w, cwd=cwd,
+            [*wrap, *REENTR, *args], stdin=subprocess.PIPE, stdout=out_w, stderr=err_w, cwd=cwd,
             env=full_env, start_new_session=True, preexec_fn=preexec,  # noqa: PLW1509
             pass_fds=(slave,) if tty else (),
         )
@@ -180,6 +184,22 @@ def fifo_holders_gone(path: Path, timeout: float = DEADLINE) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_get(port: int, timeout: float = 2.0) -> str | None:
+    """The body served on 127.0.0.1:port, or None if nothing answered."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
 
 
 def edit(path: Path, text: str) -> None:
