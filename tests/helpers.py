@@ -29,7 +29,7 @@ REENTR = [_bin] if _bin else [sys.executable, "-m", "reentr"]
 APPS = Path(__file__).parent / "apps"
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = DEADLINE, what: str = "") -> T:
+def wait_for(predicate: Callable[[], T | None], timeout: float = DEADLINE, what: str = "") -> T:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
