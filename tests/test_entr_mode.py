@@ -378,3 +378,21 @@ def test_keys_space_restarts_and_q_quits(reentr: Start, fifos: Path) -> None:
 
 def test_without_n_and_without_a_terminal_it_runs_anyway(reentr: Start) -> None:
     assert reentr(["-z", *RUN]).wait() == 0
+
+
+def test_n_ignores_keys_even_with_a_terminal(reentr: Start, project: Path, fifos: Path) -> None:
+    proc = reentr(["-n", "-r", "-v", *TARGET, "--state", str(fifos)], tty=True)
+    proc.out.expect(r"gen=1")
+    proc.press(" ")
+    proc.press("q")
+    edit(project / "a.txt", "a change still restarts")
+    proc.err.expect(r"changed: .*a\.txt")
+    proc.out.expect(r"gen=2")  # gen=2, not 3: the space did nothing, and q did not quit
+    assert proc.proc.poll() is None
+
+
+def test_the_utility_s_stdin_is_dev_null(reentr: Start) -> None:
+    show = [sys.executable, "-c", "import os; print('stdin', os.readlink('/proc/self/fd/0'))"]
+    proc = reentr(["-rz", *show])
+    proc.out.expect(r"^stdin /dev/null$")
+    assert proc.wait() == 0

@@ -196,3 +196,14 @@ def _stat(pid: str) -> list[str]:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return []
+
+
+def test_a_second_ctrl_c_kills_at_once(reentr: Start, fifos: Path) -> None:
+    proc = reentr(["-r", "--stop-timeout", "60s", *TARGET, "--state", str(fifos),
+                   "--ignore-term"])
+    proc.out.expect(r"gen=1")
+    proc.signal(signal.SIGINT)
+    proc.err.expect(r"ignores SIGTERM")  # the first one asked politely, and was ignored
+    proc.signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0  # well within the 60 s stop timeout
+    assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
