@@ -31,6 +31,7 @@ from reentr.events import (
     SignalReceived,
     Start,
     TimerFired,
+    Triggered,
 )
 
 B, T = Role.BUILD, Role.TARGET
@@ -50,8 +51,13 @@ def run(config: Config, events: Sequence[Event]) -> tuple[policy.State, list[lis
     steps = []
     for event in events:
         state, actions = policy.step(config, state, event)
-        steps.append([a for a in actions if not (isinstance(a, Say) and a.what == "changed")])
+        steps.append([a for a in actions if not _noise(a)])
     return state, steps
+
+
+def _noise(action: Action) -> bool:
+    """What these tables leave to their own tests: verbose lines and timeline markers."""
+    return isinstance(action, Triggered) or (isinstance(action, Say) and action.what == "changed")
 
 
 def started(role: Role, pid: int) -> list[Event]:
@@ -211,7 +217,7 @@ def test_on_busy(on_busy: OnBusy, during_build: list[Action], after_build: list[
     events = [*build_then_target(config), changed(), *started(B, 6)]
     state, _ = run(config, events)
     state, actions = policy.step(config, state, changed("/p/b"))
-    assert [a for a in actions if not isinstance(a, Say)] == during_build
+    assert [a for a in actions if not _noise(a)] == during_build
     status = -15 if on_busy is OnBusy.RESTART else 0
     state, _ = policy.step(config, state, ProcessExited(B, 6, status))
     state, actions = policy.step(config, state, GroupEmptied(B, 6))
@@ -238,3 +244,23 @@ def test_on_exit_restart_backs_off_and_a_stable_run_resets() -> None:
         pid += 1
         state, _ = policy.step(config, state, ProcessStarted(T, pid, 0))
     assert delays == [0.1, 0.2, 0.4, 0.1]
+
+
+@pytest.mark.parametrize(
+    ("config", "events", "triggered"),
+    [
+        (cfg(restart=True), [*running, changed()], True),
+        (cfg(), [*running, changed()], False),  # dropped: a run is in progress
+        (cfg(all_events=True), [*running, changed()], True),
+        (cfg(restart=True), [*running, KeyPressed(" ")], True),
+        (cfg(restart=True), [*running, SignalReceived(signal.SIGINT), changed()], False),
+    ],
+    ids=["r", "dropped", "a", "space", "quitting"],
+)
+def test_a_timeline_begins_only_for_an_accepted_change(
+    config: Config, events: list[Event], triggered: bool
+) -> None:
+    state = policy.initial()
+    for event in events:
+        state, actions = policy.step(config, state, event)
+    assert (Triggered() in actions) is triggered

@@ -3,6 +3,7 @@ statuses. It is the only module that exits."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -31,6 +32,7 @@ ClickUsageError: type[Exception] = _click_errors.UsageError
 USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filenames"
 
 PROCESS = "Process"
+LATENCY = "Latency"
 ENTR = "entr flags"
 
 entr_app = typer.Typer(
@@ -134,6 +136,11 @@ def entr_mode(
         str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
                           "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
     ] = "5s",
+    events: Annotated[
+        str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
+                                 "lifecycle event to FILE (- for stdout).", show_default=False,
+                                 rich_help_panel=LATENCY)
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="Print only errors.")
     ] = False,
@@ -166,17 +173,28 @@ def entr_mode(
         all_events=all_events, clear=clear, dir_watch=dir_watch,
         interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
         build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
-        grace=grace, quiet=quiet, verbose=verbose,
+        grace=grace, quiet=quiet, verbose=verbose, events=events,
     )
-    reporter = Reporter(config)
-    for warning in warnings:
-        reporter.error(warning)
     if not watch.files:
+        for warning in warnings:
+            sys.stderr.write(f"{PREFIX}{warning}\n")
         raise ReentrError(
             "no regular files to watch: list existing files on standard input, "
             "for example: ls *.py | reentr make"
         )
-    return runner.run(config, reporter)
+    with contextlib.ExitStack() as stack:
+        stream = None
+        if events == "-":
+            stream = sys.stdout
+        elif events is not None:
+            try:
+                stream = stack.enter_context(open(events, "w", encoding="utf-8"))
+            except OSError as error:
+                raise UsageError(f"--events: cannot write '{events}': {error.strerror}") from None
+        reporter = Reporter(config, events=stream)
+        for warning in warnings:
+            reporter.error(warning)
+        return runner.run(config, reporter)
 
 
 def _check_program(program: str) -> None:

@@ -155,8 +155,13 @@ class Say:
 
 
 @dataclass(frozen=True)
+class Triggered:
+    """A change (or the space key) was accepted: a restart's timeline begins."""
+
+
+@dataclass(frozen=True)
 class Exit:
     status: int
 
 
-Action = Start | SignalGroup | SetTimer | ClearScreen | Say | Exit
+Action = Start | SignalGroup | SetTimer | ClearScreen | Say | Triggered | Exit

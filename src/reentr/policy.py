@@ -38,6 +38,7 @@ from reentr.events import (
     SignalReceived,
     Start,
     TimerFired,
+    Triggered,
     WatcherFailed,
 )
 
@@ -110,12 +111,12 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case FilesChanged(paths=paths):
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
             out.append(Say("changed", detail=", ".join(paths) + dropped))
-            return _changed(config, s, paths[0] if paths else None)
+            return _changed(config, s, paths[0] if paths else None, out)
         case KeyPressed(key=" "):
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
             if _runs_to_completion(config) and s.target.busy:
                 return s
-            return _changed(config, s, None)
+            return _changed(config, s, None, out)
         case KeyPressed(key="q"):
             return _quit(s, ExitStatus.OK, out)
         case KeyPressed():
@@ -174,9 +175,10 @@ def _drops_changes(config: Config, s: State) -> bool:
     return _runs_to_completion(config) and s.target.busy and not config.all_events
 
 
-def _changed(config: Config, s: State, trigger: str | None) -> State:
+def _changed(config: Config, s: State, trigger: str | None, out: list[Action]) -> State:
     if s.quitting is not None or _drops_changes(config, s):
         return s
+    out.append(Triggered())
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
         s = dataclasses.replace(s, build_stale=True)
     return _want(config, dataclasses.replace(s, exits_in_a_row=0), trigger)

@@ -3,6 +3,7 @@ prefix, and entr's `-s` status line on stdout. The target's own output is never 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -11,6 +12,7 @@ from typing import TextIO
 
 from reentr.config import Config, describe_status
 from reentr.events import Role, Say
+from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
 
@@ -18,11 +20,53 @@ PREFIX = "reentr: "
 class Reporter:
     """Words the policy's `Say` actions, and remembers what a later line needs to say."""
 
-    def __init__(self, config: Config, err: TextIO | None = None, out: TextIO | None = None):
+    def __init__(
+        self,
+        config: Config,
+        err: TextIO | None = None,
+        out: TextIO | None = None,
+        events: TextIO | None = None,
+    ):
         self._config = config
         self._err = err or sys.stderr
         self._out = out or sys.stdout
+        self._events = events
         self._serving_since: str | None = None
+
+    def event(self, name: str, **fields: object) -> None:
+        """One line of the `--events` stream: a JSON object with `event` and `time` (seconds
+        since the epoch) first. The schema is documented in the README and kept stable."""
+        if self._events is None:
+            return
+        record = {"event": name, "time": round(time.time(), 6), **fields}
+        self._events.write(json.dumps(record) + "\n")
+        self._events.flush()
+
+    def restarted(self, number: int, timeline: Timeline) -> None:
+        """The line after each restart, and its `restart` event."""
+        stages = timeline.stages_ms()
+        total = timeline.total_ms()
+        self.event("restart", number=number, trigger=timeline.trigger,
+                   total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()})
+        config = self._config
+        what = "restart" if config.restart or config.signal is not None else "run"
+        shown: tuple[str, ...] = ("detect", "build", "stop", "spawn")
+        done = "spawned"
+        if config.signal is not None:
+            done, shown = f"signalled ({config.signal.name})", ("detect", "build")
+        parts = ", ".join(f"{stage} {stages[stage]:.0f}" for stage in shown)
+        where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
+        self.line(f"{what} #{number} {done} in {total:.0f} ms ({parts}; no readiness probe)"
+                  f"{where}")
+
+    def summary(self, summary: Summary) -> None:
+        """The table printed on exit: p50, p95 and max of each stage, in milliseconds."""
+        if not summary.restarts:
+            return
+        count = len(summary.restarts)
+        self.line(f"{count} restart{'s' * (count != 1)}, in ms:   p50     p95     max")
+        for stage, p50, p95, high in summary.rows():
+            self.line(f"  {stage:<22}{p50:>6.0f}  {p95:>6.0f}  {high:>6.0f}")
 
     def line(self, text: str, *, always: bool = False) -> None:
         """Print one status line, unless `--quiet` (errors are `always`)."""
@@ -107,3 +151,9 @@ class Reporter:
         command = self._config.command
         text = command[0] if self._config.shell else shlex.join(command)
         return f"'{text}'"
+
+
+def _relative(path: str) -> str:
+    """A path relative to the working directory when it is inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

@@ -20,11 +20,14 @@ from contextlib import ExitStack
 from reentr import policy, process, signals, terminal, watcher
 from reentr.config import Config
 from reentr.events import (
+    Action,
     Began,
     ClearScreen,
     Event,
     Exit,
+    FilesChanged,
     GroupEmptied,
+    ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
     Role,
@@ -33,8 +36,10 @@ from reentr.events import (
     SignalGroup,
     Start,
     TimerFired,
+    Triggered,
 )
 from reentr.report import Reporter
+from reentr.timing import Summary, Timeline, edit_time_ns
 
 PLACEHOLDER = "/_"
 _SHELL_SYNTAX = re.compile(r"[;&|`(){}\n]|\$\(")
@@ -62,9 +67,12 @@ class _Loop:
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
         self.warned_ignores = False
+        self.timeline: Timeline | None = None
+        self.summary = Summary()
 
     def run(self) -> int:
         with ExitStack() as stack:
+            stack.callback(self.reporter.summary, self.summary)
             stack.enter_context(signals.forwarded(self.events))
             stack.enter_context(watcher.watching(self.config, self.events))
             stack.enter_context(terminal.keys(self.events, self.config.interactive))
@@ -84,7 +92,9 @@ class _Loop:
         while True:
             event = immediate.popleft() if immediate else self._next_event()
             state, actions = policy.step(self.config, state, event)
+            self._stamp_event(event)
             for action in actions:
+                self._stamp_action(event, action)
                 match action:
                     case Exit(status=status):
                         return status
@@ -103,6 +113,59 @@ class _Loop:
                         self.reporter.say(action)
             if isinstance(event, GroupEmptied):
                 self.children.pop(event.pid, None)
+
+    def _stamp_event(self, event: Event) -> None:
+        """Record on the open timeline, and in the event stream, what `event` says happened."""
+        now = time.monotonic_ns()
+        timeline = self.timeline
+        match event:
+            case FilesChanged(paths=paths):
+                self.reporter.event("change", paths=list(paths))
+            case ProcessStarted(role=role, pid=pid, at_ns=at_ns):
+                self.reporter.event("spawned", role=role.value, pid=pid)
+                if role is Role.TARGET and timeline is not None:
+                    timeline.spawned = timeline.ready = at_ns
+                    self._complete(timeline)
+            case ProcessExited(role=role, pid=pid, status=status):
+                self.reporter.event("exited", role=role.value, pid=pid, status=status)
+                if role is Role.BUILD and status == 0 and timeline is not None:
+                    timeline.build_done = now
+            case GroupEmptied(role=role, pid=pid):
+                if role is Role.TARGET and timeline is not None and timeline.stop_sent:
+                    timeline.old_exited = timeline.old_exited or now
+
+    def _stamp_action(self, event: Event, action: Action) -> None:
+        now = time.monotonic_ns()
+        timeline = self.timeline
+        match action:
+            case Triggered() if timeline is None:
+                detected = event.detected_ns if isinstance(event, FilesChanged) else now
+                trigger = event.paths[0] if isinstance(event, FilesChanged) else None
+                self.timeline = Timeline(edit_time_ns(trigger, detected), detected, trigger)
+            case Start(role=role):
+                self.reporter.event("start", role=role.value)
+                if timeline is not None and role is Role.BUILD:
+                    timeline.build_started, timeline.build_done = now, None
+                elif timeline is not None:
+                    timeline.start = now
+            case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
+                self.reporter.event("signal", role=role.value, pid=pid, signal=signum.name,
+                                    stop=stop)
+                if timeline is None or role is Role.BUILD:
+                    return
+                if stop:
+                    timeline.stop_sent = timeline.stop_sent or now
+                elif signum == self.config.signal:
+                    timeline.ready = now  # --signal: the restart is the signal
+                    self._complete(timeline)
+            case Say(what="build-failed"):
+                self.reporter.event("build_failed")
+                self.timeline = None  # the old target keeps serving: no restart happened
+
+    def _complete(self, timeline: Timeline) -> None:
+        number = self.summary.add(timeline)
+        self.reporter.restarted(number, timeline)
+        self.timeline = None
 
     def _next_event(self) -> Event:
         while True:
