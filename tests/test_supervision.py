@@ -207,3 +207,25 @@ def test_a_second_ctrl_c_kills_at_once(reentr: Start, fifos: Path) -> None:
     proc.signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 0  # well within the 60 s stop timeout
     assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
+
+
+def test_only_the_main_thread_can_receive_the_handled_signals(
+    reentr: Start, project: Path
+) -> None:
+    """A signal given to a helper thread would wait, unhandled, until the main thread next
+    woke up (up to the whole stop timeout): helper threads must block it."""
+    proc = reentr(["-r", "--build", "true", *TARGET], tty=True)
+    proc.out.expect(r"started")
+    pid = proc.proc.pid
+    handled = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+    def blocked(tid: str) -> set[int]:
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        mask = int(next(line for line in status.splitlines()
+                        if line.startswith("SigBlk:")).split()[1], 16)
+        return {s for s in handled if mask >> (s - 1) & 1}
+
+    tasks = os.listdir(f"/proc/{pid}/task")
+    assert len(tasks) >= 4  # main, watcher (and its own thread), keys, reaper
+    for tid in tasks:
+        assert blocked(tid) == (set() if tid == str(pid) else handled), tid

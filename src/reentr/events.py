@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import signal
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class Role(str, enum.Enum):
@@ -94,6 +95,12 @@ class TimerFired:
 @dataclass(frozen=True)
 class WatcherFailed:
     reason: str
+
+
+class Queue(Protocol):
+    """Where events go: the runner's `queue.SimpleQueue`, whose `put` is safe in a handler."""
+
+    def put(self, item: Event) -> None: ...
 
 
 Event = (

@@ -15,19 +15,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO
 
-from reentr.events import Event, GroupEmptied, ProcessExited, Role
+from reentr.events import GroupEmptied, ProcessExited, Queue, Role
+from reentr.signals import start_thread
 
 TAIL_LINES = 20
 """How many of the build's last output lines are kept to show when it fails."""
 _PR_SET_PDEATHSIG = 1
 _ETXTBSY_TRIES = 10
 """entr retries exec on ETXTBSY too: a build may still be closing the binary it just wrote."""
-
-
-class Queue(Protocol):
-    def put(self, item: Event) -> None: ...
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -107,15 +104,10 @@ def start(
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     reader = None
     if popen.stdout is not None:
-        reader = threading.Thread(
-            target=_forward, args=(popen.stdout, tail, on_output), daemon=True,
-            name=f"reentr-{role.value}-output",
+        reader = start_thread(
+            _forward, popen.stdout, tail, on_output, name=f"reentr-{role.value}-output"
         )
-        reader.start()
-    threading.Thread(
-        target=_reap, args=(child, events, reader, tail), daemon=True,
-        name=f"reentr-{role.value}-reaper",
-    ).start()
+    start_thread(_reap, child, events, reader, tail, name=f"reentr-{role.value}-reaper")
     return child
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from reentr.events import SignalReceived
-from reentr.process import Queue
+from reentr.events import Queue, SignalReceived
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -34,3 +34,27 @@ def forwarded(events: Queue) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def blocked() -> Iterator[None]:
+    """Block the handled signals in the calling thread while the block runs.
+
+    A thread inherits its creator's signal mask, so a thread created here never receives
+    them. The kernel gives a process-directed signal to any thread that does not block it;
+    only the main thread runs Python's handlers, and it runs them promptly only if it is the
+    thread interrupted. So every helper thread, the watcher's own included, is created here.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def start_thread(target: Callable[..., object], *args: object, name: str) -> threading.Thread:
+    """Start a daemon thread that never receives the handled signals (see `blocked`)."""
+    thread = threading.Thread(target=target, args=args, daemon=True, name=name)
+    with blocked():
+        thread.start()
+    return thread

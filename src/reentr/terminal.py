@@ -6,12 +6,11 @@ import os
 import select
 import sys
 import termios
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from reentr.events import KeyPressed
-from reentr.process import Queue
+from reentr.events import KeyPressed, Queue
+from reentr.signals import start_thread
 
 CLEAR = {1: "\033[2J\033[H", 2: "\033[2J\033[3J\033[H"}
 """entr's sequences for -c and -cc (-cc also erases the scrollback)."""
@@ -50,10 +49,7 @@ def keys(events: Queue, enabled: bool) -> Iterator[bool]:
         mode[6][termios.VTIME] = 0
         termios.tcsetattr(fd, termios.TCSANOW, mode)
         wake_r, wake_w = os.pipe()
-        reader = threading.Thread(
-            target=_read_keys, args=(fd, wake_r, events), daemon=True, name="reentr-keys"
-        )
-        reader.start()
+        reader = start_thread(_read_keys, fd, wake_r, events, name="reentr-keys")
         try:
             yield True
         finally:

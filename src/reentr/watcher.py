@@ -17,10 +17,10 @@ from pathlib import Path
 
 from watchfiles._rust_notify import RustNotify
 
+from reentr import signals
 from reentr.config import Config
 from reentr.errors import ReentrError
-from reentr.events import DirectoryAltered, FilesChanged, WatcherFailed
-from reentr.process import Queue
+from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
 
 _SETTLE_TRIES = 5
 _SETTLE_S = 0.1
@@ -34,16 +34,15 @@ def watching(config: Config, events: Queue) -> Iterator[None]:
     watch = config.watch
     dirs = watch.watched_dirs()
     try:
-        notify = RustNotify([str(d) for d in dirs], False, False, 300, False, False)
+        with signals.blocked():  # RustNotify starts its own thread here
+            notify = RustNotify([str(d) for d in dirs], False, False, 300, False, False)
     except (OSError, RuntimeError) as error:
         raise ReentrError(f"cannot watch {', '.join(map(str, dirs))}: {error}") from None
     listing = {d: _entries(d, config.dir_watch) for d in watch.dirs} if config.dir_watch else {}
     stop = threading.Event()
-    thread = threading.Thread(
-        target=_loop, args=(notify, config, listing, events, stop), daemon=True,
-        name="reentr-watcher",
+    thread = signals.start_thread(
+        _loop, notify, config, listing, events, stop, name="reentr-watcher"
     )
-    thread.start()
     try:
         yield
     finally:
