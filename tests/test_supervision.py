@@ -47,7 +47,7 @@ def served(port: int, prefix: str) -> str:
 
 def test_readme_usage_line_restarts_a_small_http_app(reentr: Start, project: Path) -> None:
     """`ls *.py | reentr -r python app.py`, edit the app, it restarts; Ctrl-C leaves nothing."""
-    shutil.copy(APPS / "app.py", project / "app.py")
+    shutil.copy(APPS / "server.py", project / "app.py")
     port = free_port()
     proc = reentr(["-r", sys.executable, "app.py"], files=["app.py"], env={"PORT": str(port)})
     proc.out.expect(r"serving one")

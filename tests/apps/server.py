@@ -1,11 +1,16 @@
-"""An HTTP server for reentr's tests: serves `VERSION PID`, VERSION read from ./version.txt
-at start (the "binary" a build step produced), on 127.0.0.1:$PORT."""
+"""An HTTP server for reentr's tests: serves `VERSION PID` on 127.0.0.1:$PORT.
+
+VERSION is the constant below (edit it to make a new version, as in the README's example),
+unless ./version.txt exists: then it is what a build step wrote there.
+"""
 
 import http.server
 import os
 from pathlib import Path
 
-VERSION = Path("version.txt").read_text().strip()
+VERSION = "one"
+if Path("version.txt").exists():
+    VERSION = Path("version.txt").read_text().strip()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
