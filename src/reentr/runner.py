@@ -6,10 +6,12 @@ reapers) and every signal handler only puts events on that queue.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import queue
 import re
+import select
 import signal
 import sys
 import time
@@ -51,6 +53,48 @@ _NOT_EXECABLE = frozenset((
 """Words that `exec` cannot precede: shell keywords and builtins that must run in the shell."""
 
 
+class EventQueue:
+    """The loop's queue, which it can wait on without ever missing a wakeup.
+
+    Every `put`, and every signal (through `signal.set_wakeup_fd`, in `signals.py`), writes a
+    byte to a pipe the loop `select`s on. Blocking in `queue.get` instead would lose a signal
+    that arrives just before the wait begins: Python runs its handler only at the next
+    bytecode, which would come when the wait times out, possibly a whole stop timeout later.
+    """
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._wake_r, self.wake_fd = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self.wake_fd, False)
+
+    def put(self, item: Event) -> None:
+        self._items.put(item)
+        with contextlib.suppress(BlockingIOError):  # a full pipe is enough of a wakeup
+            os.write(self.wake_fd, b"\0")
+
+    def get(self, timeout: float | None) -> Event | None:
+        """The next event, or None once `timeout` seconds have passed without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self._items.get_nowait()
+            except queue.Empty:
+                pass
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            ready, _, _ = select.select([self._wake_r], [], [], left)
+            if ready:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_r, 4096):
+                        pass
+
+    def close(self) -> None:
+        os.close(self._wake_r)
+        os.close(self.wake_fd)
+
+
 def run(config: Config, reporter: Reporter, environ: Mapping[str, str] | None = None) -> int:
     """Watch, run and restart as `config` says, until something ends the run; return the
     exit status. On the way out every child's process group is gone."""
@@ -63,7 +107,7 @@ class _Loop:
         self.config = config
         self.reporter = reporter
         self.environ = environ
-        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.events = EventQueue()
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
         self.warned_ignores = False
@@ -72,8 +116,9 @@ class _Loop:
 
     def run(self) -> int:
         with ExitStack() as stack:
+            stack.callback(self.events.close)
             stack.callback(self.reporter.summary, self.summary)
-            stack.enter_context(signals.forwarded(self.events))
+            stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             stack.enter_context(watcher.watching(self.config, self.events))
             stack.enter_context(terminal.keys(self.events, self.config.interactive))
             self.reporter.watching(len(self.config.watch.files), len(self.config.watch.dirs))
@@ -174,10 +219,9 @@ class _Loop:
                 timeout = self.timers[0][0] - time.monotonic()
                 if timeout <= 0:
                     return heapq.heappop(self.timers)[2]
-            try:
-                return self.events.get(timeout=timeout)
-            except queue.Empty:
-                continue
+            event = self.events.get(timeout)
+            if event is not None:
+                return event
 
     def _start(self, role: Role, trigger: str | None) -> Event:
         argv = self._argv(role, trigger)

@@ -14,15 +14,18 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def forwarded(events: Queue) -> Iterator[None]:
+def forwarded(events: Queue, wake_fd: int) -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into `SignalReceived` events while the block runs.
 
-    The handlers only enqueue (`queue.SimpleQueue.put` is reentrant, so this is safe from a
-    handler); the runner decides what a signal means. Installing a handler also means a child
-    gets the default disposition at exec, even when reentr itself was started with SIGINT
-    ignored (a background job of a script): exec resets handled signals, not ignored ones.
+    The handlers only enqueue; the runner decides what a signal means. Python runs a handler
+    only at the main thread's next bytecode, so the signal also writes to `wake_fd` at once
+    (`signal.set_wakeup_fd`), which wakes the runner's wait. Installing a handler also means a
+    child gets the default disposition at exec, even when reentr itself was started with
+    SIGINT ignored (a background job of a script): exec resets handled signals, not ignored
+    ones.
     """
     previous = {signum: signal.getsignal(signum) for signum in HANDLED}
+    previous_wake_fd = signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)
 
     def enqueue(signum: int, frame: FrameType | None) -> None:
         events.put(SignalReceived(signum))
@@ -34,6 +37,7 @@ def forwarded(events: Queue) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        signal.set_wakeup_fd(previous_wake_fd)
 
 
 @contextmanager
