@@ -137,6 +137,10 @@ class _Loop:
         while True:
             event = immediate.popleft() if immediate else self._next_event()
             state, actions = policy.step(self.config, state, event)
+            if isinstance(event, GroupEmptied):
+                # Before the actions: an Exit among them must not leave a gone group here,
+                # where the cleanup below would signal a process group id that may be reused.
+                self.children.pop(event.pid, None)
             self._stamp_event(event)
             for action in actions:
                 self._stamp_action(event, action)
@@ -156,8 +160,6 @@ class _Loop:
                         terminal.clear_screen(level)
                     case Say():
                         self.reporter.say(action)
-            if isinstance(event, GroupEmptied):
-                self.children.pop(event.pid, None)
 
     def _stamp_event(self, event: Event) -> None:
         """Record on the open timeline, and in the event stream, what `event` says happened."""
