@@ -173,11 +173,11 @@ def entr_mode(
         all_events=all_events, clear=clear, dir_watch=dir_watch,
         interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
         build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
-        grace=grace, quiet=quiet, verbose=verbose, events=events,
+        grace=grace, quiet=quiet, verbose=verbose,
     )
+    for warning in warnings:
+        sys.stderr.write(f"{PREFIX}{warning}\n")
     if not watch.files:
-        for warning in warnings:
-            sys.stderr.write(f"{PREFIX}{warning}\n")
         raise ReentrError(
             "no regular files to watch: list existing files on standard input, "
             "for example: ls *.py | reentr make"
@@ -191,10 +191,7 @@ def entr_mode(
                 stream = stack.enter_context(open(events, "w", encoding="utf-8"))
             except OSError as error:
                 raise UsageError(f"--events: cannot write '{events}': {error.strerror}") from None
-        reporter = Reporter(config, events=stream)
-        for warning in warnings:
-            reporter.error(warning)
-        return runner.run(config, reporter)
+        return runner.run(config, Reporter(config, events=stream))
 
 
 def _check_program(program: str) -> None:

@@ -79,8 +79,6 @@ class Config:
     grace: float = 5.0
     """`--stop-timeout`: seconds between the stop signal and SIGKILL."""
     quiet: bool = False
-    events: str | None = None
-    """`--events`: a file to write one JSON object per lifecycle event to; `-` is stdout."""
     verbose: bool = False
     """Also say what changed, and why a change did nothing."""
     debounce_ms: int = 1600

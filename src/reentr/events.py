@@ -98,7 +98,7 @@ class WatcherFailed:
 
 
 class Queue(Protocol):
-    """Where events go: the runner's `queue.SimpleQueue`, whose `put` is safe in a handler."""
+    """Where events go: the runner's `EventQueue`, whose `put` is safe in a signal handler."""
 
     def put(self, item: Event) -> None: ...
 
