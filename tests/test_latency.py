@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import TARGET
-from helpers import Reentr, edit
+from helpers import APPS, Reentr, edit, free_port, http_get, wait_for
 
 Start = Callable[..., Reentr]
 
@@ -62,4 +66,94 @@ def test_events_to_a_path_that_cannot_be_written(reentr: Start, project: Path) -
     proc = reentr(["--events", str(project / "no" / "such" / "dir.jsonl"), *TARGET])
     assert proc.wait() == 1
     assert proc.err.text().startswith("reentr: --events: cannot write")
+    assert proc.out.text() == ""
+
+
+def test_ready_port_completes_the_restart_when_the_new_server_accepts(
+    reentr: Start, project: Path
+) -> None:
+    port = free_port()
+    proc = reentr(["-r", "--ready-port", str(port), sys.executable, str(APPS / "server.py")],
+                  env={"PORT": str(port)})
+    proc.out.expect(r"serving one")
+    first = wait_for(lambda: http_get(port), what="the first server")
+    edit(project / "a.txt", "x")
+    line = proc.err.expect(
+        r"restart #1 ready in (\d+) ms \(detect \d+, build 0, stop \d+, spawn \d+, ready (\d+)\)"
+        r" a\.txt$"
+    )
+    # Ready means ready: the new server answers the moment the line is printed.
+    answer = http_get(port)
+    assert answer is not None and answer != first
+    assert int(line.group(2)) <= int(line.group(1))
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    proc.err.expect(r"^reentr:   ready\s+\d+\s+\d+\s+\d+$")
+
+
+def test_ready_url_waits_for_an_http_answer(reentr: Start, project: Path) -> None:
+    port = free_port()
+    events = project / "events.jsonl"
+    proc = reentr(["-r", "--ready-url", f"http://127.0.0.1:{port}/health", "--events",
+                   str(events), sys.executable, str(APPS / "server.py")],
+                  env={"PORT": str(port)})
+    proc.out.expect(r"serving one")
+    edit(project / "a.txt", "x")
+    proc.err.expect(r"restart #1 ready in \d+ ms \(.*, ready \d+\) a\.txt$")
+    assert http_get(port) is not None
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    names = [r["event"] for r in records]
+    assert names[:3] == ["start", "spawned", "ready"]  # the first start is probed too
+    after = names[names.index("change"):]
+    assert after.index("spawned") < after.index("ready") < after.index("restart")
+
+
+def test_ready_line_passes_the_output_through_unchanged(reentr: Start, project: Path) -> None:
+    proc = reentr(["-r", "--ready-line", r"started pid=\d+", *TARGET, "--chatter"])
+    proc.out.expect(r"started")
+    edit(project / "a.txt", "x")
+    proc.err.expect(r"restart #1 ready in \d+ ms \(.*, ready \d+\) a\.txt$")
+    proc.out.expect(r"started")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    # Each stream byte for byte, in order, the unterminated prompt included.
+    assert proc.out.raw.count(b"out 1\nout 2\nprompt> started pid=") == 2
+    assert proc.err.lines.count("err 1") == 2
+
+
+def test_a_target_that_never_gets_ready_is_reported_and_left_running(
+    reentr: Start, project: Path
+) -> None:
+    proc = reentr(["-r", "--ready-line", "never printed", "--ready-timeout", "300ms", *TARGET])
+    proc.out.expect(r"started")
+    edit(project / "a.txt", "x")
+    line = proc.err.expect(
+        r"warning: the target \(pid (\d+)\) was not ready within 0\.3s "
+        r"\(--ready-line never printed\); it keeps running"
+    )
+    assert os.getpgid(int(line.group(1))) == int(line.group(1))  # still running
+    edit(project / "a.txt", "y")
+    proc.err.expect(r"was not ready within 0\.3s")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.err.count(r"restart #") == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--ready-port", "80", "--ready-line", "x"], "give one readiness probe"),
+     (["--ready-port", "http"], "--ready-port: 'http' is not an address"),
+     (["--ready-line", "("], "--ready-line: '(' is not a regular expression"),
+     (["--ready-url", "localhost:80"], "--ready-url: 'localhost:80' is not an http://"),
+     (["--ready-port", "80", "--ready-timeout", "soon"], "--ready-timeout: 'soon' is not a")],
+)
+def test_bad_probes_are_one_line_and_start_nothing(
+    reentr: Start, args: list[str], message: str
+) -> None:
+    proc = reentr([*args, *TARGET])
+    assert proc.wait() == 1
+    assert proc.err.text().startswith(f"reentr: {message}")
+    assert len(proc.err.lines) == 1
     assert proc.out.text() == ""

@@ -16,7 +16,10 @@ from reentr.config import (
     Config,
     OnBusy,
     OnExit,
+    Probe,
+    ProbeKind,
     parse_duration,
+    parse_probe,
     parse_signal,
     signal_names,
 )
@@ -136,6 +139,26 @@ def entr_mode(
         str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
                           "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
     ] = "5s",
+    ready_port: Annotated[
+        str | None, typer.Option("--ready-port", metavar="[HOST:]PORT", help="The target is "
+                                 "ready when a TCP connect to PORT succeeds (HOST: 127.0.0.1).",
+                                 show_default=False, rich_help_panel=LATENCY)
+    ] = None,
+    ready_line: Annotated[
+        str | None, typer.Option("--ready-line", metavar="REGEX", help="The target is ready "
+                                 "when it prints a line matching REGEX (stdout or stderr; its "
+                                 "output still reaches you unchanged).", show_default=False,
+                                 rich_help_panel=LATENCY)
+    ] = None,
+    ready_url: Annotated[
+        str | None, typer.Option("--ready-url", metavar="URL", help="The target is ready when "
+                                 "a GET of URL answers 2xx or 3xx.", show_default=False,
+                                 rich_help_panel=LATENCY)
+    ] = None,
+    ready_timeout: Annotated[
+        str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
+                          "readiness after this long, and say so.", rich_help_panel=LATENCY)
+    ] = "30s",
     events: Annotated[
         str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
                                  "lifecycle event to FILE (- for stdout).", show_default=False,
@@ -167,13 +190,14 @@ def entr_mode(
     stop = parse_signal(stop_signal, "--stop-signal")
     sent = parse_signal(signal_, "--signal") if signal_ is not None else None
     grace = parse_duration(stop_timeout, "--stop-timeout")
+    probe = _probe(ready_port, ready_line, ready_url, ready_timeout)
     watch, warnings = read_watch_list(sys.stdin, dir_watch)
     config = Config(
         command=command, watch=watch, restart=restart, postpone=postpone,
         all_events=all_events, clear=clear, dir_watch=dir_watch,
         interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
         build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
-        grace=grace, quiet=quiet, verbose=verbose,
+        grace=grace, ready=probe, quiet=quiet, verbose=verbose,
     )
     for warning in warnings:
         sys.stderr.write(f"{PREFIX}{warning}\n")
@@ -192,6 +216,15 @@ def entr_mode(
             except OSError as error:
                 raise UsageError(f"--events: cannot write '{events}': {error.strerror}") from None
         return runner.run(config, Reporter(config, events=stream))
+
+
+def _probe(port: str | None, line: str | None, url: str | None, timeout: str) -> Probe | None:
+    given = [(kind, text) for kind, text in
+             ((ProbeKind.PORT, port), (ProbeKind.LINE, line), (ProbeKind.URL, url)) if text]
+    if len(given) > 1:
+        raise UsageError("give one readiness probe: --ready-port, --ready-line or --ready-url")
+    seconds = parse_duration(timeout, "--ready-timeout")
+    return parse_probe(*given[0], seconds) if given else None
 
 
 def _check_program(program: str) -> None:

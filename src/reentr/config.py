@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from signal import Signals
@@ -45,6 +46,31 @@ class WatchList:
         return tuple(seen)
 
 
+class ProbeKind(str, enum.Enum):
+    """How reentr decides that a started target is ready."""
+
+    PORT = "port"
+    """A TCP connect to the address succeeds."""
+    LINE = "line"
+    """The target prints a line (stdout or stderr) that matches the regular expression."""
+    URL = "url"
+    """An HTTP GET of the URL answers with a 2xx or 3xx status."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A readiness probe: what `ready.py` waits for after each start of the target."""
+
+    kind: ProbeKind
+    text: str
+    """As given: `HOST:PORT`, the regular expression, or the URL."""
+    timeout: float = 30.0
+    """Give up waiting after this many seconds, and say so."""
+
+    def describe(self) -> str:
+        return f"--ready-{self.kind.value} {self.text}"
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs, built once by `cli.py` and never changed."""
@@ -78,6 +104,8 @@ class Config:
     stop_signal: Signals = Signals.SIGTERM
     grace: float = 5.0
     """`--stop-timeout`: seconds between the stop signal and SIGKILL."""
+    ready: Probe | None = None
+    """When a started target counts as ready; without a probe, as soon as it is spawned."""
     quiet: bool = False
     verbose: bool = False
     """Also say what changed, and why a change did nothing."""
@@ -116,6 +144,32 @@ def parse_signal(text: str, option: str) -> Signals:
     raise UsageError(
         f"{option}: unknown signal '{text}'; use a name such as SIGHUP, HUP or a number such as 1"
     )
+
+
+def parse_address(text: str, option: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Parse `PORT`, `HOST:PORT` or `[IPV6]:PORT`; HOST defaults to `default_host`."""
+    host, _, port = text.strip().rpartition(":")
+    host = host.strip("[]") or default_host
+    if port.isdigit() and 0 < int(port) < 65536:
+        return host, int(port)
+    raise UsageError(f"{option}: '{text}' is not an address; write PORT or HOST:PORT, e.g. 8000")
+
+
+def parse_probe(kind: ProbeKind, text: str, timeout: float) -> Probe:
+    """Check a readiness probe's argument now, so a bad one is a usage error, not a hang."""
+    option = f"--ready-{kind.value}"
+    if kind is ProbeKind.PORT:
+        parse_address(text, option)
+    elif kind is ProbeKind.LINE:
+        try:
+            re.compile(text)
+        except re.error as error:
+            raise UsageError(f"{option}: '{text}' is not a regular expression: {error}") from None
+    else:
+        url = urllib.parse.urlsplit(text)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise UsageError(f"{option}: '{text}' is not an http:// or https:// URL")
+    return Probe(kind, text, timeout)
 
 
 def signal_names() -> list[str]:

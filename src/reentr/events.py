@@ -87,6 +87,21 @@ class GroupEmptied:
 
 
 @dataclass(frozen=True)
+class TargetReady:
+    """The readiness probe succeeded for the target `pid`."""
+
+    pid: int
+    at_ns: int
+
+
+@dataclass(frozen=True)
+class ReadyTimedOut:
+    """The target `pid` did not become ready within the probe's timeout."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
 class TimerFired:
     name: str
     pid: int
@@ -113,6 +128,8 @@ Event = (
     | ProcessStartFailed
     | ProcessExited
     | GroupEmptied
+    | TargetReady
+    | ReadyTimedOut
     | TimerFired
     | WatcherFailed
 )

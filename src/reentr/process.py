@@ -22,6 +22,8 @@ from reentr.signals import start_thread
 
 TAIL_LINES = 20
 """How many of the build's last output lines are kept to show when it fails."""
+_LONGEST_LINE = 65536
+"""The line probe looks at no more than this much of one line."""
 _PR_SET_PDEATHSIG = 1
 _ETXTBSY_TRIES = 10
 """entr retries exec on ETXTBSY too: a build may still be closing the binary it just wrote."""
@@ -60,13 +62,16 @@ def start(
     *,
     capture_tail: bool = False,
     on_output: Callable[[bytes], None] | None = None,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> Child:
     """Start `argv` as the leader of a new session and process group.
 
     The child's stdin is /dev/null: it is not in the terminal's foreground group, so it could
     not read the terminal anyway (entr does the same under -r). With `capture_tail`, stdout and
     stderr go through a pipe; every chunk is passed to `on_output` and the last lines are kept
-    for the exit report.
+    for the exit report. With `on_line` instead, stdout and stderr each go through a pipe of
+    their own and on to reentr's stdout and stderr unchanged, chunk by chunk, and every
+    complete line is also given to `on_line` (the line readiness probe).
 
     Raises:
         OSError: the program could not be started (not found, not executable).
@@ -83,14 +88,18 @@ def start(
             if os.getppid() != parent:
                 os._exit(1)
 
-    pipe = subprocess.PIPE if capture_tail else None
+    pipe = subprocess.PIPE if capture_tail or on_line is not None else None
+    if capture_tail:
+        stderr: int | None = subprocess.STDOUT
+    else:
+        stderr = subprocess.PIPE if on_line is not None else None
     for attempt in range(_ETXTBSY_TRIES):
         try:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=pipe,
-                stderr=subprocess.STDOUT if capture_tail else None,
+                stderr=stderr,
                 env=dict(env),
                 start_new_session=True,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 (one prctl call, no locks)
@@ -103,7 +112,11 @@ def start(
     child = Child(role, popen, time.monotonic_ns())
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     reader = None
-    if popen.stdout is not None:
+    if on_line is not None:
+        for stream, fd in ((popen.stdout, 1), (popen.stderr, 2)):
+            assert stream is not None
+            start_thread(_pass_through, stream, fd, on_line, name=f"reentr-output-{fd}")
+    elif popen.stdout is not None:
         reader = start_thread(
             _forward, popen.stdout, tail, on_output, name=f"reentr-{role.value}-output"
         )
@@ -119,6 +132,22 @@ def _forward(
             if on_output is not None:
                 on_output(line)
             tail.append(line.decode(errors="replace").rstrip("\n"))
+
+
+def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) -> None:
+    """Copy the child's output to reentr's `fd` as it comes (a partial line is not held back),
+    and hand each complete line to `on_line`."""
+    partial = b""
+    with stream:
+        while chunk := os.read(stream.fileno(), 65536):
+            with contextlib.suppress(OSError):  # nobody reads reentr's output: keep draining
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            *lines, partial = (partial + chunk).split(b"\n")
+            for line in lines:
+                on_line(line)
+            partial = partial[-_LONGEST_LINE:]
 
 
 def _reap(

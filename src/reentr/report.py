@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from reentr.config import Config, describe_status
+from reentr.config import Config, Probe, describe_status
 from reentr.events import Role, Say
 from reentr.timing import Summary, Timeline
 
@@ -50,14 +50,22 @@ class Reporter:
                    total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()})
         config = self._config
         what = "restart" if config.restart or config.signal is not None else "run"
-        shown: tuple[str, ...] = ("detect", "build", "stop", "spawn")
-        done = "spawned"
+        shown: tuple[str, ...] = ("detect", "build", "stop", "spawn", "ready")
+        done, note = "ready", ""
         if config.signal is not None:
             done, shown = f"signalled ({config.signal.name})", ("detect", "build")
+        elif config.ready is None:
+            done, shown, note = "spawned", shown[:-1], "; no readiness probe"
         parts = ", ".join(f"{stage} {stages[stage]:.0f}" for stage in shown)
         where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
-        self.line(f"{what} #{number} {done} in {total:.0f} ms ({parts}; no readiness probe)"
-                  f"{where}")
+        self.line(f"{what} #{number} {done} in {total:.0f} ms ({parts}{note}){where}")
+
+    def not_ready(self, pid: int, probe: Probe) -> None:
+        self.error(
+            f"warning: the target (pid {pid}) was not ready within {probe.timeout:g}s "
+            f"({probe.describe()}); it keeps running, and this restart is left out of the "
+            "figures (see --ready-timeout)"
+        )
 
     def summary(self, summary: Summary) -> None:
         """The table printed on exit: p50, p95 and max of each stage, in milliseconds."""

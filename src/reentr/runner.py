@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Mapping
 from contextlib import ExitStack
 
-from reentr import policy, process, signals, terminal, watcher
-from reentr.config import Config
+from reentr import policy, process, ready, signals, terminal, watcher
+from reentr.config import Config, ProbeKind
 from reentr.events import (
     Action,
     Began,
@@ -32,11 +32,13 @@ from reentr.events import (
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
+    ReadyTimedOut,
     Role,
     Say,
     SetTimer,
     SignalGroup,
     Start,
+    TargetReady,
     TimerFired,
     Triggered,
 )
@@ -111,7 +113,10 @@ class _Loop:
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
         self.warned_ignores = False
+        self.waiters: dict[int, ready.Waiter] = {}
         self.timeline: Timeline | None = None
+        self.awaiting: int | None = None
+        """The started target whose readiness completes the open timeline."""
         self.summary = Summary()
 
     def run(self) -> int:
@@ -171,13 +176,33 @@ class _Loop:
             case ProcessStarted(role=role, pid=pid, at_ns=at_ns):
                 self.reporter.event("spawned", role=role.value, pid=pid)
                 if role is Role.TARGET and timeline is not None:
-                    timeline.spawned = timeline.ready = at_ns
+                    timeline.spawned = at_ns
+                    if self.config.ready is None:
+                        timeline.ready = at_ns
+                        self._complete(timeline)
+                    else:
+                        self.awaiting = pid
+            case TargetReady(pid=pid, at_ns=at_ns):
+                self.reporter.event("ready", role=Role.TARGET.value, pid=pid)
+                if timeline is not None and self.awaiting == pid:
+                    timeline.ready = at_ns
                     self._complete(timeline)
+            case ReadyTimedOut(pid=pid):
+                assert self.config.ready is not None
+                self.reporter.event("ready_timeout", role=Role.TARGET.value, pid=pid)
+                self.reporter.not_ready(pid, self.config.ready)
+                if self.awaiting == pid:
+                    self.timeline = self.awaiting = None
             case ProcessExited(role=role, pid=pid, status=status):
                 self.reporter.event("exited", role=role.value, pid=pid, status=status)
+                if pid in self.waiters:
+                    self.waiters[pid].cancel()
                 if role is Role.BUILD and status == 0 and timeline is not None:
                     timeline.build_done = now
+                if self.awaiting == pid:
+                    self.timeline = self.awaiting = None  # it never became ready
             case GroupEmptied(role=role, pid=pid):
+                self.waiters.pop(pid, None)
                 if role is Role.TARGET and timeline is not None and timeline.stop_sent:
                     timeline.old_exited = timeline.old_exited or now
 
@@ -201,6 +226,10 @@ class _Loop:
                 if timeline is None or role is Role.BUILD:
                     return
                 if stop:
+                    if pid in self.waiters:
+                        self.waiters[pid].cancel()
+                    if self.awaiting == pid:
+                        self.awaiting = None  # the timeline goes on to the next start
                     timeline.stop_sent = timeline.stop_sent or now
                 elif signum == self.config.signal:
                     timeline.ready = now  # --signal: the restart is the signal
@@ -212,7 +241,7 @@ class _Loop:
     def _complete(self, timeline: Timeline) -> None:
         number = self.summary.add(timeline)
         self.reporter.restarted(number, timeline)
-        self.timeline = None
+        self.timeline = self.awaiting = None
 
     def _next_event(self) -> Event:
         while True:
@@ -227,14 +256,24 @@ class _Loop:
 
     def _start(self, role: Role, trigger: str | None) -> Event:
         argv = self._argv(role, trigger)
+        probe = self.config.ready if role is Role.TARGET else None
+        waiter = ready.Waiter(probe, self.events) if probe is not None else None
+        extra = {}
+        if waiter is not None and waiter.probe.kind is ProbeKind.LINE:
+            # Through a pipe, Python would hold the line back in its buffer (README).
+            extra["PYTHONUNBUFFERED"] = self.environ.get("PYTHONUNBUFFERED", "1")
         try:
             child = process.start(
-                role, argv, self.events, process.child_env(self.environ, {}),
+                role, argv, self.events, process.child_env(self.environ, extra),
                 capture_tail=role is Role.BUILD, on_output=_write_stderr,
+                on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
             )
         except OSError as error:
             return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}")
         self.children[child.pid] = child
+        if waiter is not None:
+            waiter.started(child.pid)
+            self.waiters[child.pid] = waiter
         self.reporter.started(role, child.pid)
         return ProcessStarted(role, child.pid, child.started_ns)
 

@@ -6,6 +6,8 @@
 --ignore-term     ignore SIGTERM
 --report SIG      print `got SIG` when SIG arrives, and keep running
 --exit N          exit with status N at once
+--chatter         print `out 1` (stdout), `err 1` (stderr), `out 2`, then `prompt> ` with no
+                  newline, before the `started` line
 """
 
 import argparse
@@ -21,6 +23,7 @@ parser.add_argument("--grandchild", action="store_true")
 parser.add_argument("--ignore-term", action="store_true")
 parser.add_argument("--report", action="append", default=[])
 parser.add_argument("--exit", type=int)
+parser.add_argument("--chatter", action="store_true")
 args, rest = parser.parse_known_args()
 
 gen = 0
@@ -41,6 +44,11 @@ if args.grandchild:
         [sys.executable, "-c", "import signal; signal.pause()"],
         pass_fds=(fifo,) if fifo is not None else (),
     )
+if args.chatter:
+    print("out 1", flush=True)
+    print("err 1", file=sys.stderr, flush=True)
+    print("out 2", flush=True)
+    print("prompt> ", end="", flush=True)
 print(f"started pid={os.getpid()} gen={gen} args={' '.join(rest)}", flush=True)
 if args.exit is not None:
     sys.exit(args.exit)
