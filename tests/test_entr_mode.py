@@ -293,8 +293,8 @@ def test_signals_stop_the_children_then_exit(
     assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
 
 
-def test_sigkill_of_reentr_takes_the_child_with_it(reentr: Start, fifos: Path) -> None:
-    proc = reentr(["-r", *TARGET, "--state", str(fifos)])
+def test_sigkill_of_reentr_takes_the_whole_tree_with_it(reentr: Start, fifos: Path) -> None:
+    proc = reentr(["-r", *TARGET, "--state", str(fifos), "--grandchild"])
     proc.out.expect(r"gen=1")
     proc.signal(signal.SIGKILL)
     proc.proc.wait(10)

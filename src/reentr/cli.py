@@ -37,6 +37,7 @@ USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filen
 PROCESS = "Process"
 LATENCY = "Latency"
 ENTR = "entr flags"
+WATCHING = "Watching"
 
 entr_app = typer.Typer(
     add_completion=False,
@@ -110,6 +111,11 @@ def entr_mode(
         bool, typer.Option("-z", help="Exit when the utility exits, with its status.",
                            rich_help_panel=ENTR)
     ] = False,
+    debounce: Annotated[
+        str, typer.Option("--debounce", metavar="DURATION", help="Act once changes have been "
+                          "quiet this long, so that a burst of writes (a save, a checkout) is "
+                          "one change.", rich_help_panel=WATCHING)
+    ] = f"{Config.debounce_ms}ms",
     build: Annotated[
         str | None, typer.Option("--build", metavar="CMD", help="A shell command run before "
                                  "every start; the utility (re)starts only if it succeeds.",
@@ -191,13 +197,17 @@ def entr_mode(
     sent = parse_signal(signal_, "--signal") if signal_ is not None else None
     grace = parse_duration(stop_timeout, "--stop-timeout")
     probe = _probe(ready_port, ready_line, ready_url, ready_timeout)
+    debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
+    if not 1 <= debounce_ms <= Config.gather_ms:
+        raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
+                         f"{Config.gather_ms}ms")
     watch, warnings = read_watch_list(sys.stdin, dir_watch)
     config = Config(
         command=command, watch=watch, restart=restart, postpone=postpone,
         all_events=all_events, clear=clear, dir_watch=dir_watch,
         interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
         build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
-        grace=grace, ready=probe, quiet=quiet, verbose=verbose,
+        grace=grace, ready=probe, debounce_ms=debounce_ms, quiet=quiet, verbose=verbose,
     )
     for warning in warnings:
         sys.stderr.write(f"{PREFIX}{warning}\n")

@@ -113,6 +113,7 @@ class _Loop:
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
         self.warned_ignores = False
+        self.guardian = process.Guardian()
         self.waiters: dict[int, ready.Waiter] = {}
         self.timeline: Timeline | None = None
         self.awaiting: int | None = None
@@ -122,6 +123,7 @@ class _Loop:
     def run(self) -> int:
         with ExitStack() as stack:
             stack.callback(self.events.close)
+            stack.callback(self.guardian.close)
             stack.callback(self.reporter.summary, self.summary)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             stack.enter_context(watcher.watching(self.config, self.events))
@@ -264,7 +266,7 @@ class _Loop:
             extra["PYTHONUNBUFFERED"] = self.environ.get("PYTHONUNBUFFERED", "1")
         try:
             child = process.start(
-                role, argv, self.events, process.child_env(self.environ, extra),
+                role, argv, self.events, process.child_env(self.environ, extra), self.guardian,
                 capture_tail=role is Role.BUILD, on_output=_write_stderr,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
             )

@@ -58,7 +58,7 @@ def _loop(
     order = {str(f): i for i, f in enumerate(config.watch.files)}
     while not stop.is_set():
         try:
-            batch = notify.watch(config.debounce_ms, config.step_ms, 0, stop)
+            batch = notify.watch(config.gather_ms, config.debounce_ms, 0, stop)
         except Exception as error:  # the runner reports it and stops
             events.put(WatcherFailed(str(error)))
             return

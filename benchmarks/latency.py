@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Restart latency, in one run: reentr against a minimal inotify watcher (the reference, below)
+and against entr when it is installed.
+
+1. change -> spawn of a tiny static program that prints CLOCK_MONOTONIC when it starts, for
+   editor saves in place and through a temporary file + rename; each save must give one run.
+2. CPU while nothing changes, as a percentage of one core.
+3. change -> ready of a Python HTTP server restart (a client polls until the new PID answers).
+4. Whether the latency reentr prints (its `--events` stream) agrees with the outside figure.
+
+Targets (issue 5): change->spawn median <= 10 ms with exactly one run per save, idle CPU <= 1 %,
+server change->ready within 1.15 x the reference, printed vs outside median |diff| <= 3 ms.
+
+    python benchmarks/latency.py [--runs 20] [--debounce 1,5,10,50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from reentr.timing import percentile
+
+STAMP_C = r"""
+#include <stdio.h>
+#include <time.h>
+int main(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    printf("%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    return 0;
+}
+"""
+
+REFERENCE = r"""
+# The reference: inotify on the file's directory, and spawn (or restart) on the first event.
+import ctypes, os, signal, struct, subprocess, sys
+restart, path, argv = sys.argv[1] == "restart", sys.argv[2], sys.argv[3:]
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+IN_CLOSE_WRITE, IN_MOVED_TO = 0x8, 0x80
+libc.inotify_add_watch(fd, os.path.dirname(path).encode(), IN_CLOSE_WRITE | IN_MOVED_TO)
+name = os.path.basename(path).encode()
+child = subprocess.Popen(argv, start_new_session=True) if restart else None
+while True:
+    data, names = os.read(fd, 65536), []
+    while data:
+        _, _, _, size = struct.unpack_from("iIII", data)
+        names.append(data[16:16 + size].rstrip(b"\0"))
+        data = data[16 + size:]
+    if name not in names:
+        continue
+    if child is None:
+        subprocess.run(argv)
+        continue
+    os.killpg(child.pid, signal.SIGTERM)
+    child.wait()
+    child = subprocess.Popen(argv, start_new_session=True)
+"""
+
+SERVER = r"""
+import http.server, os, socket, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = str(os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+QUIET_S = 0.4
+"""After a save, more runs arriving within this long count as extra runs of the same save."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20, help="saves per watcher (default 20)")
+    parser.add_argument("--debounce", default="1,5,10,50",
+                        help="reentr --debounce values to compare, in ms (default 1,5,10,50)")
+    args = parser.parse_args()
+    steps = [int(x) for x in args.debounce.split(",")]
+    with tempfile.TemporaryDirectory(prefix="reentr-bench-") as tmp:
+        work = Path(tmp)
+        stamp = build_stamp(work)
+        print(f"reentr latency benchmark: {args.runs} saves per watcher, half in place, half "
+              "through a temporary file + rename\n")
+        print("1. change -> spawn of a static program, and CPU while idle")
+        print(f"   {'watcher':<24}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
+              f"{'runs/save':>11}{'idle CPU':>10}{'|printed-outside| p50':>23}")
+        watchers: list[tuple[str, list[str], bool]] = [
+            ("reference (inotify)", [sys.executable, "-c", REFERENCE, "once", "{file}"], False)
+        ]
+        watchers += [(f"reentr --debounce {s}ms", [*reentr(), "--debounce", f"{s}ms", "-n"],
+                      True) for s in steps]
+        if shutil.which("entr"):
+            watchers.append(("entr 5.x", ["entr", "-n"], True))
+        rows = {}
+        for label, command, stdin in watchers:
+            rows[label] = spawn_latency(work, command, stdin, stamp, args.runs)
+            print_row(label, rows[label])
+        if not shutil.which("entr"):
+            print("   (entr is not installed: its row is left out)")
+        print("\n2. change -> ready of a Python HTTP server (the client waits for the new PID)")
+        print(f"   {'watcher':<24}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}{'ratio':>8}"
+              f"{'|printed-outside| p50':>23}")
+        ref = server_latency(work, None, args.runs)
+        print_server_row("reference (inotify)", ref, ref)
+        chosen = steps_default()
+        ours = server_latency(work, chosen, args.runs)
+        print_server_row(f"reentr --debounce {chosen}ms", ours, ref)
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in ours["stages"].items())  # type: ignore[attr-defined]
+        print(f"   reentr's own stages, p50 ms: {stages}")
+        print("\nTargets: change->spawn p50 <= 10 ms with 1 run per save; idle CPU <= 1 %; "
+              "server ratio <= 1.15; printed vs outside p50 <= 3 ms.")
+
+
+def reentr() -> list[str]:
+    found = shutil.which("reentr", path=os.path.dirname(sys.executable))
+    return [found] if found else [sys.executable, "-m", "reentr"]
+
+
+def steps_default() -> int:
+    """The `--debounce` reentr uses when none is given, read from its help."""
+    text = subprocess.run([*reentr(), "--help"], capture_output=True, text=True,
+                          check=True).stdout
+    after = text.split("--debounce", 1)[1]
+    return int(after.split("[default: ", 1)[1].split("ms", 1)[0])
+
+
+def build_stamp(work: Path) -> list[str]:
+    """The tiny static program; a Python one-liner (slower to start) where there is no cc."""
+    source = work / "stamp.c"
+    source.write_text(STAMP_C)
+    binary = work / "stamp"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc and subprocess.run([cc, "-O2", "-static", "-o", str(binary), str(source)],
+                             capture_output=True, check=False).returncode == 0:
+        return [str(binary)]
+    print("   (no C compiler with static libc: the program is `python3 -S`, which starts slower)")
+    return [sys.executable, "-S", "-c", "import time; print(time.monotonic_ns())"]
+
+
+class Lines:
+    """Lines from a pipe, each with the monotonic time it arrived."""
+
+    def __init__(self, stream: Iterator[str]):
+        self.queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Iterator[str]) -> None:
+        for line in stream:
+            self.queue.put((time.monotonic_ns(), line.strip()))
+
+    def get(self, timeout: float) -> str | None:
+        try:
+            return self.queue.get(timeout=timeout)[1]
+        except queue.Empty:
+            return None
+
+    def drain(self, quiet: float) -> list[str]:
+        lines = []
+        while (line := self.get(quiet)) is not None:
+            lines.append(line)
+        return lines
+
+
+@contextlib.contextmanager
+def started(command: list[str], stdin: str | None, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else None,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=cwd, start_new_session=True)
+    if stdin is not None and proc.stdin:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def save(path: Path, text: str, atomic: bool) -> None:
+    if atomic:
+        temp = path.with_name(path.name + ".swp")
+        temp.write_text(text)
+        os.replace(temp, path)
+    else:
+        path.write_text(text)
+
+
+def spawn_latency(work: Path, command: list[str], stdin: bool, stamp: list[str],
+                  runs: int) -> dict[str, object]:
+    folder = Path(tempfile.mkdtemp(dir=work))
+    watched = folder / "watched.txt"
+    watched.write_text("0")
+    events = folder / "events.jsonl"
+    argv = [part.replace("{file}", str(watched)) for part in command]
+    if argv[0] != sys.executable and "reentr" in " ".join(argv[:2]):
+        argv += ["--events", str(events)]
+    argv += stamp
+    latencies, counts, printed = [], [], []
+    with started(argv, f"{watched}\n" if stdin else None, folder) as proc:
+        assert proc.stdout is not None
+        lines = Lines(proc.stdout)
+        lines.drain(1.0)  # the first run, where the watcher makes one
+        for i in range(runs):
+            before = time.monotonic_ns()
+            save(watched, str(i + 1), atomic=i % 2 == 1)
+            got = lines.drain(QUIET_S)
+            counts.append(len(got))
+            if got:
+                latencies.append((int(got[0]) - before) / 1e6)
+        cpu = idle_cpu(proc.pid, 3.0)
+    if events.exists():
+        totals = [json.loads(x)["total_ms"] for x in events.read_text().splitlines()
+                  if '"restart"' in x]
+        printed = [abs(a - b) for a, b in zip(totals[-len(latencies):], latencies, strict=True)]
+    return {"latencies": latencies, "counts": counts, "cpu": cpu, "printed": printed}
+
+
+def idle_cpu(pid: int, seconds: float) -> float:
+    """The process's CPU use over `seconds` of nothing happening, in % of one core, from the
+    nanosecond run times of all its threads (/proc/PID/task/*/schedstat)."""
+    def run_ns() -> int:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                total += int((task / "schedstat").read_text().split()[0])
+        return total
+
+    start, t0 = run_ns(), time.monotonic_ns()
+    time.sleep(seconds)
+    return 100 * (run_ns() - start) / (time.monotonic_ns() - t0)
+
+
+def server_latency(work: Path, step: int | None, runs: int) -> dict[str, object]:
+    folder = Path(tempfile.mkdtemp(dir=work))
+    watched = folder / "watched.txt"
+    watched.write_text("0")
+    server = folder / "server.py"
+    server.write_text(SERVER)
+    port = free_port()
+    events = folder / "events.jsonl"
+    target = [sys.executable, str(server), str(port)]
+    if step is None:
+        argv = [sys.executable, "-c", REFERENCE, "restart", str(watched), *target]
+        stdin = None
+    else:
+        argv = [*reentr(), "-r", "-n", "--debounce", f"{step}ms", "--ready-port", str(port),
+                "--events", str(events), *target]
+        stdin = f"{watched}\n"
+    latencies = []
+    with started(argv, stdin, folder):
+        pid = wait_for(lambda: get_pid(port), 10.0)
+        for i in range(runs):
+            before = time.monotonic_ns()
+            save(watched, str(i + 1), atomic=i % 2 == 1)
+            new = wait_for(lambda old=pid: (p := get_pid(port)) != old and p, 10.0)
+            latencies.append((time.monotonic_ns() - before) / 1e6)
+            pid = new
+            time.sleep(0.2)
+    printed, stages = [], {}
+    if events.exists():
+        restarts = [json.loads(x) for x in events.read_text().splitlines() if '"restart"' in x]
+        printed = [abs(r["total_ms"] - b) for r, b in zip(restarts, latencies, strict=True)]
+        stages = {name: statistics.median(r[f"{name}_ms"] for r in restarts)
+                  for name in ("detect", "stop", "spawn", "ready")}
+    return {"latencies": latencies, "printed": printed, "stages": stages}
+
+
+def get_pid(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+            return str(response.read().decode())
+    except (OSError, http.client.HTTPException):  # refused, reset, or cut off by a restart
+        return None
+
+
+def wait_for(predicate: Callable[[], object], timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise SystemExit("benchmark: timed out waiting for the server")
+        time.sleep(0.0005)
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def print_row(label: str, row: dict[str, object]) -> None:
+    lat = list(row["latencies"])  # type: ignore[call-overload]
+    counts = list(row["counts"])  # type: ignore[call-overload]
+    printed = list(row["printed"])  # type: ignore[call-overload]
+    per_save = f"{min(counts)}-{max(counts)}" if min(counts) != max(counts) else str(counts[0])
+    agree = f"{statistics.median(printed):.1f} ms" if printed else "-"
+    print(f"   {label:<24}{percentile(lat, 50):>8.1f}{percentile(lat, 95):>8.1f}{max(lat):>8.1f}"
+          f"{per_save:>11}{row['cpu']:>9.2f}%{agree:>23}")
+
+
+def print_server_row(label: str, row: dict[str, object], ref: dict[str, object]) -> None:
+    lat = list(row["latencies"])  # type: ignore[call-overload]
+    ref_lat = list(ref["latencies"])  # type: ignore[call-overload]
+    printed = list(row["printed"])  # type: ignore[call-overload]
+    ratio = statistics.median(lat) / statistics.median(ref_lat)
+    agree = f"{statistics.median(printed):.1f} ms" if printed else "-"
+    print(f"   {label:<24}{percentile(lat, 50):>8.1f}{percentile(lat, 95):>8.1f}{max(lat):>8.1f}"
+          f"{ratio:>8.2f}{agree:>23}")
+
+
+if __name__ == "__main__":
+    main()
