@@ -7,11 +7,12 @@ import contextlib
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from reentr import __version__, runner
+from reentr import __version__, bench, runner
 from reentr.config import (
     Config,
     OnBusy,
@@ -228,6 +229,70 @@ def entr_mode(
         return runner.run(config, Reporter(config, events=stream))
 
 
+bench_app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+@bench_app.command(
+    help=(
+        "Measure restarts from the outside: run reentr on a real app, edit a file RUNS times, "
+        "and for each edit time how long until the app serves the result, and count the "
+        "requests that fail meanwhile (a client polls 127.0.0.1:PORT). With no COMMAND it "
+        "uses a small built-in HTTP app (python -m reentr.sample_app)."
+    ),
+    epilog="Example: reentr bench --port 8000 --edit app.py -- python app.py",
+)
+def bench_mode(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="Your app, after --; it must listen on --port.", show_default=False),
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Edits per mode.")] = 20,
+    mode: Annotated[
+        str | None, typer.Option("--mode", metavar="MODE[,MODE]", help="Modes to compare: "
+                                 "plain (restart) and signal (SIGHUP, for an app that reloads "
+                                 "itself). Default: both for the built-in app, plain for yours.",
+                                 show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="The port your app listens on "
+                                 "(127.0.0.1). Default for the built-in app: a free one.",
+                                 show_default=False)
+    ] = None,
+    edit: Annotated[
+        str | None, typer.Option("--edit", metavar="FILE", help="The file to edit (rewritten "
+                                 "with its own content) for your app.", show_default=False)
+    ] = None,
+    json_path: Annotated[
+        str | None, typer.Option("--json", metavar="FILE", help="Also write every figure as "
+                                 "JSON to FILE (- for stdout).", show_default=False)
+    ] = None,
+) -> int:
+    argv = tuple(command or ())
+    if argv:
+        if port is None or edit is None:
+            raise UsageError("bench with your own command needs --port PORT and --edit FILE: "
+                             "reentr bench --port 8000 --edit app.py -- python app.py")
+        if not os.path.isfile(edit):
+            raise UsageError(f"--edit: '{edit}' is not a file; give the source file to edit")
+        _check_program(argv[0])
+    elif edit is not None:
+        raise UsageError("--edit is for your own command; the built-in app edits its own file")
+    names = tuple(m.strip() for m in (mode or ("plain" if argv else "plain,signal")).split(","))
+    unknown = [m for m in names if m not in bench.MODES]
+    if unknown:
+        raise UsageError(f"--mode: unknown mode '{unknown[0]}'; choose from "
+                         f"{', '.join(bench.MODES)}")
+    plan = bench.Plan(argv or None, port, Path(edit).resolve() if edit else None, runs, names)
+    results = bench.run(plan, sys.stderr if json_path == "-" else sys.stdout)
+    if json_path is not None:
+        bench.write_json(results, json_path)
+    return ExitStatus.OK
+
+
 def _probe(port: str | None, line: str | None, url: str | None, timeout: str) -> Probe | None:
     given = [(kind, text) for kind, text in
              ((ProbeKind.PORT, port), (ProbeKind.LINE, line), (ProbeKind.URL, url)) if text]
@@ -251,10 +316,15 @@ def _check_program(program: str) -> None:
 def main(argv: list[str] | None = None) -> NoReturn:
     """The `reentr` console script: run, then exit with the documented status."""
     args = sys.argv[1:] if argv is None else argv
-    command = typer.main.get_command(entr_app)
+    # Subcommands are words entr mode can never see first (its first word is an option or the
+    # utility); a utility literally named like one is run as `reentr -- bench ...`.
+    app, name = entr_app, "reentr"
+    if args and args[0] in SUBCOMMANDS:
+        app, name, args = SUBCOMMANDS[args[0]], f"reentr {args[0]}", args[1:]
+    command = typer.main.get_command(app)
     try:
         # Without standalone mode, --help, --version and typer.Exit come back as a status.
-        status = command.main(args=args, prog_name="reentr", standalone_mode=False)
+        status = command.main(args=args, prog_name=name, standalone_mode=False)
     except ClickUsageError as error:
         # click's default is three lines and status 2; entr's contract is one line and 1.
         sys.stderr.write(f"{PREFIX}{_one_line(error)} (see reentr --help)\n")
@@ -265,6 +335,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.stderr.write(f"{PREFIX}{error}\n")
         status = error.status
     sys.exit(int(status or 0))
+
+
+SUBCOMMANDS = {"bench": bench_app}
 
 
 def _one_line(error: Exception) -> str:

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import errno
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -194,6 +195,31 @@ def _reap(
         delay = min(delay * 2, 0.05)
     guardian.release(child.pid)
     events.put(GroupEmptied(child.role, child.pid))
+
+
+def start_helper(
+    argv: Sequence[str], *, stdin: bytes, output: int, cwd: str | os.PathLike[str]
+) -> subprocess.Popen[bytes]:
+    """Start a program that reentr drives but does not supervise (`reentr bench` runs reentr
+    itself so): in a process group of its own, `stdin` written and closed, its stdout and
+    stderr to the file descriptor `output`. Stop it with `stop_helper`."""
+    popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=output, stderr=output,
+                             cwd=cwd, start_new_session=True)
+    assert popen.stdin is not None
+    with popen.stdin, contextlib.suppress(BrokenPipeError):
+        popen.stdin.write(stdin)
+    return popen
+
+
+def stop_helper(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGINT to the helper's group (reentr then stops its own children and exits), and
+    SIGKILL if it is still there after `grace` seconds."""
+    signal_group(popen.pid, signal.SIGINT)
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        signal_group(popen.pid, signal.SIGKILL)
+        popen.wait()
 
 
 def signal_group(pgid: int, signum: int) -> None:

@@ -1,0 +1,272 @@
+"""`reentr bench`: run reentr on a real app, make real edits, and measure from the outside how
+long each edit takes to be served and how many requests fail meanwhile, mode by mode."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from reentr import process
+from reentr.errors import ReentrError
+from reentr.timing import percentile
+
+T = TypeVar("T")
+
+MODES = {
+    "plain": ["-r"],
+    "signal": ["--signal", "SIGHUP"],
+}
+"""Each mode's reentr options. `signal` needs an app that reloads itself on SIGHUP, as the
+sample app does."""
+READY_TIMEOUT_S = 30.0
+POLL_S = 0.001
+"""The client sends its next request this long after the previous one ended."""
+
+
+@dataclass
+class Edit:
+    """One edit, measured from the outside."""
+
+    edit_to_ready_ms: float
+    failed_requests: int
+    printed_total_ms: float | None = None
+    """What reentr itself printed for this restart (its `--events` stream)."""
+
+
+@dataclass
+class Result:
+    mode: str
+    edits: list[Edit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to bench: the command (None: the sample app), where it listens, what to edit."""
+
+    command: tuple[str, ...] | None
+    port: int | None
+    edit: Path | None
+    runs: int
+    modes: tuple[str, ...]
+
+
+def run(plan: Plan, out: TextIO) -> list[Result]:
+    """Bench every mode of `plan` in turn, print a table and histograms to `out`."""
+    with tempfile.TemporaryDirectory(prefix="reentr-bench-") as tmp:
+        work = Path(tmp)
+        port = plan.port or _free_port()
+        if plan.command is None:
+            command: tuple[str, ...] = (sys.executable, "-m", "reentr.sample_app", str(port))
+            edited = work / "version.txt"
+            what = f"the sample app (python -m reentr.sample_app) on 127.0.0.1:{port}"
+        else:
+            assert plan.edit is not None
+            command, edited, what = plan.command, plan.edit, f"'{' '.join(plan.command)}'"
+        out.write(f"reentr bench: {plan.runs} edits of {edited.name} per mode, {what}; a client "
+                  f"polls 127.0.0.1:{port} every {POLL_S * 1000:g} ms\n")
+        out.flush()
+        out.write(f"\nedit → served, ms{'':<10}{'p50':>7}{'p95':>7}{'max':>7}   failed requests"
+                  "   |reentr's figure - this| p50\n")
+        results = []
+        for mode in plan.modes:
+            results.append(_bench_mode(mode, plan, command=command, edited=edited, port=port,
+                                       work=work))
+            _print_row(results[-1], out)
+        out.write("\n")
+        for result in results:
+            _print_histogram(result, out)
+        return results
+
+
+def write_json(results: list[Result], path: str) -> None:
+    text = json.dumps({"modes": [asdict(r) for r in results]}, indent=1)
+    if path == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(path).write_text(text + "\n")
+
+
+class _Client:
+    """Polls GET / in a thread; remembers each answer with the time its request began."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.lock = threading.Lock()
+        self.log: list[tuple[int, str | None]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="reentr-bench-client")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            began = time.monotonic_ns()
+            body = _get(self.port)
+            with self.lock:
+                self.log.append((began, body))
+            self.stop.wait(POLL_S)
+
+    def since(self, t_ns: int) -> list[tuple[int, str | None]]:
+        with self.lock:
+            return [entry for entry in self.log if entry[0] >= t_ns]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5.0)
+
+
+def _get(port: int) -> str | None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        return response.read().decode(errors="replace") if response.status < 400 else None
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def _bench_mode(
+    mode: str, plan: Plan, *, command: Sequence[str], edited: Path, port: int, work: Path
+) -> Result:
+    events = work / f"events-{mode}.jsonl"
+    sample = plan.command is None
+    if sample:
+        edited.write_text("0")
+    argv = [sys.executable, "-m", "reentr", "-n", "-q", *MODES[mode], "--ready-port", str(port),
+            "--events", str(events), *command]
+    result = Result(mode)
+    with _reentr(argv, edited, work) as log, _polling(port) as client:
+        _wait(lambda: _answer(client, 0), "the app to answer", log)
+        for number in range(1, plan.runs + 1):
+            content = str(number) if sample else edited.read_text()
+            before = time.monotonic_ns()
+            edited.write_text(content)
+            version = content if sample else None
+            served = _wait(partial(_served_at, client, before, version, events, number),
+                           f"edit {number} to be served", log)
+            failed = sum(1 for t, body in client.since(before) if body is None and t < served)
+            result.edits.append(Edit(round((served - before) / 1e6, 3), failed))
+            _wait(partial(_restart_done_ns, events, number), "reentr's report", log)
+    printed = [r.get("total_ms") for r in _records(events) if r["event"] == "restart"]
+    for edit, total in zip(result.edits, printed, strict=False):
+        edit.printed_total_ms = total  # type: ignore[assignment]
+    return result
+
+
+def _served_at(
+    client: _Client, before: int, version: str | None, events: Path, number: int
+) -> int | None:
+    """When the request that first got the edit's result began: the outside `ready`.
+
+    The sample app names its version, so that is the first answer with the new version. Any
+    other app: the first answer to a request made after reentr reported the restart.
+    """
+    if version is not None:
+        for began, body in client.since(before):
+            if body is not None and body.split()[0] == version:
+                return began
+        return None
+    done = _restart_done_ns(events, number)
+    return None if done is None else _answer(client, done)
+
+
+def _answer(client: _Client, since_ns: int) -> int | None:
+    for began, body in client.since(since_ns):
+        if body is not None:
+            return began
+    return None
+
+
+def _records(events: Path) -> list[dict[str, object]]:
+    try:
+        return [json.loads(line) for line in events.read_text().splitlines() if line]
+    except (OSError, ValueError):
+        return []
+
+
+def _restart_done_ns(events: Path, number: int) -> int | None:
+    """The monotonic time reentr reported restart `number`, from its event stream."""
+    for record in _records(events):
+        if record["event"] == "restart" and record.get("number") == number:
+            wall = float(record["time"])  # type: ignore[arg-type]
+            return time.monotonic_ns() - int((time.time() - wall) * 1e9)
+    return None
+
+
+@contextlib.contextmanager
+def _reentr(argv: list[str], edited: Path, cwd: Path) -> Iterator[Path]:
+    log = cwd / "reentr.log"
+    with open(log, "wb") as sink:
+        child = process.start_helper(argv, stdin=f"{edited}\n".encode(), output=sink.fileno(),
+                                     cwd=cwd)
+    try:
+        yield log
+    finally:
+        process.stop_helper(child)
+
+
+@contextlib.contextmanager
+def _polling(port: int) -> Iterator[_Client]:
+    client = _Client(port)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _wait(predicate: Callable[[], T | None], what: str, log: Path) -> T:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise ReentrError(f"bench: gave up after {READY_TIMEOUT_S:g}s waiting for {what}"
+                              + (f"; reentr said: {' | '.join(tail)}" if tail else ""))
+        time.sleep(POLL_S)
+    return value
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _print_row(result: Result, out: TextIO) -> None:
+    times = [e.edit_to_ready_ms for e in result.edits]
+    failed = [e.failed_requests for e in result.edits]
+    printed = [abs(e.printed_total_ms - e.edit_to_ready_ms) for e in result.edits
+               if e.printed_total_ms is not None]
+    agree = f"{percentile(printed, 50):.1f} ms" if printed else "-"
+    label = f"{result.mode} ({len(times)} edits)"
+    failures = f"{sum(failed)} ({sum(failed) / len(failed):.1f}/edit)"
+    out.write(f"{label:<27}{percentile(times, 50):>7.0f}{percentile(times, 95):>7.0f}"
+              f"{max(times):>7.0f}   {failures:<18}{agree}\n")
+    out.flush()
+
+
+def _print_histogram(result: Result, out: TextIO, bins: int = 8, width: int = 40) -> None:
+    times = [e.edit_to_ready_ms for e in result.edits]
+    low, high = min(times), max(times)
+    step = max((high - low) / bins, 1.0)
+    counts = [0] * bins
+    for value in times:
+        counts[min(int((value - low) / step), bins - 1)] += 1
+    out.write(f"{result.mode}: edit → served, ms\n")
+    for i, count in enumerate(counts):
+        start = low + i * step
+        bar = "#" * max(round(count / max(counts) * width), 1 if count else 0)
+        out.write(f"  {start:>7.0f} - {start + step:<7.0f} {count:>4}  {bar}\n")
+    out.flush()
+
