@@ -222,6 +222,16 @@ def stop_helper(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         popen.wait()
 
 
+def output_of(argv: Sequence[str], cwd: str | os.PathLike[str]) -> str | None:
+    """The stripped stdout of a quick query (`git config ...`); None if it fails or is absent."""
+    try:
+        done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def signal_group(pgid: int, signum: int) -> None:
     """Send `signum` to every process in the group; a group already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):

@@ -1,0 +1,65 @@
+"""The one predicate that decides whether a path matters to `reentr watch`: ignore rules first,
+then the include filters (`--ext`, `--glob`); and the walk of a watched tree that never enters
+an ignored directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reentr.ignore import RuleFile, Rules, parse
+
+
+@dataclass
+class Filter:
+    rules: Rules
+    exts: tuple[str, ...] = ()
+    """`--ext py,toml`: only files with one of these extensions (no dot)."""
+    globs: tuple[str, ...] = ()
+    """`--glob PATTERN`: only files matching one of these (gitignore syntax, from the root)."""
+    _globs: RuleFile | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._globs = parse("\n".join(self.globs), "--glob") if self.globs else None
+
+    def watches_dir(self, rel: str) -> bool:
+        return rel == "" or not self.rules.directory(rel).ignored
+
+    def wants(self, rel: str) -> bool:
+        """Whether a change to the file `rel` (relative to the root) matters."""
+        if self.rules.ignored(rel, False):
+            return False
+        if self.exts and not rel.rpartition("/")[2].endswith(tuple("." + e for e in self.exts)):
+            return False
+        return self._globs is None or self._globs.decide(rel, False) is not None
+
+
+def walk(filter_: Filter, start: Path) -> Iterator[tuple[Path, bool]]:
+    """Every directory (`True`) and wanted file (`False`) under `start`, top-down, never
+    entering an ignored directory or following a symbolic link to one (git does not either)."""
+    rules = filter_.rules
+    stack = [start]
+    while stack:
+        directory = stack.pop()
+        rel_dir = rules.relative(directory)
+        if rel_dir is None or not filter_.watches_dir(rel_dir):
+            continue
+        yield directory, True
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        prefix = rel_dir + "/" if rel_dir else ""
+        subdirs = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                subdirs.append(Path(entry.path))
+            elif filter_.wants(prefix + entry.name):
+                yield Path(entry.path), False
+        stack.extend(sorted(subdirs, reverse=True))

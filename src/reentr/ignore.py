@@ -1,0 +1,294 @@
+"""Git's ignore rules, exactly as git applies them: every `.gitignore` from the repository's
+root down, `.git/info/exclude`, `core.excludesFile`, `.ignore` files, reentr's built-in ignores
+and `--ignore` patterns, with a verdict and the rule (file, line, pattern) that decided it.
+
+pathspec parses each line (escapes, trailing spaces, `!`, `**`, character classes). How a
+pattern applies is done here, because pathspec answers a different question ("is this file
+matched, counting its directories?") and folds `dir/**` into `dir/`. git's own order is:
+- a path inside an excluded directory is excluded, whatever later rules say (gitignore(5));
+- otherwise the last matching line of the most specific source decides: `--ignore` patterns,
+  then the ignore files of the path's own directory up to the root (`.ignore` before
+  `.gitignore` in one directory, as ripgrep and watchexec do), then `.git/info/exclude`, then
+  `core.excludesFile`, then the built-ins.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
+from reentr import process
+
+BUILTIN = (
+    # Version control.
+    ".git/", ".hg/", ".svn/", ".bzr/", "_darcs/", ".fossil-settings/", ".jj/",
+    # Python's caches.
+    "__pycache__/", "*.py[co]",
+    # Editors' swap, backup and temporary files: vim, emacs, JetBrains, and the probe file
+    # vim writes to test a directory (4913).
+    "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913", "*___jb_tmp___", "*___jb_old___",
+    ".DS_Store",
+)
+"""Ignored unless `--no-default-ignore`; a negation in a user's file can re-include one."""
+_NAMED_GROUP = re.compile(r"\(\?P<[a-z_]+>")
+
+
+@dataclass(frozen=True)
+class Rule:
+    source: str
+    """Where the rule was written: a path relative to the root (`.gitignore`, `src/.ignore`,
+    `.git/info/exclude`), the global file's path, `--ignore` or `built-in`."""
+    line: int
+    pattern: str
+    """The line as written, without its line ending."""
+    negated: bool
+    regex: re.Pattern[str]
+
+    def describe(self) -> str:
+        """`source:line:pattern`, as `git check-ignore -v` prints it."""
+        return f"{self.source}:{self.line}:{self.pattern}"
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """The rules of one source, which apply to paths under `base` ("" or "dir/")."""
+
+    base: str
+    rules: tuple[Rule, ...]
+    any: re.Pattern[str] | None = None
+    """All the rules in one regex: most paths match none, and this says so in one search."""
+
+    def decide(self, rel: str, is_dir: bool) -> Rule | None:
+        """The last rule that matches `rel` itself (a path relative to the root)."""
+        if not self.rules or not rel.startswith(self.base):
+            return None
+        sub = rel[len(self.base):] + ("/" if is_dir else "")
+        if self.any is not None and not self.any.search(sub):
+            return None
+        for rule in reversed(self.rules):
+            if rule.regex.search(sub):
+                return rule
+        return None
+
+
+def parse(text: str, source: str, base: str = "") -> RuleFile:
+    """The rules in an ignore file's text; lines that are blank, comments, or that git
+    would not accept either, are skipped."""
+    rules = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = _trim(raw[:-1] if raw.endswith("\r") else raw)  # a CR only before the end
+        regex = _compile(line)
+        if regex is not None:
+            rules.append(Rule(source, number, line, line.startswith("!"), regex))
+    joined = "|".join(f"(?:{_NAMED_GROUP.sub('(?:', r.regex.pattern)})" for r in rules)
+    return RuleFile(base, tuple(rules), re.compile(joined) if rules else None)
+
+
+def _trim(line: str) -> str:
+    """Drop trailing spaces, except one escaped with a backslash (gitignore(5))."""
+    end = len(line)
+    while end and line[end - 1] == " " and not (end > 1 and line[end - 2] == "\\"):
+        end -= 1
+    return line[:end]
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(line: str) -> re.Pattern[str] | None:
+    """A regex that matches exactly the paths the line matches (directories with a trailing
+    slash), searched from the start of a path relative to the rule's directory."""
+    if not line.strip(" ") or line.startswith("#"):
+        return None
+    try:
+        pattern = GitIgnoreSpecPattern(line)
+    except ValueError:
+        return None  # e.g. a trailing backslash: git matches nothing with it either
+    if pattern.include is None or pattern.regex is None:
+        return None
+    source = pattern.regex.pattern
+    body = line.lstrip("!").rstrip(" ")
+    if body.endswith("/**") and not body.endswith("\\/**"):
+        # pathspec folds `dir/**` into `dir/`; git's `dir/**` is everything *inside* dir.
+        source += ".+"
+    return re.compile(f"(?:{source})\\Z")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Which ignore sources apply: each has an off switch on the command line."""
+
+    gitignore: bool = True
+    git_exclude: bool = True
+    global_file: bool = True
+    dot_ignore: bool = True
+    builtin: bool = True
+    extra: tuple[str, ...] = ()
+    """`--ignore` patterns (gitignore syntax, relative to the root)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ignored: bool
+    rule: Rule | None
+    """The rule that decided; None when no rule matches (the path is watched)."""
+    directory: str | None = None
+    """When an excluded parent directory decided, that directory (relative, with a slash)."""
+
+
+_GIT_ITSELF = parse(".git/", "git")
+"""Never watched, whatever the switches: git never lists what is inside `.git` either."""
+
+
+@dataclass
+class Rules:
+    """Every rule that applies under `root`, read from disk as directories are visited."""
+
+    root: Path
+    sources: Sources = field(default_factory=Sources)
+    git_dir: Path | None = None
+    global_path: Path | None = None
+    _fixed_before: tuple[RuleFile, ...] = ()
+    _fixed_after: tuple[RuleFile, ...] = ()
+    _per_dir: dict[str, tuple[RuleFile, ...]] = field(default_factory=dict)
+    _dirs: dict[str, Verdict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, start: Path, sources: Sources) -> Rules:
+        """The rules for watching `start`: the root is its repository's top (so parents'
+        `.gitignore` files apply), or `start` itself outside a repository."""
+        start = start.resolve()
+        top, git_dir = _find_repository(start)
+        rules = cls(top or start, sources, git_dir)
+        before = [_GIT_ITSELF]
+        if sources.extra:
+            before.append(parse("\n".join(sources.extra), "--ignore"))
+        after = []
+        if sources.git_exclude and git_dir is not None:
+            after.append(_read(git_dir / "info" / "exclude", rules.root))
+        if sources.global_file:
+            rules.global_path = _global_excludes(rules.root)
+            if rules.global_path is not None:
+                after.append(_read(rules.global_path, rules.root))
+        if sources.builtin:
+            after.append(parse("\n".join(BUILTIN), "built-in"))
+        rules._fixed_before, rules._fixed_after = tuple(before), tuple(after)
+        return rules
+
+    def relative(self, path: Path | str) -> str | None:
+        """`path` relative to the root, with `/` separators; None when it is outside."""
+        rel = os.path.relpath(os.path.abspath(path), self.root)
+        if rel == ".":
+            return ""
+        if rel.startswith(".." + os.sep) or rel == "..":
+            return None
+        return rel.replace(os.sep, "/")
+
+    def is_rule_file(self, path: str) -> bool:
+        """Whether an edit of `path` (absolute) changes the rules."""
+        if os.path.basename(path) in (".gitignore", ".ignore"):
+            return True
+        fixed = [self.global_path]
+        if self.git_dir is not None:
+            fixed.append(self.git_dir / "info" / "exclude")
+        return any(f is not None and str(f) == path for f in fixed)
+
+    def explain(self, rel: str, is_dir: bool) -> Verdict:
+        """Whether `rel` (relative to the root) is ignored, and by which rule."""
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            parent = self.directory("/".join(parts[:depth]))
+            if parent.ignored:
+                return parent
+        return self._decide(rel, is_dir)
+
+    def ignored(self, rel: str, is_dir: bool) -> bool:
+        return self.explain(rel, is_dir).ignored
+
+    def directory(self, rel: str) -> Verdict:
+        """The verdict on a directory, its parents first, remembered."""
+        verdict = self._dirs.get(rel)
+        if verdict is None:
+            parent, _, _ = rel.rpartition("/")
+            above = self.directory(parent) if parent else None
+            if above is not None and above.ignored:
+                verdict = above
+            else:
+                verdict = self._decide(rel, True)
+                if verdict.ignored:
+                    verdict = Verdict(True, verdict.rule, rel + "/")
+            self._dirs[rel] = verdict
+        return verdict
+
+    def _decide(self, rel: str, is_dir: bool) -> Verdict:
+        for source in self._sources_for(rel):
+            rule = source.decide(rel, is_dir)
+            if rule is not None:
+                return Verdict(not rule.negated, rule)
+        return Verdict(False, None)
+
+    def _sources_for(self, rel: str) -> Iterable[RuleFile]:
+        yield from self._fixed_before
+        parts = rel.split("/")[:-1]
+        for depth in range(len(parts), -1, -1):
+            yield from self._files_in("/".join(parts[:depth]))
+        yield from self._fixed_after
+
+    def _files_in(self, directory: str) -> tuple[RuleFile, ...]:
+        files = self._per_dir.get(directory)
+        if files is None:
+            base = directory + "/" if directory else ""
+            names = [n for n, on in ((".ignore", self.sources.dot_ignore),
+                                     (".gitignore", self.sources.gitignore)) if on]
+            found = []
+            for name in names:
+                path = self.root / base / name
+                if path.is_file():
+                    found.append(_read(path, self.root, base))
+            files = self._per_dir[directory] = tuple(found)
+        return files
+
+
+def _read(path: Path, root: Path, base: str = "") -> RuleFile:
+    try:
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError:
+        text = ""
+    try:
+        source = path.relative_to(root).as_posix()
+    except ValueError:
+        source = str(path)
+    return parse(text, source, base)
+
+
+def _find_repository(start: Path) -> tuple[Path | None, Path | None]:
+    """The top of the git work tree containing `start`, and its git directory."""
+    for directory in (start, *start.parents):
+        dot_git = directory / ".git"
+        if dot_git.is_dir():
+            return directory, dot_git
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: PATH"
+            text = dot_git.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                git_dir = Path(text.split(":", 1)[1].strip())
+                git_dir = git_dir if git_dir.is_absolute() else directory / git_dir
+                common = git_dir / "commondir"
+                if common.is_file():
+                    git_dir = (git_dir / common.read_text().strip()).resolve()
+                return directory, git_dir
+    return None, None
+
+
+def _global_excludes(root: Path) -> Path | None:
+    """git's `core.excludesFile`, or its default `$XDG_CONFIG_HOME/git/ignore`."""
+    configured = process.output_of(["git", "config", "--path", "--get", "core.excludesFile"],
+                                   cwd=root)
+    if configured:
+        return Path(configured).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    default = Path(config) / "git" / "ignore"
+    return default if default.is_file() else None
