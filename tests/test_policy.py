@@ -77,17 +77,18 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10
     [
         (cfg(), [Began()], [Start(T, None)]),
         (cfg(postpone=True), [Began()], []),
-        (cfg(postpone=True), [Began(), changed()], [Start(T, "/p/a")]),
+        (cfg(postpone=True), [Began(), changed()], [Start(T, "/p/a", ("/p/a",))]),
         (cfg(clear=2), [Began()], [ClearScreen(2), Start(T, None)]),
         # -r: stop the group, start again only once the group is gone.
         (cfg(restart=True), [Began(), *started(T, 10), changed()], STOP),
         (cfg(restart=True), [Began(), *started(T, 10), changed(), ProcessExited(T, 10, -15)],
          []),
         (cfg(restart=True), [Began(), *started(T, 10), changed(), *gone(T, 10, -15)],
-         [Start(T, "/p/a")]),
-        # Changes while stopping are coalesced into the one start; the newest trigger wins.
+         [Start(T, "/p/a", ("/p/a",))]),
+        # Changes while stopping are coalesced into the one start; the newest trigger wins,
+        # and the start is told about every file changed since the last one.
         (cfg(restart=True), [Began(), *started(T, 10), changed(), changed("/p/b"),
-                             *gone(T, 10, -15)], [Start(T, "/p/b")]),
+                             *gone(T, 10, -15)], [Start(T, "/p/b", ("/p/a", "/p/b"))]),
         # Grace expired: SIGKILL the group, once.
         (cfg(restart=True), [Began(), *started(T, 10), changed(), TimerFired("grace", 10)],
          [Say("killed", role=T, detail="5"), SignalGroup(T, 10, signal.SIGKILL)]),
@@ -96,12 +97,12 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10
         # Without -r a change during a run is dropped; with -a it leads to one more run.
         (cfg(), [Began(), *started(T, 10), changed(), *gone(T, 10)], []),
         (cfg(all_events=True), [Began(), *started(T, 10), changed(), *gone(T, 10)],
-         [Start(T, "/p/a")]),
+         [Start(T, "/p/a", ("/p/a",))]),
         # --signal: signal the running target, start it if it is not running.
         (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), changed()],
          [SignalGroup(T, 10, signal.SIGHUP), Say("signalled", role=T, detail="SIGHUP")]),
         (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), *gone(T, 10, 1), changed()],
-         [Start(T, "/p/a")]),
+         [Start(T, "/p/a", ("/p/a",))]),
         # Keys.
         (cfg(restart=True), [Began(), *started(T, 10), KeyPressed(" ")], STOP),
         (cfg(), [Began(), *started(T, 10), KeyPressed(" "), *gone(T, 10)], []),
@@ -195,7 +196,7 @@ def test_failed_build_leaves_the_target_alone() -> None:
     assert actions == STOP
     _, actions = policy.step(config, state, ProcessExited(T, 10, -15))
     _, actions = policy.step(config, state, GroupEmptied(T, 10))
-    assert actions == [Start(T, "/p/a")]
+    assert actions == [Start(T, "/p/a", ("/p/a",))]
 
 
 @pytest.mark.parametrize(
@@ -203,12 +204,12 @@ def test_failed_build_leaves_the_target_alone() -> None:
     [
         # restart: stop the build; its result is discarded; build again once it is gone.
         (OnBusy.RESTART, [SignalGroup(B, 6, signal.SIGTERM, stop=True),
-                          SetTimer(policy.GRACE, 6, 5.0)], [Start(B, "/p/b")]),
+                          SetTimer(policy.GRACE, 6, 5.0)], [Start(B, "/p/b", ("/p/a", "/p/b"))]),
         # queue: let it finish and start its result (the target restarts), then build again.
         (OnBusy.QUEUE, [], [SignalGroup(T, 10, signal.SIGTERM, stop=True),
                             SetTimer(policy.GRACE, 10, 5.0)]),
         # ignore: let it finish, discard its outdated result, build again.
-        (OnBusy.IGNORE, [], [Start(B, "/p/b")]),
+        (OnBusy.IGNORE, [], [Start(B, "/p/b", ("/p/a", "/p/b"))]),
     ],
     ids=["restart", "queue", "ignore"],
 )
@@ -227,7 +228,7 @@ def test_on_busy(on_busy: OnBusy, during_build: list[Action], after_build: list[
         for event in queued:
             state, actions = policy.step(config, state, event)
         # The finished build's result starts, and the queued build starts with it.
-        assert actions == [Start(T, "/p/b"), Start(B, "/p/b")]
+        assert actions == [Start(T, "/p/b", ("/p/a", "/p/b")), Start(B, "/p/b")]
 
 
 def test_on_exit_restart_backs_off_and_a_stable_run_resets() -> None:

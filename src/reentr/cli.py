@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -62,6 +62,113 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+# Options that entr mode and `reentr watch` share.
+_Clear = Annotated[
+    int, typer.Option("-c", count=True, help="Clear the screen before each run; -cc also "
+                      "clears the scrollback.", rich_help_panel=ENTR)
+]
+
+_NonInteractive = Annotated[
+    bool, typer.Option("-n", help="Do not read keys from the terminal.",
+                       rich_help_panel=ENTR)
+]
+
+_Postpone = Annotated[
+    bool, typer.Option("-p", help="Wait for the first change before the first run.",
+                       rich_help_panel=ENTR)
+]
+
+_Restart = Annotated[
+    bool, typer.Option("-r", "--restart", help="Restart the utility on each change: stop "
+                       "its process group, then start it again.", rich_help_panel=ENTR)
+]
+
+_ExitOnExit = Annotated[
+    bool, typer.Option("-z", help="Exit when the utility exits, with its status.",
+                       rich_help_panel=ENTR)
+]
+
+_Debounce = Annotated[
+    str, typer.Option("--debounce", metavar="DURATION", help="Act once changes have been "
+                      "quiet this long, so that a burst of writes (a save, a checkout) is "
+                      "one change.", rich_help_panel=WATCHING)
+]
+
+_Build = Annotated[
+    str | None, typer.Option("--build", metavar="CMD", help="A shell command run before "
+                             "every start; the utility (re)starts only if it succeeds.",
+                             rich_help_panel=PROCESS, show_default=False)
+]
+
+_OnBusy = Annotated[
+    OnBusy, typer.Option("--on-busy", help="A change during a build: restart the build, "
+                         "queue another, or ignore (finish it, then build again).",
+                         rich_help_panel=PROCESS, case_sensitive=False)
+]
+
+_OnExit = Annotated[
+    OnExit, typer.Option("--on-exit", help="When the utility exits by itself: wait for a "
+                         "change, restart it (with back-off), or quit.",
+                         rich_help_panel=PROCESS, case_sensitive=False)
+]
+
+_Signal = Annotated[
+    str | None, typer.Option("--signal", metavar="SIG", help="Send SIG to the running "
+                             "utility's process group instead of restarting it.",
+                             autocompletion=_complete_signal, rich_help_panel=PROCESS,
+                             show_default=False)
+]
+
+_StopSignal = Annotated[
+    str, typer.Option("--stop-signal", metavar="SIG", help="The signal that stops the "
+                      "utility.", autocompletion=_complete_signal, rich_help_panel=PROCESS)
+]
+
+_StopTimeout = Annotated[
+    str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
+                      "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
+]
+
+_ReadyPort = Annotated[
+    str | None, typer.Option("--ready-port", metavar="[HOST:]PORT", help="The target is "
+                             "ready when a TCP connect to PORT succeeds (HOST: 127.0.0.1).",
+                             show_default=False, rich_help_panel=LATENCY)
+]
+
+_ReadyLine = Annotated[
+    str | None, typer.Option("--ready-line", metavar="REGEX", help="The target is ready "
+                             "when it prints a line matching REGEX (stdout or stderr; its "
+                             "output still reaches you unchanged).", show_default=False,
+                             rich_help_panel=LATENCY)
+]
+
+_ReadyUrl = Annotated[
+    str | None, typer.Option("--ready-url", metavar="URL", help="The target is ready when "
+                             "a GET of URL answers 2xx or 3xx.", show_default=False,
+                             rich_help_panel=LATENCY)
+]
+
+_ReadyTimeout = Annotated[
+    str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
+                      "readiness after this long, and say so.", rich_help_panel=LATENCY)
+]
+
+_Events = Annotated[
+    str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
+                             "lifecycle event to FILE (- for stdout).", show_default=False,
+                             rich_help_panel=LATENCY)
+]
+
+_Quiet = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Print only errors.")
+]
+
+_Verbose = Annotated[
+    bool, typer.Option("-v", "--verbose", help="Also say what changed, and why a change "
+                       "did nothing.")
+]
+
+
 @entr_app.command(
     help=(
         "Run UTILITY, and run it again whenever a file listed on standard input changes "
@@ -83,101 +190,34 @@ def entr_mode(
         bool, typer.Option("-a", help="Changes during a run lead to one more run.",
                            rich_help_panel=ENTR)
     ] = False,
-    clear: Annotated[
-        int, typer.Option("-c", count=True, help="Clear the screen before each run; -cc also "
-                          "clears the scrollback.", rich_help_panel=ENTR)
-    ] = 0,
+    clear: _Clear = 0,
     dir_watch: Annotated[
         int, typer.Option("-d", count=True, help="Exit with status 2 when a watched directory "
                           "gains or loses a file; -dd counts dotfiles too.",
                           rich_help_panel=ENTR)
     ] = 0,
-    non_interactive: Annotated[
-        bool, typer.Option("-n", help="Do not read keys from the terminal.",
-                           rich_help_panel=ENTR)
-    ] = False,
-    postpone: Annotated[
-        bool, typer.Option("-p", help="Wait for the first change before the first run.",
-                           rich_help_panel=ENTR)
-    ] = False,
-    restart: Annotated[
-        bool, typer.Option("-r", "--restart", help="Restart the utility on each change: stop "
-                           "its process group, then start it again.", rich_help_panel=ENTR)
-    ] = False,
+    non_interactive: _NonInteractive = False,
+    postpone: _Postpone = False,
+    restart: _Restart = False,
     shell: Annotated[
         bool, typer.Option("-s", "--shell", help="Run the single argument with $SHELL -c; "
                            "the changed file is $0.", rich_help_panel=ENTR)
     ] = False,
-    exit_on_exit: Annotated[
-        bool, typer.Option("-z", help="Exit when the utility exits, with its status.",
-                           rich_help_panel=ENTR)
-    ] = False,
-    debounce: Annotated[
-        str, typer.Option("--debounce", metavar="DURATION", help="Act once changes have been "
-                          "quiet this long, so that a burst of writes (a save, a checkout) is "
-                          "one change.", rich_help_panel=WATCHING)
-    ] = f"{Config.debounce_ms}ms",
-    build: Annotated[
-        str | None, typer.Option("--build", metavar="CMD", help="A shell command run before "
-                                 "every start; the utility (re)starts only if it succeeds.",
-                                 rich_help_panel=PROCESS, show_default=False)
-    ] = None,
-    on_busy: Annotated[
-        OnBusy, typer.Option("--on-busy", help="A change during a build: restart the build, "
-                             "queue another, or ignore (finish it, then build again).",
-                             rich_help_panel=PROCESS, case_sensitive=False)
-    ] = OnBusy.RESTART,
-    on_exit: Annotated[
-        OnExit, typer.Option("--on-exit", help="When the utility exits by itself: wait for a "
-                             "change, restart it (with back-off), or quit.",
-                             rich_help_panel=PROCESS, case_sensitive=False)
-    ] = OnExit.WAIT,
-    signal_: Annotated[
-        str | None, typer.Option("--signal", metavar="SIG", help="Send SIG to the running "
-                                 "utility's process group instead of restarting it.",
-                                 autocompletion=_complete_signal, rich_help_panel=PROCESS,
-                                 show_default=False)
-    ] = None,
-    stop_signal: Annotated[
-        str, typer.Option("--stop-signal", metavar="SIG", help="The signal that stops the "
-                          "utility.", autocompletion=_complete_signal, rich_help_panel=PROCESS)
-    ] = "SIGTERM",
-    stop_timeout: Annotated[
-        str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
-                          "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
-    ] = "5s",
-    ready_port: Annotated[
-        str | None, typer.Option("--ready-port", metavar="[HOST:]PORT", help="The target is "
-                                 "ready when a TCP connect to PORT succeeds (HOST: 127.0.0.1).",
-                                 show_default=False, rich_help_panel=LATENCY)
-    ] = None,
-    ready_line: Annotated[
-        str | None, typer.Option("--ready-line", metavar="REGEX", help="The target is ready "
-                                 "when it prints a line matching REGEX (stdout or stderr; its "
-                                 "output still reaches you unchanged).", show_default=False,
-                                 rich_help_panel=LATENCY)
-    ] = None,
-    ready_url: Annotated[
-        str | None, typer.Option("--ready-url", metavar="URL", help="The target is ready when "
-                                 "a GET of URL answers 2xx or 3xx.", show_default=False,
-                                 rich_help_panel=LATENCY)
-    ] = None,
-    ready_timeout: Annotated[
-        str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
-                          "readiness after this long, and say so.", rich_help_panel=LATENCY)
-    ] = "30s",
-    events: Annotated[
-        str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
-                                 "lifecycle event to FILE (- for stdout).", show_default=False,
-                                 rich_help_panel=LATENCY)
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="Print only errors.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Also say what changed, and why a change "
-                           "did nothing.")
-    ] = False,
+    exit_on_exit: _ExitOnExit = False,
+    debounce: _Debounce = f"{Config.debounce_ms}ms",
+    build: _Build = None,
+    on_busy: _OnBusy = OnBusy.RESTART,
+    on_exit: _OnExit = OnExit.WAIT,
+    signal_: _Signal = None,
+    stop_signal: _StopSignal = "SIGTERM",
+    stop_timeout: _StopTimeout = "5s",
+    ready_port: _ReadyPort = None,
+    ready_line: _ReadyLine = None,
+    ready_url: _ReadyUrl = None,
+    ready_timeout: _ReadyTimeout = "30s",
+    events: _Events = None,
+    quiet: _Quiet = False,
+    verbose: _Verbose = False,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
                            callback=_version)
@@ -194,22 +234,16 @@ def entr_mode(
         raise UsageError(f"{USAGE} (the files to watch go on standard input)")
     if not shell:
         _check_program(command[0])
-    stop = parse_signal(stop_signal, "--stop-signal")
-    sent = parse_signal(signal_, "--signal") if signal_ is not None else None
-    grace = parse_duration(stop_timeout, "--stop-timeout")
-    probe = _probe(ready_port, ready_line, ready_url, ready_timeout)
-    debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
-    if not 1 <= debounce_ms <= Config.gather_ms:
-        raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
-                         f"{Config.gather_ms}ms")
-    watch, warnings = read_watch_list(sys.stdin, dir_watch)
-    config = Config(
-        command=command, watch=watch, restart=restart, postpone=postpone,
-        all_events=all_events, clear=clear, dir_watch=dir_watch,
-        interactive=not non_interactive, shell=shell, exit_on_exit=exit_on_exit,
-        build=build, on_busy=on_busy, on_exit=on_exit, signal=sent, stop_signal=stop,
-        grace=grace, ready=probe, debounce_ms=debounce_ms, quiet=quiet, verbose=verbose,
+    settings = _settings(
+        restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
+        exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
+        signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
+        ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
+        ready_timeout=ready_timeout, debounce=debounce, quiet=quiet, verbose=verbose,
     )
+    watch, warnings = read_watch_list(sys.stdin, dir_watch)
+    config = Config(command=command, watch=watch, all_events=all_events, dir_watch=dir_watch,
+                    shell=shell, **settings)
     for warning in warnings:
         sys.stderr.write(f"{PREFIX}{warning}\n")
     if not watch.files:
@@ -217,6 +251,34 @@ def entr_mode(
             "no regular files to watch: list existing files on standard input, "
             "for example: ls *.py | reentr make"
         )
+    return _run(config, events)
+
+
+def _settings(
+    *, restart: bool, postpone: bool, clear: int, non_interactive: bool, exit_on_exit: bool,
+    build: str | None, on_busy: OnBusy, on_exit: OnExit, signal_: str | None,
+    stop_signal: str, stop_timeout: str, ready_port: str | None, ready_line: str | None,
+    ready_url: str | None, ready_timeout: str, debounce: str, quiet: bool, verbose: bool,
+) -> dict[str, Any]:
+    """The `Config` fields of the options both modes share, checked."""
+    debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
+    if not 1 <= debounce_ms <= Config.gather_ms:
+        raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
+                         f"{Config.gather_ms}ms")
+    return {
+        "restart": restart, "postpone": postpone, "clear": clear,
+        "interactive": not non_interactive, "exit_on_exit": exit_on_exit, "build": build,
+        "on_busy": on_busy, "on_exit": on_exit,
+        "signal": parse_signal(signal_, "--signal") if signal_ is not None else None,
+        "stop_signal": parse_signal(stop_signal, "--stop-signal"),
+        "grace": parse_duration(stop_timeout, "--stop-timeout"),
+        "ready": _probe(ready_port, ready_line, ready_url, ready_timeout),
+        "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose,
+    }
+
+
+def _run(config: Config, events: str | None) -> int:
+    """Open the `--events` stream, then run."""
     with contextlib.ExitStack() as stack:
         stream = None
         if events == "-":

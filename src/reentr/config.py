@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from signal import Signals
 
 from reentr.errors import UsageError
+from reentr.ignore import Sources
 
 
 class OnBusy(str, enum.Enum):
@@ -72,12 +73,25 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class WatchTree:
+    """`reentr watch`'s watch set: directory trees, filtered by ignore rules and includes."""
+
+    paths: tuple[Path, ...]
+    """Absolute directories (or files) to watch recursively."""
+    sources: Sources = field(default_factory=Sources)
+    exts: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    poll: float | None = None
+    """Poll every this many seconds instead of using inotify (`--poll`)."""
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs, built once by `cli.py` and never changed."""
 
     command: tuple[str, ...]
     """The target: argv, or a single shell command line when `shell` is set."""
-    watch: WatchList
+    watch: WatchList | WatchTree
     restart: bool = False
     """`-r`: a change stops the running target and starts it again."""
     postpone: bool = False

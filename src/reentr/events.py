@@ -143,6 +143,8 @@ class Start:
     role: Role
     trigger: str | None = None
     """The leading-edge changed file, for `/_` and `$0`; None before the first change."""
+    changed: tuple[str, ...] = ()
+    """Every file changed since the target last started, the leading edge first."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class Filter:
         return self._globs is None or self._globs.decide(rel, False) is not None
 
 
-def walk(filter_: Filter, start: Path) -> Iterator[tuple[Path, bool]]:
+def walk(filter_: Filter, start: Path, *, dirs_only: bool = False) -> Iterator[tuple[Path, bool]]:
     """Every directory (`True`) and wanted file (`False`) under `start`, top-down, never
     entering an ignored directory or following a symbolic link to one (git does not either)."""
     rules = filter_.rules
@@ -60,6 +60,6 @@ def walk(filter_: Filter, start: Path) -> Iterator[tuple[Path, bool]]:
                 continue
             if is_dir:
                 subdirs.append(Path(entry.path))
-            elif filter_.wants(prefix + entry.name):
+            elif not dirs_only and filter_.wants(prefix + entry.name):
                 yield Path(entry.path), False
         stack.extend(sorted(subdirs, reverse=True))

@@ -84,6 +84,8 @@ class State:
     """Files changed during the running build: its result is not started (`--on-busy` not queue)."""
     trigger: str | None = None
     """The leading-edge file of the newest change, for `/_`."""
+    changed: tuple[str, ...] = ()
+    """Every file changed since the target last started, for `REENTR_CHANGED`."""
     quitting: int | None = None
     """The exit status, once reentr is shutting down."""
     exit_after_run: int | None = None
@@ -107,16 +109,16 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
     """Record what the event says happened; `_advance` then decides what to do next."""
     match event:
         case Began():
-            return s if config.postpone else _want(config, s, None)
+            return s if config.postpone else _want(config, s, ())
         case FilesChanged(paths=paths):
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
             out.append(Say("changed", detail=", ".join(paths) + dropped))
-            return _changed(config, s, paths[0] if paths else None, out)
+            return _changed(config, s, paths, out)
         case KeyPressed(key=" "):
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
             if _runs_to_completion(config) and s.target.busy:
                 return s
-            return _changed(config, s, None, out)
+            return _changed(config, s, (), out)
         case KeyPressed(key="q"):
             return _quit(s, ExitStatus.OK, out)
         case KeyPressed():
@@ -131,7 +133,7 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             if _runs_to_completion(config):
                 # entr runs the utility once more, then exits 2 (entr(1), -d).
                 return _want(config, dataclasses.replace(
-                    s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), None)
+                    s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), ())
             return dataclasses.replace(s, quitting=ExitStatus.DIRECTORY_ALTERED)
         case WatcherFailed(reason=reason):
             out.append(Say("watcher-failed", detail=reason))
@@ -162,9 +164,10 @@ def _runs_to_completion(config: Config) -> bool:
     return not config.restart and config.signal is None
 
 
-def _want(config: Config, s: State, trigger: str | None) -> State:
-    if trigger is not None:
-        s = dataclasses.replace(s, trigger=trigger)
+def _want(config: Config, s: State, paths: tuple[str, ...]) -> State:
+    if paths:
+        changed = tuple(dict.fromkeys((*s.changed, *paths)))
+        s = dataclasses.replace(s, trigger=paths[0], changed=changed)
     if config.build is not None:
         return dataclasses.replace(s, want_build=True)
     return dataclasses.replace(s, want_start=True)
@@ -175,13 +178,13 @@ def _drops_changes(config: Config, s: State) -> bool:
     return _runs_to_completion(config) and s.target.busy and not config.all_events
 
 
-def _changed(config: Config, s: State, trigger: str | None, out: list[Action]) -> State:
+def _changed(config: Config, s: State, paths: tuple[str, ...], out: list[Action]) -> State:
     if s.quitting is not None or _drops_changes(config, s):
         return s
     out.append(Triggered())
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
         s = dataclasses.replace(s, build_stale=True)
-    return _want(config, dataclasses.replace(s, exits_in_a_row=0), trigger)
+    return _want(config, dataclasses.replace(s, exits_in_a_row=0), paths)
 
 
 def _quit(s: State, status: int, out: list[Action]) -> State:
@@ -250,7 +253,7 @@ def _advance(config: Config, s: State, out: list[Action]) -> State:
         s = _swap_target(config, s, out)
     if s.want_build and not s.want_start:
         if not s.build.busy:
-            out.append(Start(Role.BUILD, s.trigger))
+            out.append(Start(Role.BUILD, s.trigger, s.changed))
             s = dataclasses.replace(
                 s, want_build=False, build=Slot(starting=True), build_stale=False
             )
@@ -265,15 +268,15 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
         if not t.stopping:
             out.append(SignalGroup(Role.TARGET, t.pid, config.signal))
             out.append(Say("signalled", role=Role.TARGET, detail=config.signal.name))
-        return dataclasses.replace(s, want_start=False)
+        return dataclasses.replace(s, want_start=False, changed=())
     if t.busy:
         if not _runs_to_completion(config):
             s = _stop(config, s, Role.TARGET, out)
         return s
     if config.clear:
         out.append(ClearScreen(config.clear))
-    out.append(Start(Role.TARGET, s.trigger))
-    return dataclasses.replace(s, want_start=False, target=Slot(starting=True))
+    out.append(Start(Role.TARGET, s.trigger, s.changed))
+    return dataclasses.replace(s, want_start=False, target=Slot(starting=True), changed=())
 
 
 def _stop(config: Config, s: State, role: Role, out: list[Action]) -> State:

@@ -91,6 +91,11 @@ class Reporter:
             what += f" and {dirs} director{'ies' if dirs != 1 else 'y'}"
         self.line(f"watching {what}")
 
+    def watching_tree(self, dirs: int, poll: float | None) -> None:
+        how = f"polling every {poll:g}s" if poll is not None else "inotify"
+        self.line(f"watching {dirs} director{'ies' if dirs != 1 else 'y'} ({how}; ignored "
+                  "directories are not watched)")
+
     def started(self, role: Role, pid: int) -> None:
         if role is Role.TARGET:
             self._serving_since = time.strftime("%H:%M:%S")

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 
 from reentr import policy, process, ready, signals, terminal, watcher
-from reentr.config import Config, ProbeKind
+from reentr.config import Config, ProbeKind, WatchList
 from reentr.events import (
     Action,
     Began,
@@ -46,6 +46,9 @@ from reentr.report import Reporter
 from reentr.timing import Summary, Timeline, edit_time_ns
 
 PLACEHOLDER = "/_"
+CHANGED = "REENTR_CHANGED"
+"""The environment variable that gives the command every file changed since its last start:
+absolute paths, one per line, the first written first (README)."""
 _SHELL_SYNTAX = re.compile(r"[;&|`(){}\n]|\$\(")
 _NOT_EXECABLE = frozenset((
     "!", "[[", "case", "cd", "coproc", "eval", "exec", "export", "for", "function", "if",
@@ -126,9 +129,8 @@ class _Loop:
             stack.callback(self.guardian.close)
             stack.callback(self.reporter.summary, self.summary)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
-            stack.enter_context(watcher.watching(self.config, self.events))
+            stack.enter_context(watcher.watching(self.config, self.events, self.reporter))
             stack.enter_context(terminal.keys(self.events, self.config.interactive))
-            self.reporter.watching(len(self.config.watch.files), len(self.config.watch.dirs))
             try:
                 return self._loop()
             finally:
@@ -154,8 +156,8 @@ class _Loop:
                 match action:
                     case Exit(status=status):
                         return status
-                    case Start(role=role, trigger=trigger):
-                        immediate.append(self._start(role, trigger))
+                    case Start(role=role, trigger=trigger, changed=changed):
+                        immediate.append(self._start(role, trigger, changed))
                     case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
                         self._signal(role, pid, signum, stop)
                     case SetTimer(name=name, pid=pid, seconds=seconds):
@@ -256,11 +258,11 @@ class _Loop:
             if event is not None:
                 return event
 
-    def _start(self, role: Role, trigger: str | None) -> Event:
+    def _start(self, role: Role, trigger: str | None, changed: tuple[str, ...]) -> Event:
         argv = self._argv(role, trigger)
         probe = self.config.ready if role is Role.TARGET else None
         waiter = ready.Waiter(probe, self.events) if probe is not None else None
-        extra = {}
+        extra = {CHANGED: "\n".join(changed)} if changed else {}
         if waiter is not None and waiter.probe.kind is ProbeKind.LINE:
             # Through a pipe, Python would hold the line back in its buffer (README).
             extra["PYTHONUNBUFFERED"] = self.environ.get("PYTHONUNBUFFERED", "1")
@@ -284,7 +286,8 @@ class _Loop:
         if role is Role.BUILD:
             assert config.build is not None
             return ["/bin/sh", "-c", _exec_form(config.build)]
-        first = trigger or (str(config.watch.files[0]) if config.watch.files else "")
+        watch = config.watch
+        first = trigger or str(watch.files[0] if isinstance(watch, WatchList) else watch.paths[0])
         if config.shell:
             shell = self.environ.get("SHELL") or "/bin/sh"
             # As entr -s: the changed file is the shell's $0.

@@ -8,6 +8,7 @@ then kept only for the listed paths, so atomic saves and delete-then-recreate ke
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -18,9 +19,12 @@ from pathlib import Path
 from watchfiles._rust_notify import RustNotify
 
 from reentr import signals
-from reentr.config import Config
+from reentr.config import Config, WatchList, WatchTree
 from reentr.errors import ReentrError
 from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
+from reentr.filters import Filter, walk
+from reentr.ignore import Rules
+from reentr.report import Reporter
 
 _SETTLE_TRIES = 5
 _SETTLE_S = 0.1
@@ -28,21 +32,66 @@ _SETTLE_S = 0.1
 temporary file (which appears and disappears) does not count (entr.c compare_dir_contents)."""
 
 
+_ADDED, _DELETED = 1, 3
+"""watchfiles' change kinds (`watchfiles.Change`); 2 is modified."""
+
+
+class _Notify:
+    """The current RustNotify, which `reentr watch` replaces when the watched directories change
+    (RustNotify cannot add a watch to a running instance)."""
+
+    def __init__(self, dirs: list[str], poll: float | None, reporter: Reporter | None):
+        self.poll = poll
+        self.reporter = reporter
+        self.current = self._open(dirs)
+
+    def _open(self, dirs: list[str]) -> RustNotify:
+        polling = self.poll is not None
+        delay = round((self.poll or 0.3) * 1000)
+        try:
+            with signals.blocked():  # RustNotify starts its own thread here
+                return RustNotify(dirs, False, polling, delay, False, True)
+        except (OSError, RuntimeError) as error:
+            if polling or not _at_limit(error):
+                raise ReentrError(f"cannot watch {_some(dirs)}: {error}") from None
+        if self.reporter is not None:
+            self.reporter.error(
+                f"the inotify watch limit ({_max_watches()}) is reached ({len(dirs)} directories "
+                "to watch); polling every 0.5s instead. Raise the limit with: "
+                "sudo sysctl fs.inotify.max_user_watches=524288"
+            )
+        self.poll = 0.5
+        return self._open(dirs)
+
+    def replace(self, dirs: list[str]) -> None:
+        """Watch `dirs` from now on: the new watch is in place before the old one goes."""
+        old, self.current = self.current, self._open(dirs)
+        old.close()
+
+    def close(self) -> None:
+        self.current.close()
+
+
 @contextmanager
-def watching(config: Config, events: Queue) -> Iterator[None]:
+def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None]:
     """Watch `config.watch` while the block runs; the watch is in place when the block starts."""
     watch = config.watch
-    dirs = watch.watched_dirs()
-    try:
-        with signals.blocked():  # RustNotify starts its own thread here
-            notify = RustNotify([str(d) for d in dirs], False, False, 300, False, False)
-    except (OSError, RuntimeError) as error:
-        raise ReentrError(f"cannot watch {', '.join(map(str, dirs))}: {error}") from None
-    listing = {d: _entries(d, config.dir_watch) for d in watch.dirs} if config.dir_watch else {}
+    tree = None
+    listing: dict[Path, frozenset[str]] = {}
+    if isinstance(watch, WatchTree):
+        tree = _Tree(watch)
+        notify = _Notify(sorted(tree.dirs), watch.poll, reporter)
+        reporter.watching_tree(len(tree.dirs), notify.poll)
+    else:
+        notify = _Notify([str(d) for d in watch.watched_dirs()], None, None)
+        # Read before the watch is announced, so that no later change is in the baseline.
+        if config.dir_watch:
+            listing = {d: _entries(d, config.dir_watch) for d in watch.dirs}
+        reporter.watching(len(watch.files), len(watch.dirs))
     stop = threading.Event()
-    thread = signals.start_thread(
-        _loop, notify, config, listing, events, stop, name="reentr-watcher"
-    )
+    scope = tree if tree is not None else listing
+    thread = signals.start_thread(_loop, notify, config, scope, events, stop,
+                                  name="reentr-watcher")
     try:
         yield
     finally:
@@ -52,13 +101,18 @@ def watching(config: Config, events: Queue) -> Iterator[None]:
 
 
 def _loop(
-    notify: RustNotify, config: Config, listing: dict[Path, frozenset[str]], events: Queue,
+    notify: _Notify, config: Config, scope: _Tree | dict[Path, frozenset[str]], events: Queue,
     stop: threading.Event,
 ) -> None:
-    order = {str(f): i for i, f in enumerate(config.watch.files)}
+    """Gather batches; `scope` is the tree (`reentr watch`) or `-d`'s directory listing."""
+    tree = scope if isinstance(scope, _Tree) else None
+    listing = scope if isinstance(scope, dict) else {}
+    watch = config.watch
+    listed = isinstance(watch, WatchList)
+    order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(watch, WatchList) else {}
     while not stop.is_set():
         try:
-            batch = notify.watch(config.gather_ms, config.debounce_ms, 0, stop)
+            batch = notify.current.watch(config.gather_ms, config.debounce_ms, 0, stop)
         except Exception as error:  # the runner reports it and stops
             events.put(WatcherFailed(str(error)))
             return
@@ -68,20 +122,107 @@ def _loop(
         if listing and _altered(listing, config.dir_watch, stop):
             events.put(DirectoryAltered())
             continue
-        paths = [p for p in {path for _, path in batch} if p in order]
+        if listed:
+            paths = [p for p in {path for _, path in batch} if p in order]
+        else:
+            assert tree is not None
+            paths, rewatch = tree.take(batch)
+            if rewatch:
+                try:
+                    notify.replace(sorted(tree.dirs))
+                except ReentrError as error:
+                    events.put(WatcherFailed(str(error)))
+                    return
         if paths:
             events.put(FilesChanged(tuple(_leading_edge_first(paths, order)), detected_ns))
 
 
+class _Tree:
+    """`reentr watch`'s view of its trees: the directories to watch (none that is ignored) and
+    which changes matter; it follows new directories and edits of ignore files."""
+
+    def __init__(self, spec: WatchTree):
+        self.spec = spec
+        self.filters: list[tuple[str, Filter]] = []
+        self.dirs: set[str] = set()
+        self._load()
+
+    def _load(self) -> None:
+        self.filters = []
+        self.dirs = set()
+        for path in self.spec.paths:
+            filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs)
+            self.filters.append((str(path), filter_))
+            self.dirs.update(str(d) for d, _ in walk(filter_, path, dirs_only=True))
+        # The deepest path first, so a path inside another one uses its own filter.
+        self.filters.sort(key=lambda item: -len(item[0]))
+
+    def _filter_for(self, path: str) -> Filter | None:
+        for root, filter_ in self.filters:
+            if path == root or path.startswith(root + os.sep):
+                return filter_
+        return None
+
+    def take(self, batch: set[tuple[int, str]]) -> tuple[list[str], bool]:
+        """The changed paths that matter, and whether the set of watched directories changed."""
+        changed: list[str] = []
+        before = set(self.dirs)
+        reload = False
+        for change, path in sorted(batch, key=lambda item: item[1]):
+            filter_ = self._filter_for(path)
+            if filter_ is None:
+                continue
+            rules = filter_.rules
+            rel = rules.relative(path)
+            if rel is None:
+                continue
+            if rules.is_rule_file(path):
+                reload = True
+            if change == _DELETED:
+                if path in self.dirs:
+                    self.dirs = {d for d in self.dirs
+                                 if d != path and not d.startswith(path + os.sep)}
+                elif filter_.wants(rel):
+                    changed.append(path)
+            elif os.path.isdir(path) and not os.path.islink(path):
+                if change == _ADDED and path not in self.dirs and filter_.watches_dir(rel):
+                    # A new directory: watch it and what is already inside, whose files
+                    # count as changed (they were written before the watch was there).
+                    for found, is_dir in walk(filter_, Path(path)):
+                        (self.dirs.add if is_dir else changed.append)(str(found))
+            elif filter_.wants(rel):
+                changed.append(path)
+        if reload:
+            self._load()
+        return list(dict.fromkeys(changed)), self.dirs != before
+
+
+def _at_limit(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "limit" in text or getattr(error, "errno", None) == errno.ENOSPC or "28" in text
+
+
+def _max_watches() -> str:
+    try:
+        return Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _some(dirs: list[str]) -> str:
+    return ", ".join(dirs[:3]) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
+
+
 def _leading_edge_first(paths: list[str], order: dict[str, int]) -> list[str]:
     """Order a batch by modification time, so the file written first (entr's "leading edge",
-    used for `/_`) comes first; files that no longer exist come last, ties in list order."""
+    used for `/_`) comes first; files that no longer exist come last, ties in list order
+    (entr mode) or by name."""
 
-    def key(path: str) -> tuple[int, int]:
+    def key(path: str) -> tuple[int, int, str]:
         try:
-            return (os.stat(path).st_mtime_ns, order[path])
+            return (os.stat(path).st_mtime_ns, order.get(path, 0), path)
         except OSError:
-            return (2**63, order[path])
+            return (2**63, order.get(path, 0), path)
 
     return sorted(paths, key=key)
 
