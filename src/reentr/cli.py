@@ -19,12 +19,15 @@ from reentr.config import (
     OnExit,
     Probe,
     ProbeKind,
+    WatchTree,
     parse_duration,
     parse_probe,
     parse_signal,
     signal_names,
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
+from reentr.filters import Filter, walk
+from reentr.ignore import Rules, Sources
 from reentr.report import PREFIX, Reporter
 from reentr.sources import read_watch_list
 
@@ -39,6 +42,7 @@ PROCESS = "Process"
 LATENCY = "Latency"
 ENTR = "entr flags"
 WATCHING = "Watching"
+FILTERING = "Filtering"
 
 entr_app = typer.Typer(
     add_completion=False,
@@ -291,6 +295,211 @@ def _run(config: Config, events: str | None) -> int:
         return runner.run(config, Reporter(config, events=stream))
 
 
+_Ext = Annotated[
+    list[str] | None, typer.Option("-e", "--ext", metavar="EXT[,EXT]", help="Only files with "
+                                   "these extensions (repeatable): -e py,toml.",
+                                   show_default=False, rich_help_panel=FILTERING)
+]
+_Glob = Annotated[
+    list[str] | None, typer.Option("--glob", metavar="PATTERN", help="Only files matching "
+                                   "PATTERN (gitignore syntax, from the root; repeatable).",
+                                   show_default=False, rich_help_panel=FILTERING)
+]
+_Ignore = Annotated[
+    list[str] | None, typer.Option("--ignore", metavar="PATTERN", help="Also ignore PATTERN "
+                                   "(gitignore syntax; it wins over every ignore file; "
+                                   "repeatable).", show_default=False, rich_help_panel=FILTERING)
+]
+_NoGitignore = Annotated[
+    bool, typer.Option("--no-gitignore", help="Do not read .gitignore files.",
+                       rich_help_panel=FILTERING)
+]
+_NoGitExclude = Annotated[
+    bool, typer.Option("--no-git-exclude", help="Do not read .git/info/exclude.",
+                       rich_help_panel=FILTERING)
+]
+_NoGlobalIgnore = Annotated[
+    bool, typer.Option("--no-global-ignore", help="Do not read git's core.excludesFile "
+                       "(default ~/.config/git/ignore).", rich_help_panel=FILTERING)
+]
+_NoDotIgnore = Annotated[
+    bool, typer.Option("--no-dot-ignore", help="Do not read .ignore files.",
+                       rich_help_panel=FILTERING)
+]
+_NoDefaultIgnore = Annotated[
+    bool, typer.Option("--no-default-ignore", help="Watch what reentr ignores by default: "
+                       "VCS directories, __pycache__, *.py[co], editors' swap and backup "
+                       "files. (.git itself is never watched.)", rich_help_panel=FILTERING)
+]
+
+watch_app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+@watch_app.command(
+    help=(
+        "Watch the trees under PATH (default: .), ignoring what git ignores, and run COMMAND "
+        "(given after --) again on every change: reentr watch src -- make."
+    ),
+    epilog=(
+        "The first word of COMMAND that is exactly /_ becomes the first changed file; "
+        "$REENTR_CHANGED holds every file changed since the last start, one per line. "
+        "A utility named watch runs in entr mode as: reentr -- watch ..."
+    ),
+)
+def watch_mode(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Directories to watch, recursively.", show_default=False),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="Print every file reentr would react to, one per "
+                           "line, and exit.", rich_help_panel=WATCHING)
+    ] = False,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="Poll instead of using inotify (network file "
+                           "systems, some containers); --poll=INTERVAL sets how often "
+                           "(default 500ms).", rich_help_panel=WATCHING)
+    ] = False,
+    poll_interval: Annotated[
+        str, typer.Option("--poll-interval", hidden=True, metavar="DURATION")
+    ] = "500ms",
+    ext: _Ext = None,
+    glob: _Glob = None,
+    ignore: _Ignore = None,
+    no_gitignore: _NoGitignore = False,
+    no_git_exclude: _NoGitExclude = False,
+    no_global_ignore: _NoGlobalIgnore = False,
+    no_dot_ignore: _NoDotIgnore = False,
+    no_default_ignore: _NoDefaultIgnore = False,
+    restart: _Restart = False,
+    postpone: _Postpone = False,
+    clear: _Clear = 0,
+    non_interactive: _NonInteractive = False,
+    exit_on_exit: _ExitOnExit = False,
+    debounce: _Debounce = f"{Config.debounce_ms}ms",
+    build: _Build = None,
+    on_busy: _OnBusy = OnBusy.RESTART,
+    on_exit: _OnExit = OnExit.WAIT,
+    signal_: _Signal = None,
+    stop_signal: _StopSignal = "SIGTERM",
+    stop_timeout: _StopTimeout = "5s",
+    ready_port: _ReadyPort = None,
+    ready_line: _ReadyLine = None,
+    ready_url: _ReadyUrl = None,
+    ready_timeout: _ReadyTimeout = "30s",
+    events: _Events = None,
+    quiet: _Quiet = False,
+    verbose: _Verbose = False,
+) -> int:
+    roots = []
+    for path in paths or ["."]:
+        if not os.path.isdir(path):
+            kind = "a file" if os.path.exists(path) else "not found"
+            raise UsageError(f"cannot watch '{path}': {kind}; reentr watch takes directories "
+                             "(for single files use entr mode: ls FILE | reentr CMD)")
+        roots.append(Path(path).resolve())
+    tree = WatchTree(
+        tuple(roots), _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore,
+                               no_dot_ignore, no_default_ignore),
+        _exts(ext), tuple(glob or ()),
+        parse_duration(poll_interval, "--poll") if poll else None,
+    )
+    if list_:
+        for line in watched_files(tree):
+            typer.echo(line)
+        return ExitStatus.OK
+    command = tuple(ctx.obj or ())
+    if not command:
+        raise UsageError("give the command after --: reentr watch src -- make")
+    _check_program(command[0])
+    settings = _settings(
+        restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
+        exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
+        signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
+        ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
+        ready_timeout=ready_timeout, debounce=debounce, quiet=quiet, verbose=verbose,
+    )
+    return _run(Config(command=command, watch=tree, **settings), events)
+
+
+def watched_files(tree: WatchTree) -> list[str]:
+    """`--list`: every file under the trees that reentr would react to, relative to the
+    working directory when inside it, in git's order (byte order)."""
+    found: set[str] = set()
+    for root in tree.paths:
+        filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs)
+        found.update(str(path) for path, is_dir in walk(filter_, root) if not is_dir)
+    here = os.getcwd()
+    shown = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]
+    return sorted(shown, key=os.fsencode)
+
+
+explain_app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+@explain_app.command(
+    help=(
+        "Say whether reentr watch would react to each PATH, and which rule decided: the "
+        "ignore file, line and pattern, as git check-ignore -v shows them."
+    ),
+)
+def explain_mode(
+    paths: Annotated[list[str], typer.Argument(help="Files or directories.")],
+    ext: _Ext = None,
+    glob: _Glob = None,
+    ignore: _Ignore = None,
+    no_gitignore: _NoGitignore = False,
+    no_git_exclude: _NoGitExclude = False,
+    no_global_ignore: _NoGlobalIgnore = False,
+    no_dot_ignore: _NoDotIgnore = False,
+    no_default_ignore: _NoDefaultIgnore = False,
+) -> int:
+    sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
+                       no_default_ignore)
+    for path in paths:
+        target = Path(path).resolve()
+        rules = Rules.load(target if target.is_dir() else target.parent, sources)
+        rel = rules.relative(target)
+        is_dir = target.is_dir()
+        verdict = rules.explain(rel or "", is_dir) if rel else None
+        if verdict is None:
+            said = "watched (the root of the tree)"
+        elif verdict.ignored and verdict.rule is not None:
+            said = f"ignored by {verdict.rule.describe()}"
+            if verdict.directory and verdict.directory != f"{rel}/":
+                said += f" (its directory {verdict.directory} is ignored)"
+        elif not is_dir and not Filter(rules, _exts(ext), tuple(glob or ())).wants(str(rel)):
+            said = "not watched: it matches no --ext or --glob"
+        elif verdict.rule is not None:
+            said = f"watched: re-included by {verdict.rule.describe()}"
+        else:
+            said = "watched: no rule matches"
+        typer.echo(f"{path}: {said}")
+    return ExitStatus.OK
+
+
+def _sources(
+    ignore: list[str] | None, no_gitignore: bool, no_git_exclude: bool, no_global: bool,
+    no_dot_ignore: bool, no_default: bool,
+) -> Sources:
+    return Sources(gitignore=not no_gitignore, git_exclude=not no_git_exclude,
+                   global_file=not no_global, dot_ignore=not no_dot_ignore,
+                   builtin=not no_default, extra=tuple(ignore or ()))
+
+
+def _exts(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(e.strip().lstrip(".") for v in values or () for e in v.split(",") if e.strip())
+
+
 bench_app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -380,13 +589,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else argv
     # Subcommands are words entr mode can never see first (its first word is an option or the
     # utility); a utility literally named like one is run as `reentr -- bench ...`.
-    app, name = entr_app, "reentr"
+    app, name, obj = entr_app, "reentr", None
     if args and args[0] in SUBCOMMANDS:
         app, name, args = SUBCOMMANDS[args[0]], f"reentr {args[0]}", args[1:]
+        if app is watch_app:
+            args, obj = _split_watch_args(args)
     command = typer.main.get_command(app)
     try:
         # Without standalone mode, --help, --version and typer.Exit come back as a status.
-        status = command.main(args=args, prog_name=name, standalone_mode=False)
+        status = command.main(args=args, prog_name=name, standalone_mode=False, obj=obj)
     except ClickUsageError as error:
         # click's default is three lines and status 2; entr's contract is one line and 1.
         sys.stderr.write(f"{PREFIX}{_one_line(error)} (see reentr --help)\n")
@@ -399,7 +610,21 @@ def main(argv: list[str] | None = None) -> NoReturn:
     sys.exit(int(status or 0))
 
 
-SUBCOMMANDS = {"bench": bench_app}
+SUBCOMMANDS = {"bench": bench_app, "watch": watch_app, "explain": explain_app}
+
+
+def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """`reentr watch`'s own words, and the command after the first `--`; `--poll=500ms`
+    becomes `--poll --poll-interval 500ms` (click has no optional option values)."""
+    own, command = (args[:args.index("--")], args[args.index("--") + 1:]) if "--" in args \
+        else (args, [])
+    spread: list[str] = []
+    for word in own:
+        if word.startswith("--poll="):
+            spread += ["--poll", "--poll-interval", word.split("=", 1)[1]]
+        else:
+            spread.append(word)
+    return spread, command
 
 
 def _one_line(error: Exception) -> str:

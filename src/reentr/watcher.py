@@ -32,8 +32,57 @@ _SETTLE_S = 0.1
 temporary file (which appears and disappears) does not count (entr.c compare_dir_contents)."""
 
 
-_ADDED, _DELETED = 1, 3
-"""watchfiles' change kinds (`watchfiles.Change`); 2 is modified."""
+_ADDED, _MODIFIED, _DELETED = 1, 2, 3
+"""watchfiles' change kinds (`watchfiles.Change`)."""
+
+
+class _Poller:
+    """Polling, for file systems without inotify: every `interval`, compare each watched
+    directory's entries (type, size, modification time in ns, inode) with the last look.
+
+    Not watchfiles' own poller: it compares modification times to the second, so it misses
+    an edit made within a second of the previous one.
+    """
+
+    def __init__(self, dirs: list[str], interval: float):
+        self.dirs = dirs
+        self.interval = interval
+        self.last = self._scan()
+
+    def _scan(self) -> dict[str, tuple[bool, int, int, int]]:
+        seen = {}
+        for directory in self.dirs:
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                seen[entry.path] = (is_dir, 0 if is_dir else st.st_size,
+                                    0 if is_dir else st.st_mtime_ns, st.st_ino)
+        return seen
+
+    def watch(
+        self, gather_ms: int, debounce_ms: int, timeout_ms: int, stop: threading.Event
+    ) -> set[tuple[int, str]] | str:
+        """Like `RustNotify.watch`: the changes since the last call, or 'stop'."""
+        while not stop.wait(self.interval):
+            now = self._scan()
+            changes = {(_DELETED, p) for p in self.last.keys() - now.keys()}
+            changes |= {(_ADDED, p) for p in now.keys() - self.last.keys()}
+            changes |= {(_MODIFIED, p) for p in now.keys() & self.last.keys()
+                        if now[p] != self.last[p]}
+            self.last = now
+            if changes:
+                return changes
+        return "stop"
+
+    def close(self) -> None:
+        pass
 
 
 class _Notify:
@@ -45,14 +94,14 @@ class _Notify:
         self.reporter = reporter
         self.current = self._open(dirs)
 
-    def _open(self, dirs: list[str]) -> RustNotify:
-        polling = self.poll is not None
-        delay = round((self.poll or 0.3) * 1000)
+    def _open(self, dirs: list[str]) -> RustNotify | _Poller:
+        if self.poll is not None:
+            return _Poller(dirs, self.poll)
         try:
             with signals.blocked():  # RustNotify starts its own thread here
-                return RustNotify(dirs, False, polling, delay, False, True)
+                return RustNotify(dirs, False, False, 0, False, True)
         except (OSError, RuntimeError) as error:
-            if polling or not _at_limit(error):
+            if not _at_limit(error):
                 raise ReentrError(f"cannot watch {_some(dirs)}: {error}") from None
         if self.reporter is not None:
             self.reporter.error(

@@ -1,0 +1,194 @@
+"""End to end: `reentr watch` on real trees in real git repositories: what it reacts to, new
+directories, edits of ignore files, the inotify watch budget, polling, --list and explain."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import REENTR, Reentr, edit, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+Start = Callable[..., Reentr]
+# Prints the changed files it was given: REENTR_CHANGED as a JSON list, and its arguments.
+SHOW = [sys.executable, "-c",
+        "import json, os, sys; print('run', json.dumps(os.environ.get('REENTR_CHANGED', '')"
+        ".split(chr(10))), *sys.argv[1:], flush=True)"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with nothing committed:
+
+        .gitignore      build/ and *.log ignored, keep.log re-included
+        src/app.py
+        build/out.o     ignored
+        node_modules/   ignored by the built-ins? no: by .gitignore, 100 directories deep
+    """
+    root = tmp_path / "repo"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "app.py").write_text("v1\n")
+    (root / "build").mkdir()
+    (root / "build" / "out.o").write_text("o\n")
+    for i in range(100):
+        (root / "node_modules" / f"m{i}" / "lib").mkdir(parents=True)
+    (root / ".gitignore").write_text("build/\nnode_modules/\n*.log\n!keep.log\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True, timeout=30)
+    return root
+
+
+def changed(line: str) -> list[str]:
+    return list(json.loads(line.split(" ", 1)[1].split("]", 1)[0] + "]"))
+
+
+def test_watch_runs_on_files_git_would_list_and_not_on_ignored_ones(
+    reentr: Start, repo: Path
+) -> None:
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW, "/_"], files="", cwd=repo)
+    proc.err.expect(r"watching \d+ directories \(inotify")
+    edit(repo / "build" / "out.o", "ignored\n")
+    edit(repo / "debug.log", "ignored\n")
+    edit(repo / "src" / "app.py", "v2\n")
+    line = proc.out.expect(r"^run ").string
+    # Only the file git would list reached the command: the ignored edits came first and
+    # would have been part of this run (or a run of their own) if they counted.
+    assert changed(line) == [str(repo / "src" / "app.py")]
+    assert line.endswith(f" {repo / 'src' / 'app.py'}")  # /_ is the first changed file
+    edit(repo / "keep.log", "re-included\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "keep.log")]
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count(r"^run ") == 2
+
+
+def test_new_directories_are_watched_and_their_files_not_missed(
+    reentr: Start, repo: Path
+) -> None:
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo)
+    proc.err.expect(r"watching \d+ directories")
+    deep = repo / "new" / "deeper"
+    deep.mkdir(parents=True)
+    (deep / "first.py").write_text("written as the directory appeared\n")
+    line = proc.out.expect(r"^run ").string
+    assert str(deep / "first.py") in changed(line)
+    edit(deep / "first.py", "edited later\n")
+    wait_for(lambda: proc.out.count("first.py") == 2, what="a run for the later edit")
+    (repo / "node_modules" / "fresh").mkdir()
+    (repo / "node_modules" / "fresh" / "x.js").write_text("ignored\n")
+    edit(repo / "src" / "app.py", "v2\n")
+    wait_for(lambda: changed(proc.out.lines[-1]) == [str(repo / "src" / "app.py")],
+             what="a run for src/app.py alone")
+
+
+def test_an_edit_of_gitignore_takes_effect_at_once(reentr: Start, repo: Path) -> None:
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo)
+    proc.err.expect(r"watching \d+ directories")
+    with open(repo / ".gitignore", "a") as f:
+        f.write("src/\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / ".gitignore")]
+    edit(repo / "src" / "app.py", "now ignored\n")
+    edit(repo / "top.txt", "watched\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "top.txt")]
+
+
+def _inotify_watches(pid: int) -> int:
+    total = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        total += text.count("inotify wd:")
+    return total
+
+
+def test_ignored_directories_cost_no_kernel_watch(reentr: Start, repo: Path) -> None:
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo)
+    line = proc.err.expect(r"watching (\d+) directories")
+    # ., src; not build/ nor node_modules/ and its 200 directories, nor .git.
+    assert int(line.group(1)) == 2
+    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
+    (repo / "lib").mkdir()
+    (repo / "lib" / "x.py").write_text("x\n")
+    proc.out.expect(r"^run .*lib/x\.py")
+    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 3, what="3 inotify watches")
+
+
+def test_poll_watches_without_inotify(reentr: Start, repo: Path) -> None:
+    proc = reentr(["watch", "--poll=50ms", "-n", "-p", "--", *SHOW], files="", cwd=repo)
+    proc.err.expect(r"watching 2 directories \(polling every 0\.05s")
+    assert _inotify_watches(proc.proc.pid) == 0
+    edit(repo / "src" / "app.py", "v2 with another size\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+
+
+def test_filters_ext_glob_and_ignore(reentr: Start, repo: Path) -> None:
+    (repo / "src" / "notes.md").write_text("n\n")
+    (repo / "src" / "skip.py").write_text("s\n")
+    proc = reentr(["watch", "-e", "py,toml", "--ignore", "skip.py", "-n", "-p", "--", *SHOW],
+                  files="", cwd=repo)
+    proc.err.expect(r"watching")
+    edit(repo / "src" / "notes.md", "not a .py\n")
+    edit(repo / "src" / "skip.py", "ignored on the command line\n")
+    edit(repo / "pyproject.toml", "[x]\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "pyproject.toml")]
+    listed = subprocess.run([*REENTR, "watch", "--list", "--glob", "src/*.md"], cwd=repo,
+                            capture_output=True, text=True, timeout=20, check=True).stdout
+    assert listed == "src/notes.md\n"
+
+
+def test_list_is_what_git_lists(repo: Path) -> None:
+    (repo / "src" / "sub").mkdir()
+    (repo / "src" / "sub" / ".gitignore").write_text("*.tmp\n!keep.tmp\n")
+    for name in ("a.tmp", "keep.tmp", "b.py"):
+        (repo / "src" / "sub" / name).write_text(name)
+    (repo / "keep.log").write_text("k")
+    ours = subprocess.run([*REENTR, "watch", "--list", "--no-default-ignore"], cwd=repo,
+                          capture_output=True, text=True, timeout=20, check=True).stdout
+    git = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo,
+                         capture_output=True, text=True, timeout=20, check=True).stdout
+    assert ours == git
+    assert "src/sub/keep.tmp" in ours and "src/sub/a.tmp" not in ours
+
+
+def test_explain_names_the_rule_as_git_check_ignore_does(repo: Path) -> None:
+    paths = ["build/out.o", "debug.log", "keep.log", "src/app.py", "node_modules/m1/lib"]
+    ours = subprocess.run([*REENTR, "explain", "--no-default-ignore", *paths], cwd=repo,
+                          capture_output=True, text=True, timeout=20, check=True).stdout
+    git = subprocess.run(["git", "check-ignore", "-v", "-n", *paths], cwd=repo,
+                         capture_output=True, text=True, timeout=20, check=False).stdout
+    said = dict(line.split(": ", 1) for line in ours.splitlines())
+    for line in git.splitlines():
+        rule, path = line.split("\t")
+        if rule == "::":
+            assert said[path] == "watched: no rule matches"
+        else:
+            assert rule in said[path], (path, said[path])
+    assert said["build/out.o"] == (
+        "ignored by .gitignore:1:build/ (its directory build/ is ignored)")
+    assert said["keep.log"] == "watched: re-included by .gitignore:4:!keep.log"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["watch", "src"], "give the command after --: reentr watch src -- make"),
+     (["watch", "nope", "--", "true"], "cannot watch 'nope': not found"),
+     (["watch", "src/app.py", "--", "true"], "cannot watch 'src/app.py': a file"),
+     (["watch", "--", "no-such-program-x"], "cannot run 'no-such-program-x'")],
+)
+def test_watch_usage_errors(repo: Path, args: list[str], message: str) -> None:
+    done = subprocess.run([*REENTR, *args], cwd=repo, capture_output=True, text=True,
+                          timeout=20, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"reentr: {message}"), done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stdout == ""
