@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from reentr import __version__, bench, runner
+from reentr import __version__, runner
 from reentr.config import (
     Config,
     OnBusy,
@@ -552,6 +552,8 @@ def bench_mode(
         _check_program(argv[0])
     elif edit is not None:
         raise UsageError("--edit is for your own command; the built-in app edits its own file")
+    from reentr import bench  # only here: it needs http.client, which costs startup time
+
     names = tuple(m.strip() for m in (mode or ("plain" if argv else "plain,signal")).split(","))
     unknown = [m for m in names if m not in bench.MODES]
     if unknown:

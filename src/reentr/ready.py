@@ -3,7 +3,6 @@ an HTTP URL answering) and tell the runner with `TargetReady`, or `ReadyTimedOut
 
 from __future__ import annotations
 
-import http.client
 import re
 import socket
 import threading
@@ -103,6 +102,8 @@ def _connects(address: tuple[str, int]) -> bool:
 
 def _answers(url: urllib.parse.SplitResult) -> bool:
     """Whether a GET of `url` answers 2xx or 3xx (a redirect is an answer: not followed)."""
+    import http.client  # only for this probe: it costs startup time
+
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     connection = kind(url.hostname or "", url.port, timeout=ATTEMPT_TIMEOUT_S)
     path = url.path or "/"
