@@ -17,7 +17,18 @@ from reentr.ignore import Rules, Sources
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
-REAL_TREES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-trees"
+def _find_real_trees() -> Path:
+    """$REENTR_REAL_TREES, or shared/data/real-trees beside any folder above the tests."""
+    if os.environ.get("REENTR_REAL_TREES"):
+        return Path(os.environ["REENTR_REAL_TREES"])
+    for folder in Path(__file__).resolve().parents:
+        candidate = folder / "shared" / "data" / "real-trees"
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "real-trees"
+
+
+REAL_TREES = _find_real_trees()
 
 # Each case: ignore files (path -> text) and the files to create. Comments say what git does.
 CASES: dict[str, tuple[dict[str, str], list[str]]] = {
