@@ -192,3 +192,26 @@ def test_watch_usage_errors(repo: Path, args: list[str], message: str) -> None:
     assert done.stderr.startswith(f"reentr: {message}"), done.stderr
     assert len(done.stderr.splitlines()) == 1
     assert done.stdout == ""
+
+
+def _can_lower_the_limit() -> bool:
+    done = subprocess.run(["unshare", "-Ur", "sh", "-c",
+                           "echo 2 > /proc/sys/user/max_inotify_watches"],
+                          capture_output=True, timeout=10, check=False) \
+        if shutil.which("unshare") else None
+    return done is not None and done.returncode == 0
+
+
+@pytest.mark.skipif(not _can_lower_the_limit(),
+                    reason="needs unshare -Ur to lower the inotify limit in a user namespace")
+def test_the_inotify_limit_falls_back_to_polling(reentr: Start, repo: Path) -> None:
+    # A user namespace has an inotify limit of its own: 1 watch, for 2 directories.
+    wrap = ["unshare", "-Ur", "sh", "-c",
+            'echo 1 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh"]
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, wrap=wrap)
+    proc.err.expect(r"^reentr: the inotify watch limit \(1\) is reached \(2 directories to "
+                    r"watch\); polling every 0\.5s instead\. Raise the limit with: sudo sysctl "
+                    r"fs\.inotify\.max_user_watches=524288$")
+    proc.err.expect(r"watching 2 directories \(polling every 0\.5s")
+    edit(repo / "src" / "app.py", "seen by polling\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]

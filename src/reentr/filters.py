@@ -46,11 +46,11 @@ def walk(filter_: Filter, start: Path, *, dirs_only: bool = False) -> Iterator[t
         rel_dir = rules.relative(directory)
         if rel_dir is None or not filter_.watches_dir(rel_dir):
             continue
-        yield directory, True
         try:
             entries = list(os.scandir(directory))
         except OSError:
-            continue
+            continue  # unreadable, or gone: nothing to watch there
+        yield directory, True
         prefix = rel_dir + "/" if rel_dir else ""
         subdirs = []
         for entry in entries:

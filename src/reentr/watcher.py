@@ -8,6 +8,7 @@ then kept only for the listed paths, so atomic saves and delete-then-recreate ke
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -98,8 +99,11 @@ class _Notify:
         if self.poll is not None:
             return _Poller(dirs, self.poll)
         try:
-            with signals.blocked():  # RustNotify starts its own thread here
-                return RustNotify(dirs, False, False, 0, False, True)
+            try:
+                return self._rust(dirs)
+            except (FileNotFoundError, PermissionError):
+                # A directory went away or became unreadable since the walk: watch the rest.
+                return self._rust([d for d in dirs if os.access(d, os.R_OK | os.X_OK)])
         except (OSError, RuntimeError) as error:
             if not _at_limit(error):
                 raise ReentrError(f"cannot watch {_some(dirs)}: {error}") from None
@@ -111,6 +115,13 @@ class _Notify:
             )
         self.poll = 0.5
         return self._open(dirs)
+
+    @staticmethod
+    def _rust(dirs: list[str]) -> RustNotify:
+        # ignore_permission_denied=False: with True, watchfiles also swallows the inotify
+        # limit, and the directories past it would go unwatched without a word.
+        with signals.blocked():  # RustNotify starts its own thread here
+            return RustNotify(dirs, False, False, 0, False, False)
 
     def replace(self, dirs: list[str]) -> None:
         """Watch `dirs` from now on: the new watch is in place before the old one goes."""
@@ -247,15 +258,19 @@ class _Tree:
 
 
 def _at_limit(error: BaseException) -> bool:
+    """Whether watching failed on the inotify limit (notify says "OS file watch limit reached";
+    the kernel's own word for it is ENOSPC)."""
     text = str(error).lower()
-    return "limit" in text or getattr(error, "errno", None) == errno.ENOSPC or "28" in text
+    return (getattr(error, "errno", None) == errno.ENOSPC or "watch limit" in text
+            or "no space left on device" in text or "os error 28" in text)
 
 
 def _max_watches() -> str:
-    try:
-        return Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip()
-    except OSError:
-        return "unknown"
+    """The limit in force: a user namespace's own (/proc/sys/user), else the system's."""
+    for path in ("/proc/sys/user/max_inotify_watches", "/proc/sys/fs/inotify/max_user_watches"):
+        with contextlib.suppress(OSError):
+            return Path(path).read_text().strip()
+    return "unknown"
 
 
 def _some(dirs: list[str]) -> str:
