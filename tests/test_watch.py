@@ -215,3 +215,12 @@ def test_the_inotify_limit_falls_back_to_polling(reentr: Start, repo: Path) -> N
     proc.err.expect(r"watching 2 directories \(polling every 0\.5s")
     edit(repo / "src" / "app.py", "seen by polling\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+
+
+def test_changed_is_empty_at_the_first_start_whatever_reentr_inherited(
+    reentr: Start, repo: Path
+) -> None:
+    proc = reentr(["watch", "-n", "-z", "--", *SHOW], files="", cwd=repo,
+                  env={"REENTR_CHANGED": "/inherited/from/a/parent"})
+    assert changed(proc.out.expect(r"^run ").string) == [""]
+    assert proc.wait() == 0

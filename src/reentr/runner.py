@@ -262,7 +262,8 @@ class _Loop:
         argv = self._argv(role, trigger)
         probe = self.config.ready if role is Role.TARGET else None
         waiter = ready.Waiter(probe, self.events) if probe is not None else None
-        extra = {CHANGED: "\n".join(changed)} if changed else {}
+        # Always set, so a value reentr itself inherited never reaches the command.
+        extra = {CHANGED: "\n".join(changed)}
         if waiter is not None and waiter.probe.kind is ProbeKind.LINE:
             # Through a pipe, Python would hold the line back in its buffer (README).
             extra["PYTHONUNBUFFERED"] = self.environ.get("PYTHONUNBUFFERED", "1")
