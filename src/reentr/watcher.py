@@ -90,7 +90,7 @@ class _Notify:
     """The current RustNotify, which `reentr watch` replaces when the watched directories change
     (RustNotify cannot add a watch to a running instance)."""
 
-    def __init__(self, dirs: list[str], poll: float | None, reporter: Reporter | None):
+    def __init__(self, dirs: list[str], poll: float | None, reporter: Reporter):
         self.poll = poll
         self.reporter = reporter
         self.current = self._open(dirs)
@@ -107,12 +107,11 @@ class _Notify:
         except (OSError, RuntimeError) as error:
             if not _at_limit(error):
                 raise ReentrError(f"cannot watch {_some(dirs)}: {error}") from None
-        if self.reporter is not None:
-            self.reporter.error(
-                f"the inotify watch limit ({_max_watches()}) is reached ({len(dirs)} directories "
-                "to watch); polling every 0.5s instead. Raise the limit with: "
-                "sudo sysctl fs.inotify.max_user_watches=524288"
-            )
+        self.reporter.error(
+            f"the inotify watch limit ({_max_watches()}) is reached ({len(dirs)} directories "
+            "to watch); polling every 0.5s instead. Raise the limit with: "
+            "sudo sysctl fs.inotify.max_user_watches=524288"
+        )
         self.poll = 0.5
         return self._open(dirs)
 
@@ -143,7 +142,7 @@ def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None
         notify = _Notify(sorted(tree.dirs), watch.poll, reporter)
         reporter.watching_tree(len(tree.dirs), notify.poll)
     else:
-        notify = _Notify([str(d) for d in watch.watched_dirs()], None, None)
+        notify = _Notify([str(d) for d in watch.watched_dirs()], None, reporter)
         # Read before the watch is announced, so that no later change is in the baseline.
         if config.dir_watch:
             listing = {d: _entries(d, config.dir_watch) for d in watch.dirs}
