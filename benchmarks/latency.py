@@ -35,6 +35,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from common import idle_cpu, reentr_command
+
+from reentr.config import Config
 from reentr.timing import percentile
 
 STAMP_C = r"""
@@ -110,8 +113,9 @@ def main() -> None:
         watchers: list[tuple[str, list[str], bool]] = [
             ("reference (inotify)", [sys.executable, "-c", REFERENCE, "once", "{file}"], False)
         ]
-        watchers += [(f"reentr --debounce {s}ms", [*reentr(), "--debounce", f"{s}ms", "-n"],
-                      True) for s in steps]
+        reentr = [*reentr_command(), "-n", "--events", "{events}"]
+        watchers += [(f"reentr --debounce {s}ms", [*reentr, "--debounce", f"{s}ms"], True)
+                     for s in steps]
         if shutil.which("entr"):
             watchers.append(("entr 5.x", ["entr", "-n"], True))
         rows = {}
@@ -125,7 +129,7 @@ def main() -> None:
               f"{'|printed-outside| p50':>23}")
         ref = server_latency(work, None, args.runs)
         print_server_row("reference (inotify)", ref, ref)
-        chosen = steps_default()
+        chosen = Config.debounce_ms
         ours = server_latency(work, chosen, args.runs)
         print_server_row(f"reentr --debounce {chosen}ms", ours, ref)
         stages = ", ".join(f"{k} {v:.1f}" for k, v in ours["stages"].items())  # type: ignore[attr-defined]
@@ -134,17 +138,6 @@ def main() -> None:
               "server ratio <= 1.15; printed vs outside p50 <= 3 ms.")
 
 
-def reentr() -> list[str]:
-    found = shutil.which("reentr", path=os.path.dirname(sys.executable))
-    return [found] if found else [sys.executable, "-m", "reentr"]
-
-
-def steps_default() -> int:
-    """The `--debounce` reentr uses when none is given, read from its help."""
-    text = subprocess.run([*reentr(), "--help"], capture_output=True, text=True,
-                          check=True).stdout
-    after = text.split("--debounce", 1)[1]
-    return int(after.split("[default: ", 1)[1].split("ms", 1)[0])
 
 
 def build_stamp(work: Path) -> list[str]:
@@ -219,9 +212,8 @@ def spawn_latency(work: Path, command: list[str], stdin: bool, stamp: list[str],
     watched = folder / "watched.txt"
     watched.write_text("0")
     events = folder / "events.jsonl"
-    argv = [part.replace("{file}", str(watched)) for part in command]
-    if argv[0] != sys.executable and "reentr" in " ".join(argv[:2]):
-        argv += ["--events", str(events)]
+    argv = [part.replace("{file}", str(watched)).replace("{events}", str(events))
+            for part in command]
     argv += stamp
     latencies, counts, printed = [], [], []
     with started(argv, f"{watched}\n" if stdin else None, folder) as proc:
@@ -243,19 +235,6 @@ def spawn_latency(work: Path, command: list[str], stdin: bool, stamp: list[str],
     return {"latencies": latencies, "counts": counts, "cpu": cpu, "printed": printed}
 
 
-def idle_cpu(pid: int, seconds: float) -> float:
-    """The process's CPU use over `seconds` of nothing happening, in % of one core, from the
-    nanosecond run times of all its threads (/proc/PID/task/*/schedstat)."""
-    def run_ns() -> int:
-        total = 0
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                total += int((task / "schedstat").read_text().split()[0])
-        return total
-
-    start, t0 = run_ns(), time.monotonic_ns()
-    time.sleep(seconds)
-    return 100 * (run_ns() - start) / (time.monotonic_ns() - t0)
 
 
 def server_latency(work: Path, step: int | None, runs: int) -> dict[str, object]:
@@ -271,7 +250,7 @@ def server_latency(work: Path, step: int | None, runs: int) -> dict[str, object]
         argv = [sys.executable, "-c", REFERENCE, "restart", str(watched), *target]
         stdin = None
     else:
-        argv = [*reentr(), "-r", "-n", "--debounce", f"{step}ms", "--ready-port", str(port),
+        argv = [*reentr_command(), "-r", "-n", "--debounce", f"{step}ms", "--ready-port", str(port),
                 "--events", str(events), *target]
         stdin = f"{watched}\n"
     latencies = []

@@ -16,9 +16,7 @@ RSS under 40 MB; no CPU while idle (beyond the watcher's --debounce wakeups).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +24,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from common import idle_cpu, reentr_command
 
 REFERENCE = r"""
 # The reference: inotify on every directory of the tree (as a recursive watcher does), no
@@ -54,7 +54,7 @@ def main() -> None:
               f"(80 % of the files are in ignored directories)\n")
         print(f"{'watcher':<24}{'launch->change':>16}{'watches':>9}{'peak RSS':>10}"
               f"{'idle CPU':>10}")
-        reentr = [*_reentr(), "watch", "-n", "-p", "-q", "--", "echo", "hit"]
+        reentr = [*reentr_command(), "watch", "-n", "-p", "-q", "--", "echo", "hit"]
         for label, argv in [("reference (inotify)", [sys.executable, "-c", REFERENCE, "."]),
                             ("reentr watch", reentr)]:
             first, watches, rss_kb, cpu = measure(argv, root)
@@ -64,9 +64,6 @@ def main() -> None:
               f"(1.1 x {unignored_dirs}); peak RSS < 40 MB; idle CPU ~0.")
 
 
-def _reentr() -> list[str]:
-    found = shutil.which("reentr", path=os.path.dirname(sys.executable))
-    return [found] if found else [sys.executable, "-m", "reentr"]
 
 
 def build(root: Path, files: int) -> int:
@@ -134,17 +131,6 @@ def measure(argv: list[str], root: Path) -> tuple[float, int, int, float]:
             proc.wait()
 
 
-def idle_cpu(pid: int, seconds: float) -> float:
-    def run_ns() -> int:
-        total = 0
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                total += int((task / "schedstat").read_text().split()[0])
-        return total
-
-    before, t0 = run_ns(), time.monotonic_ns()
-    time.sleep(seconds)
-    return 100 * (run_ns() - before) / (time.monotonic_ns() - t0)
 
 
 if __name__ == "__main__":
