@@ -146,6 +146,7 @@ def _bench_mode(
         edited.write_text("0")
     argv = [sys.executable, "-m", "reentr", "-n", "-q", *MODES[mode], "--ready-port", str(port),
             "--events", str(events), *command]
+    restarts = _Restarts(events)
     result = Result(mode)
     with _reentr(argv, edited, work) as log, _polling(port) as client:
         _wait(lambda: _answer(client, 0), "the app to answer", log)
@@ -154,19 +155,18 @@ def _bench_mode(
             before = time.monotonic_ns()
             edited.write_text(content)
             version = content if sample else None
-            served = _wait(partial(_served_at, client, before, version, events, number),
+            served = _wait(partial(_served_at, client, before, version, restarts, number),
                            f"edit {number} to be served", log)
             failed = sum(1 for t, body in client.since(before) if body is None and t < served)
             result.edits.append(Edit(round((served - before) / 1e6, 3), failed))
-            _wait(partial(_restart_done_ns, events, number), "reentr's report", log)
-    printed = [r.get("total_ms") for r in _records(events) if r["event"] == "restart"]
-    for edit, total in zip(result.edits, printed, strict=False):
-        edit.printed_total_ms = total  # type: ignore[assignment]
+            _wait(partial(restarts.done_ns, number), "reentr's report", log)
+    for edit, total in zip(result.edits, restarts.totals(), strict=False):
+        edit.printed_total_ms = total
     return result
 
 
 def _served_at(
-    client: _Client, before: int, version: str | None, events: Path, number: int
+    client: _Client, before: int, version: str | None, restarts: _Restarts, number: int
 ) -> int | None:
     """When the request that first got the edit's result began: the outside `ready`.
 
@@ -178,7 +178,7 @@ def _served_at(
             if body is not None and body.split()[0] == version:
                 return began
         return None
-    done = _restart_done_ns(events, number)
+    done = restarts.done_ns(number)
     return None if done is None else _answer(client, done)
 
 
@@ -189,20 +189,43 @@ def _answer(client: _Client, since_ns: int) -> int | None:
     return None
 
 
-def _records(events: Path) -> list[dict[str, object]]:
-    try:
-        return [json.loads(line) for line in events.read_text().splitlines() if line]
-    except (OSError, ValueError):
-        return []
+class _Restarts:
+    """The `restart` events of reentr's `--events` stream, read as the file grows."""
 
+    def __init__(self, path: Path):
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+        self._done: dict[int, tuple[int, float]] = {}
+        """Restart number -> (when reentr reported it, monotonic ns; the total it printed)."""
 
-def _restart_done_ns(events: Path, number: int) -> int | None:
-    """The monotonic time reentr reported restart `number`, from its event stream."""
-    for record in _records(events):
-        if record["event"] == "restart" and record.get("number") == number:
-            wall = float(record["time"])  # type: ignore[arg-type]
-            return time.monotonic_ns() - int((time.time() - wall) * 1e9)
-    return None
+    def _read(self) -> None:
+        try:
+            with open(self.path, "rb") as stream:
+                stream.seek(self._offset)
+                chunk = stream.read()
+        except OSError:
+            return
+        self._offset += len(chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            record = json.loads(line)
+            if record["event"] == "restart":
+                # Its wall-clock time, moved onto the monotonic clock.
+                ago_ns = int((time.time() - float(record["time"])) * 1e9)
+                self._done[record["number"]] = (time.monotonic_ns() - ago_ns,
+                                                float(record["total_ms"]))
+
+    def done_ns(self, number: int) -> int | None:
+        """When reentr reported restart `number`, or None if it has not yet."""
+        self._read()
+        done = self._done.get(number)
+        return None if done is None else done[0]
+
+    def totals(self) -> list[float]:
+        """The total of every restart, in order."""
+        self._read()
+        return [self._done[n][1] for n in sorted(self._done)]
 
 
 @contextlib.contextmanager
