@@ -27,7 +27,7 @@ from reentr.config import (
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.filters import Filter, walk
-from reentr.ignore import Rules, Sources
+from reentr.ignore import Rules, Sources, root_of
 from reentr.report import PREFIX, Reporter
 from reentr.sources import read_watch_list
 
@@ -465,11 +465,17 @@ def explain_mode(
 ) -> int:
     sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
                        no_default_ignore)
+    filters: dict[Path, Filter] = {}  # one load per root, however many paths lie under it
     for path in paths:
         target = Path(path).resolve()
-        rules = Rules.load(target if target.is_dir() else target.parent, sources)
-        rel = rules.relative(target)
         is_dir = target.is_dir()
+        start = target if is_dir else target.parent
+        root = root_of(start)
+        if root not in filters:
+            filters[root] = Filter(Rules.load(start, sources), _exts(ext), tuple(glob or ()))
+        filter_ = filters[root]
+        rules = filter_.rules
+        rel = rules.relative(target)
         verdict = rules.explain(rel or "", is_dir) if rel else None
         if verdict is None:
             said = "watched (the root of the tree)"
@@ -477,7 +483,7 @@ def explain_mode(
             said = f"ignored by {verdict.rule.describe()}"
             if verdict.directory and verdict.directory != f"{rel}/":
                 said += f" (its directory {verdict.directory} is ignored)"
-        elif not is_dir and not Filter(rules, _exts(ext), tuple(glob or ())).wants(str(rel)):
+        elif not is_dir and not filter_.wants(str(rel)):
             said = "not watched: it matches no --ext or --glob"
         elif verdict.rule is not None:
             said = f"watched: re-included by {verdict.rule.describe()}"
@@ -618,8 +624,9 @@ SUBCOMMANDS = {"bench": bench_app, "watch": watch_app, "explain": explain_app}
 def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:
     """`reentr watch`'s own words, and the command after the first `--`; `--poll=500ms`
     becomes `--poll --poll-interval 500ms` (click has no optional option values)."""
-    own, command = (args[:args.index("--")], args[args.index("--") + 1:]) if "--" in args \
-        else (args, [])
+    own, command = args, []
+    if "--" in args:
+        own, command = args[:args.index("--")], args[args.index("--") + 1:]
     spread: list[str] = []
     for word in own:
         if word.startswith("--poll="):

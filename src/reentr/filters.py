@@ -20,9 +20,11 @@ class Filter:
     globs: tuple[str, ...] = ()
     """`--glob PATTERN`: only files matching one of these (gitignore syntax, from the root)."""
     _globs: RuleFile | None = field(init=False, default=None)
+    _suffixes: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
         self._globs = parse("\n".join(self.globs), "--glob") if self.globs else None
+        self._suffixes = tuple("." + ext for ext in self.exts)
 
     def watches_dir(self, rel: str) -> bool:
         return rel == "" or not self.rules.directory(rel).ignored
@@ -31,7 +33,7 @@ class Filter:
         """Whether a change to the file `rel` (relative to the root) matters."""
         if self.rules.ignored(rel, False):
             return False
-        if self.exts and not rel.rpartition("/")[2].endswith(tuple("." + e for e in self.exts)):
+        if self._suffixes and not rel.rpartition("/")[2].endswith(self._suffixes):
             return False
         return self._globs is None or self._globs.decide(rel, False) is not None
 

@@ -265,6 +265,12 @@ def _read(path: Path, root: Path, base: str = "") -> RuleFile:
     return parse(text, source, base)
 
 
+def root_of(start: Path) -> Path:
+    """The root whose rules apply to `start` (a resolved directory): its repository's top,
+    or `start` itself outside a repository."""
+    return _find_repository(start)[0] or start
+
+
 def _find_repository(start: Path) -> tuple[Path | None, Path | None]:
     """The top of the git work tree containing `start`, and its git directory."""
     for directory in (start, *start.parents):
