@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import fcntl
+import http.client
 import os
 import re
 import shutil
@@ -212,3 +213,47 @@ def atomic_edit(path: Path, text: str) -> None:
     temp = path.with_name(path.name + ".tmp~")
     temp.write_text(text)
     os.replace(temp, path)
+
+
+class Hammer:
+    """A client that sends `GET /` to 127.0.0.1:PORT in a thread, each request on a new
+    connection as soon as the last one ended, and records every answer and every failure."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.answers: list[str] = []
+        self.failures: list[str] = []
+        """How each failed request failed: refused, reset, or the error's name."""
+        self.longest_s = 0.0
+        """The longest any one request took."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+            try:
+                connection.request("GET", "/")
+                self.answers.append(connection.getresponse().read().decode())
+            except ConnectionRefusedError:
+                self.failures.append("refused")
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                self.failures.append("reset")
+            except (OSError, http.client.HTTPException) as error:
+                self.failures.append(type(error).__name__)
+            finally:
+                connection.close()
+            self.longest_s = max(self.longest_s, time.monotonic() - began)
+
+    def served(self, version: str) -> str | None:
+        """The PID that served `version` last, if it has been served yet."""
+        for answer in reversed(self.answers):
+            if answer.split()[0] == version:
+                return answer.split()[1]
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)

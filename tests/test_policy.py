@@ -24,12 +24,14 @@ from reentr.events import (
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
+    ReadyTimedOut,
     Role,
     Say,
     SetTimer,
     SignalGroup,
     SignalReceived,
     Start,
+    TargetReady,
     TimerFired,
     Triggered,
 )
@@ -265,3 +267,66 @@ def test_a_timeline_begins_only_for_an_accepted_change(
     for event in events:
         state, actions = policy.step(config, state, event)
     assert (Triggered() in actions) is triggered
+
+
+HANDOFF = cfg(restart=True, handoff=True)
+SERVING = [Began(), ProcessStarted(T, 10, 0)]
+"""The first target, pid 10, serves."""
+
+
+def test_handoff_starts_the_new_target_beside_the_old_and_stops_the_old_once_it_is_ready() -> None:
+    state, steps = run(HANDOFF, [
+        *SERVING, changed(), ProcessStarted(T, 11, 0), TargetReady(11, 0),
+        ProcessExited(T, 10, 0), GroupEmptied(T, 10),
+    ])
+    assert steps[2] == [Start(T, "/p/a", ("/p/a",))], "no stop before the new one is ready"
+    assert steps[4] == [Say("handed-off", T, detail="10"),
+                        SignalGroup(T, 10, signal.SIGTERM, stop=True),
+                        SetTimer(policy.GRACE, 10, 5.0)]
+    assert steps[5] == steps[6] == []
+    assert state.target.pid == 11
+    assert state.retiring == () and not state.incoming.busy
+
+
+def test_handoff_rolls_back_when_the_new_target_exits_before_it_is_ready() -> None:
+    state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
+                                 ProcessExited(T, 11, 3)])
+    assert steps[4] == [Say("exited", T, status=3), Say("rolled-back", T, detail="10"),
+                        SignalGroup(T, 11, signal.SIGTERM, stop=True),
+                        SetTimer(policy.GRACE, 11, 5.0)]
+    assert state.target.pid == 10 and state.target.leader_alive
+
+
+def test_handoff_rolls_back_when_the_new_target_is_not_ready_in_time() -> None:
+    state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
+                                 ReadyTimedOut(11), ProcessExited(T, 11, -15)])
+    assert steps[4] == [Say("rolled-back", T, detail="10"),
+                        SignalGroup(T, 11, signal.SIGTERM, stop=True),
+                        SetTimer(policy.GRACE, 11, 5.0)]
+    assert steps[5] == [], "its exit was asked for: no news"
+    assert state.target.pid == 10
+
+
+def test_a_change_during_a_handoff_replaces_the_new_target_not_the_old() -> None:
+    state, steps = run(HANDOFF, [
+        *SERVING, changed(), ProcessStarted(T, 11, 0), changed("/p/b"),
+        ProcessExited(T, 11, -15), GroupEmptied(T, 11), ProcessStarted(T, 12, 0),
+        TargetReady(11, 0), TargetReady(12, 0),
+    ])
+    assert steps[4] == [SignalGroup(T, 11, signal.SIGTERM, stop=True),
+                        SetTimer(policy.GRACE, 11, 5.0)]
+    assert steps[6] == [Start(T, "/p/b", ("/p/b",))]
+    assert steps[8] == [], "a stale target's readiness changes nothing"
+    assert steps[9][0] == Say("handed-off", T, detail="10")
+    assert state.target.pid == 12
+
+
+def test_quitting_during_a_handoff_stops_every_target() -> None:
+    state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
+                                 SignalReceived(signal.SIGINT)])
+    stopped = {a.pid for a in steps[4] if isinstance(a, SignalGroup)}
+    assert stopped == {10, 11}
+    _, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
+                             SignalReceived(signal.SIGINT), GroupEmptied(T, 10),
+                             GroupEmptied(T, 11)])
+    assert steps[-2] == [] and steps[-1] == [Exit(0)]

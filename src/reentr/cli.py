@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from reentr import __version__, runner
+from reentr import __version__, runner, sockets
 from reentr.config import (
     Config,
     OnBusy,
@@ -20,9 +20,11 @@ from reentr.config import (
     Probe,
     ProbeKind,
     WatchTree,
+    check_readiness,
     parse_duration,
     parse_probe,
     parse_signal,
+    parse_socket,
     signal_names,
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
@@ -43,6 +45,7 @@ LATENCY = "Latency"
 ENTR = "entr flags"
 WATCHING = "Watching"
 FILTERING = "Filtering"
+SOCKETS = "Sockets"
 
 entr_app = typer.Typer(
     add_completion=False,
@@ -152,6 +155,27 @@ _ReadyUrl = Annotated[
                              rich_help_panel=LATENCY)
 ]
 
+_ReadyNotify = Annotated[
+    bool, typer.Option("--ready-notify", help="The target is ready when it sends READY=1 to "
+                       "$NOTIFY_SOCKET (systemd's sd_notify).", rich_help_panel=LATENCY)
+]
+
+_Socket = Annotated[
+    list[str] | None, typer.Option("--socket", metavar="[NAME=][HOST:]PORT|unix:PATH",
+                                   help="Listen on this address once, before the first start, "
+                                   "and pass the socket to every start as fd 3, 4, ... "
+                                   "(LISTEN_FDS), so a restart refuses no connection "
+                                   "(HOST: 127.0.0.1; repeatable).", show_default=False,
+                                   rich_help_panel=SOCKETS)
+]
+
+_Handoff = Annotated[
+    bool, typer.Option("--handoff", help="With --socket: start the new target beside the old "
+                       "one, and stop the old one only once the new one is ready; if it exits "
+                       "or is not ready in --ready-timeout, keep the old one.",
+                       rich_help_panel=SOCKETS)
+]
+
 _ReadyTimeout = Annotated[
     str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
                       "readiness after this long, and say so.", rich_help_panel=LATENCY)
@@ -218,7 +242,10 @@ def entr_mode(
     ready_port: _ReadyPort = None,
     ready_line: _ReadyLine = None,
     ready_url: _ReadyUrl = None,
+    ready_notify: _ReadyNotify = False,
     ready_timeout: _ReadyTimeout = "30s",
+    socket_: _Socket = None,
+    handoff: _Handoff = False,
     events: _Events = None,
     quiet: _Quiet = False,
     verbose: _Verbose = False,
@@ -243,7 +270,8 @@ def entr_mode(
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
-        ready_timeout=ready_timeout, debounce=debounce, quiet=quiet, verbose=verbose,
+        ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
+        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose,
     )
     watch, warnings = read_watch_list(sys.stdin, dir_watch)
     config = Config(command=command, watch=watch, all_events=all_events, dir_watch=dir_watch,
@@ -262,28 +290,34 @@ def _settings(
     *, restart: bool, postpone: bool, clear: int, non_interactive: bool, exit_on_exit: bool,
     build: str | None, on_busy: OnBusy, on_exit: OnExit, signal_: str | None,
     stop_signal: str, stop_timeout: str, ready_port: str | None, ready_line: str | None,
-    ready_url: str | None, ready_timeout: str, debounce: str, quiet: bool, verbose: bool,
+    ready_url: str | None, ready_notify: bool, ready_timeout: str, socket_: list[str] | None,
+    handoff: bool, debounce: str, quiet: bool, verbose: bool,
 ) -> dict[str, Any]:
     """The `Config` fields of the options both modes share, checked."""
     debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
     if not 1 <= debounce_ms <= Config.gather_ms:
         raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
                          f"{Config.gather_ms}ms")
+    probe = _probe(ready_port, ready_line, ready_url, ready_notify, ready_timeout)
+    specs = tuple(parse_socket(text) for text in socket_ or ())
+    check_readiness(probe, specs, handoff, signal=signal_ is not None)
     return {
-        "restart": restart, "postpone": postpone, "clear": clear,
+        "restart": restart or handoff, "postpone": postpone, "clear": clear,
         "interactive": not non_interactive, "exit_on_exit": exit_on_exit, "build": build,
         "on_busy": on_busy, "on_exit": on_exit,
         "signal": parse_signal(signal_, "--signal") if signal_ is not None else None,
         "stop_signal": parse_signal(stop_signal, "--stop-signal"),
         "grace": parse_duration(stop_timeout, "--stop-timeout"),
-        "ready": _probe(ready_port, ready_line, ready_url, ready_timeout),
+        "ready": probe, "sockets": specs, "handoff": handoff,
         "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose,
     }
 
 
 def _run(config: Config, events: str | None) -> int:
-    """Open the `--events` stream, then run."""
+    """Bind the `--socket` sockets, open the `--events` stream, then run."""
     with contextlib.ExitStack() as stack:
+        # First: the sockets take descriptors 3, 4, ... before anything else is opened.
+        held = stack.enter_context(sockets.held(config.sockets))
         stream = None
         if events == "-":
             stream = sys.stdout
@@ -292,7 +326,7 @@ def _run(config: Config, events: str | None) -> int:
                 stream = stack.enter_context(open(events, "w", encoding="utf-8"))
             except OSError as error:
                 raise UsageError(f"--events: cannot write '{events}': {error.strerror}") from None
-        return runner.run(config, Reporter(config, events=stream))
+        return runner.run(config, Reporter(config, events=stream), sockets=held)
 
 
 _Ext = Annotated[
@@ -391,7 +425,10 @@ def watch_mode(
     ready_port: _ReadyPort = None,
     ready_line: _ReadyLine = None,
     ready_url: _ReadyUrl = None,
+    ready_notify: _ReadyNotify = False,
     ready_timeout: _ReadyTimeout = "30s",
+    socket_: _Socket = None,
+    handoff: _Handoff = False,
     events: _Events = None,
     quiet: _Quiet = False,
     verbose: _Verbose = False,
@@ -422,7 +459,8 @@ def watch_mode(
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
-        ready_timeout=ready_timeout, debounce=debounce, quiet=quiet, verbose=verbose,
+        ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
+        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose,
     )
     return _run(Config(command=command, watch=tree, **settings), events)
 
@@ -572,11 +610,16 @@ def bench_mode(
     return ExitStatus.OK
 
 
-def _probe(port: str | None, line: str | None, url: str | None, timeout: str) -> Probe | None:
+def _probe(
+    port: str | None, line: str | None, url: str | None, notify: bool, timeout: str
+) -> Probe | None:
     given = [(kind, text) for kind, text in
              ((ProbeKind.PORT, port), (ProbeKind.LINE, line), (ProbeKind.URL, url)) if text]
+    if notify:
+        given.append((ProbeKind.NOTIFY, ""))
     if len(given) > 1:
-        raise UsageError("give one readiness probe: --ready-port, --ready-line or --ready-url")
+        raise UsageError("give one readiness probe: --ready-port, --ready-line, --ready-url "
+                         "or --ready-notify")
     seconds = parse_duration(timeout, "--ready-timeout")
     return parse_probe(*given[0], seconds) if given else None
 

@@ -56,6 +56,8 @@ class ProbeKind(str, enum.Enum):
     """The target prints a line (stdout or stderr) that matches the regular expression."""
     URL = "url"
     """An HTTP GET of the URL answers with a 2xx or 3xx status."""
+    NOTIFY = "notify"
+    """The target sends `READY=1` to `$NOTIFY_SOCKET` (systemd's sd_notify protocol)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,25 @@ class Probe:
     """Give up waiting after this many seconds, and say so."""
 
     def describe(self) -> str:
-        return f"--ready-{self.kind.value} {self.text}"
+        return f"--ready-{self.kind.value} {self.text}".rstrip()
+
+
+@dataclass(frozen=True)
+class SocketSpec:
+    """A listening socket that reentr binds once and passes to every start (`--socket`)."""
+
+    name: str
+    """Its name in `LISTEN_FDNAMES`: `NAME=` if given, else the port or the file's name."""
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str | None = None
+    """A Unix socket's path (`unix:PATH`); then `host` and `port` are unused."""
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,11 @@ class Config:
     """`--stop-timeout`: seconds between the stop signal and SIGKILL."""
     ready: Probe | None = None
     """When a started target counts as ready; without a probe, as soon as it is spawned."""
+    sockets: tuple[SocketSpec, ...] = ()
+    """`--socket`: bound once, passed to every start of the target as fds 3, 4, ..."""
+    handoff: bool = False
+    """`--handoff`: start the new target beside the old one, stop the old once the new is
+    ready, and keep the old if the new one fails."""
     quiet: bool = False
     verbose: bool = False
     """Also say what changed, and why a change did nothing."""
@@ -170,6 +195,47 @@ def parse_address(text: str, option: str, default_host: str = "127.0.0.1") -> tu
     raise UsageError(f"{option}: '{text}' is not an address; write PORT or HOST:PORT, e.g. 8000")
 
 
+def parse_socket(text: str) -> SocketSpec:
+    """Parse `--socket`: `[NAME=][HOST:]PORT` or `[NAME=]unix:PATH`."""
+    name, _, address = text.partition("=") if "=" in text.split(":", 1)[0] else ("", "", text)
+    if address.startswith("unix:"):
+        path = address[len("unix:"):]
+        if not path:
+            raise UsageError(f"--socket: '{text}' has no path; write unix:PATH, e.g. unix:app.sock")
+        absolute = str(Path(path).absolute())
+        return SocketSpec(name or Path(path).name, path=absolute)
+    host, port = parse_address(address, "--socket")
+    return SocketSpec(name or str(port), host, port)
+
+
+def check_readiness(
+    probe: Probe | None, sockets: tuple[SocketSpec, ...], handoff: bool, *, signal: bool
+) -> None:
+    """Refuse a combination whose readiness could not come from the new process.
+
+    reentr's own socket completes every connect to a `--socket` address, so a port probe of
+    it proves nothing; during a handoff the old process answers too, so only the new process
+    can say it is ready: a line it prints, `READY=1`, or an HTTP answer that names its PID.
+    """
+    if handoff and not sockets:
+        raise UsageError("--handoff needs --socket: the old and the new target serve on the "
+                         "socket reentr holds, e.g. --socket 8000 --handoff")
+    if handoff and signal:
+        raise UsageError("--handoff starts a new target; --signal keeps the old one: give one")
+    if handoff and probe is None:
+        raise UsageError("--handoff needs a readiness probe of the new target: --ready-line "
+                         "REGEX, --ready-notify or --ready-url URL (an answer naming its PID)")
+    if probe is not None and probe.kind is ProbeKind.PORT:
+        address = parse_address(probe.text, "--ready-port")
+        for spec in sockets:
+            if spec.path is None and (spec.host, spec.port) == address:
+                raise UsageError(
+                    f"--ready-port {probe.text} would be answered by reentr's own socket "
+                    f"(--socket {spec.describe()}); use --ready-line, --ready-notify or "
+                    "--ready-url instead"
+                )
+
+
 def parse_probe(kind: ProbeKind, text: str, timeout: float) -> Probe:
     """Check a readiness probe's argument now, so a bad one is a usage error, not a hang."""
     option = f"--ready-{kind.value}"
@@ -180,7 +246,7 @@ def parse_probe(kind: ProbeKind, text: str, timeout: float) -> Probe:
             re.compile(text)
         except re.error as error:
             raise UsageError(f"{option}: '{text}' is not a regular expression: {error}") from None
-    else:
+    elif kind is ProbeKind.URL:
         url = urllib.parse.urlsplit(text)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise UsageError(f"{option}: '{text}' is not an http:// or https:// URL")

@@ -31,12 +31,14 @@ from reentr.events import (
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
+    ReadyTimedOut,
     Role,
     Say,
     SetTimer,
     SignalGroup,
     SignalReceived,
     Start,
+    TargetReady,
     TimerFired,
     Triggered,
     WatcherFailed,
@@ -75,7 +77,12 @@ class Slot:
 @dataclass(frozen=True)
 class State:
     target: Slot = Slot()
+    """The target that serves."""
     build: Slot = Slot()
+    incoming: Slot = Slot()
+    """`--handoff`: the new target, started beside the old one and not yet ready."""
+    retiring: tuple[Slot, ...] = ()
+    """`--handoff`: old targets being stopped because their successor is ready."""
     want_build: bool = False
     """A build of the current files must run once the build slot is free."""
     want_start: bool = False
@@ -139,10 +146,18 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             out.append(Say("watcher-failed", detail=reason))
             return dataclasses.replace(s, quitting=ExitStatus.ERROR)
         case ProcessStarted(role=role, pid=pid):
-            return _set(s, role, Slot(pid=pid, leader_alive=True, group_alive=True))
+            started = Slot(pid=pid, leader_alive=True, group_alive=True)
+            if role is Role.TARGET and s.incoming.starting:
+                return dataclasses.replace(s, incoming=started)
+            return _set(s, role, started)
         case ProcessStartFailed(role=role, reason=reason):
             out.append(Say("start-failed", role=role, detail=reason))
+            if role is Role.TARGET and s.incoming.starting:
+                out.append(Say("rolled-back", role=role, detail=_serving(s)))
+                return dataclasses.replace(s, incoming=Slot())
             return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
+        case ProcessExited(role=Role.TARGET, pid=pid, status=status) if s.target.pid != pid:
+            return _handoff_exited(config, s, pid, status, out)
         case ProcessExited(role=role, pid=pid, status=status, ran_s=ran_s, tail=tail):
             slot = _get(s, role)
             if slot.pid != pid:
@@ -151,9 +166,26 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             s = _set(s, role, dataclasses.replace(slot, leader_alive=False))
             return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours, tail=tail)
         case GroupEmptied(role=role, pid=pid):
+            if role is Role.TARGET and s.incoming.pid == pid:
+                return dataclasses.replace(s, incoming=Slot())
+            if role is Role.TARGET and s.target.pid != pid:
+                return dataclasses.replace(s, retiring=tuple(
+                    slot for slot in s.retiring if slot.pid != pid))
             if _get(s, role).pid != pid:
                 return s
             return _set(s, role, Slot())
+        case TargetReady(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
+            # The handoff: the new target serves; the old one is stopped.
+            old = s.target
+            out.append(Say("handed-off", role=Role.TARGET, detail=_serving(s)))
+            s = dataclasses.replace(s, target=s.incoming, incoming=Slot())
+            if old.group_alive and old.pid is not None:
+                s = dataclasses.replace(s, retiring=(*s.retiring, old))
+                s = _stop_slot(config, s, old, out)
+            return s
+        case ReadyTimedOut(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
+            out.append(Say("rolled-back", role=Role.TARGET, detail=_serving(s)))
+            return _stop_slot(config, s, s.incoming, out)
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
     return s
@@ -190,11 +222,10 @@ def _changed(config: Config, s: State, paths: tuple[str, ...], out: list[Action]
 def _quit(s: State, status: int, out: list[Action]) -> State:
     if s.quitting is not None:
         # A second Ctrl-C: no more grace for anyone.
-        for role in Role:
-            slot = _get(s, role)
+        for role, slot in _slots(s):
             if slot.group_alive and not slot.killed and slot.pid is not None:
                 out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
-                s = _set(s, role, dataclasses.replace(slot, killed=True, stopping=True))
+                s = _put(s, slot, dataclasses.replace(slot, killed=True, stopping=True))
         return s
     return dataclasses.replace(s, quitting=status)
 
@@ -228,12 +259,11 @@ def _exited(
 
 def _timer(config: Config, s: State, name: str, pid: int, out: list[Action]) -> State:
     if name == GRACE:
-        for role in Role:
-            slot = _get(s, role)
+        for role, slot in _slots(s):
             if slot.pid == pid and slot.group_alive and not slot.killed:
                 out.append(Say("killed", role=role, detail=f"{config.grace:g}"))
                 out.append(SignalGroup(role, pid, signal.SIGKILL))
-                return _set(s, role, dataclasses.replace(slot, killed=True))
+                return _put(s, slot, dataclasses.replace(slot, killed=True))
         return s
     if name == BACKOFF and s.quitting is None and not s.target.busy:
         return dataclasses.replace(s, want_start=True)
@@ -244,9 +274,9 @@ def _advance(config: Config, s: State, out: list[Action]) -> State:
     """Move towards what the state wants, starting nothing while its predecessor lives."""
     quitting = s.quitting
     if quitting is not None:
-        for role in Role:
-            s = _stop(config, s, role, out)
-        if not s.build.busy and not s.target.busy:
+        for _, slot in _slots(s):
+            s = _stop_slot(config, s, slot, out)
+        if not any(slot.busy for _, slot in _slots(s)):
             out.append(Exit(quitting))
         return s
     if s.want_start and not s.build.busy:
@@ -269,6 +299,15 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
             out.append(SignalGroup(Role.TARGET, t.pid, config.signal))
             out.append(Say("signalled", role=Role.TARGET, detail=config.signal.name))
         return dataclasses.replace(s, want_start=False, changed=())
+    if config.handoff:
+        if s.incoming.busy:
+            # A newer change: the new target that is still starting is already out of date.
+            return _stop_slot(config, s, s.incoming, out)
+        if t.leader_alive and not t.stopping:
+            # The old target keeps serving until the new one is ready.
+            out.append(Start(Role.TARGET, s.trigger, s.changed))
+            return dataclasses.replace(s, want_start=False, incoming=Slot(starting=True),
+                                       changed=())
     if t.busy:
         if not _runs_to_completion(config):
             s = _stop(config, s, Role.TARGET, out)
@@ -279,15 +318,60 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
     return dataclasses.replace(s, want_start=False, target=Slot(starting=True), changed=())
 
 
+def _handoff_exited(
+    config: Config, s: State, pid: int, status: int, out: list[Action]
+) -> State:
+    """A target that is not the serving one exited: a retiring one (as asked), or the new one
+    of a handoff before it was ready, which is a rollback: the old one keeps serving."""
+    incoming = s.incoming
+    if incoming.pid == pid:
+        rollback = not incoming.stopping and s.quitting is None
+        if rollback:
+            out.append(Say("exited", role=Role.TARGET, status=status))
+            out.append(Say("rolled-back", role=Role.TARGET, detail=_serving(s)))
+        s = dataclasses.replace(s, incoming=dataclasses.replace(incoming, leader_alive=False))
+        # Whatever it started goes with it.
+        return _stop_slot(config, s, s.incoming, out) if rollback else s
+    return dataclasses.replace(s, retiring=tuple(
+        dataclasses.replace(slot, leader_alive=False) if slot.pid == pid else slot
+        for slot in s.retiring))
+
+
+def _serving(s: State) -> str:
+    """The PID of the target that serves, for the handoff lines."""
+    return str(s.target.pid) if s.target.leader_alive and s.target.pid else ""
+
+
 def _stop(config: Config, s: State, role: Role, out: list[Action]) -> State:
-    """Send the stop signal to the role's group once, and arm the SIGKILL escalation."""
-    slot = _get(s, role)
+    return _stop_slot(config, s, _get(s, role), out)
+
+
+def _stop_slot(config: Config, s: State, slot: Slot, out: list[Action]) -> State:
+    """Send the stop signal to the slot's group once, and arm the SIGKILL escalation."""
     if not slot.group_alive or slot.stopping or slot.pid is None:
         return s
+    role = Role.BUILD if slot is s.build else Role.TARGET
     signum = config.stop_signal if role is Role.TARGET else signal.SIGTERM
     out.append(SignalGroup(role, slot.pid, signum, stop=True))
     out.append(SetTimer(GRACE, slot.pid, config.grace))
-    return _set(s, role, dataclasses.replace(slot, stopping=True))
+    return _put(s, slot, dataclasses.replace(slot, stopping=True))
+
+
+def _slots(s: State) -> list[tuple[Role, Slot]]:
+    """Every process group reentr may have: the build, the target, and a handoff's others."""
+    targets = [s.target, s.incoming, *s.retiring]
+    return [(Role.BUILD, s.build), *((Role.TARGET, slot) for slot in targets)]
+
+
+def _put(s: State, old: Slot, new: Slot) -> State:
+    """`s` with the slot `old` (found by identity) replaced by `new`."""
+    if old is s.build:
+        return dataclasses.replace(s, build=new)
+    if old is s.target:
+        return dataclasses.replace(s, target=new)
+    if old is s.incoming:
+        return dataclasses.replace(s, incoming=new)
+    return dataclasses.replace(s, retiring=tuple(new if r is old else r for r in s.retiring))
 
 
 def _get(s: State, role: Role) -> Slot:

@@ -104,6 +104,7 @@ def start(
     capture_tail: bool = False,
     on_output: Callable[[bytes], None] | None = None,
     on_line: Callable[[bytes], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Child:
     """Start `argv` as the leader of a new session and process group.
 
@@ -112,7 +113,8 @@ def start(
     stderr go through a pipe; every chunk is passed to `on_output` and the last lines are kept
     for the exit report. With `on_line` instead, stdout and stderr each go through a pipe of
     their own and on to reentr's stdout and stderr unchanged, chunk by chunk, and every
-    complete line is also given to `on_line` (the line readiness probe).
+    complete line is also given to `on_line` (the line readiness probe). The descriptors in
+    `pass_fds` stay open in the child at the same numbers (the `--socket` sockets).
 
     Raises:
         OSError: the program could not be started (not found, not executable).
@@ -131,6 +133,7 @@ def start(
                 stderr=stderr,
                 env=dict(env),
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
             )
             break
         except OSError as error:

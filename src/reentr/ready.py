@@ -1,10 +1,16 @@
 """Readiness probes: decide when a started target is ready (a port accepting, a line printed,
-an HTTP URL answering) and tell the runner with `TargetReady`, or `ReadyTimedOut`."""
+an HTTP URL answering, `READY=1` on the notify socket) and tell the runner with
+`TargetReady`, or `ReadyTimedOut`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import socket
+import struct
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -29,10 +35,16 @@ class Waiter:
     target prints; `started` then names the target and starts the clock.
     """
 
-    def __init__(self, probe: Probe, events: Queue):
+    def __init__(
+        self, probe: Probe, events: Queue, *, names_pid: bool = False,
+        notifier: Notifier | None = None,
+    ):
         self.probe = probe
         self.pid: int | None = None
         self._events = events
+        self._names_pid = names_pid
+        """`--handoff`: only an HTTP answer that names the new PID is the new target's."""
+        self._notifier = notifier
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._matched_ns: int | None = None
@@ -44,21 +56,30 @@ class Waiter:
             matched = self._matched_ns
         if matched is not None:
             self._report(TargetReady(pid, matched))
-        else:
-            start_thread(self._run, pid, name=f"reentr-ready-{pid}")
+            return
+        start_thread(self._run, pid, name=f"reentr-ready-{pid}")
+        if self._notifier is not None:
+            self._notifier.expect(pid, self.signalled)
 
     def line(self, line: bytes) -> None:
         """A line the target printed (the line probe reads every line of stdout and stderr)."""
-        if self._regex is None or self._matched_ns is not None or not self._regex.search(line):
-            return
+        if self._regex is not None and self._matched_ns is None and self._regex.search(line):
+            self.signalled(time.monotonic_ns())
+
+    def signalled(self, at_ns: int) -> None:
+        """The target said it is ready (a matching line, or `READY=1`) at `at_ns`."""
         with self._lock:
-            self._matched_ns = time.monotonic_ns()
+            if self._matched_ns is not None:
+                return
+            self._matched_ns = at_ns
             pid = self.pid
         if pid is not None:
-            self._report(TargetReady(pid, self._matched_ns))
+            self._report(TargetReady(pid, at_ns))
 
     def cancel(self) -> None:
         self._done.set()
+        if self._notifier is not None and self.pid is not None:
+            self._notifier.forget(self.pid)
 
     def _report(self, event: TargetReady | ReadyTimedOut) -> None:
         with self._lock:
@@ -69,7 +90,7 @@ class Waiter:
 
     def _run(self, pid: int) -> None:
         deadline = time.monotonic() + self.probe.timeout
-        attempt = _attempt(self.probe)
+        attempt = _attempt(self.probe, pid if self._names_pid else None)
         while not self._done.is_set():
             if attempt is not None and attempt():
                 self._report(TargetReady(pid, time.monotonic_ns()))
@@ -78,17 +99,17 @@ class Waiter:
             if left <= 0:
                 self._report(ReadyTimedOut(pid))
                 return
-            # The line probe has nothing to poll: it only waits for the deadline.
+            # The line and notify probes have nothing to poll: they only wait for the deadline.
             self._done.wait(left if attempt is None else min(INTERVAL_S, left))
 
 
-def _attempt(probe: Probe) -> Callable[[], bool] | None:
+def _attempt(probe: Probe, pid: int | None) -> Callable[[], bool] | None:
     if probe.kind is ProbeKind.PORT:
         address = parse_address(probe.text, "--ready-port")
         return lambda: _connects(address)
     if probe.kind is ProbeKind.URL:
         url = urllib.parse.urlsplit(probe.text)
-        return lambda: _answers(url)
+        return lambda: _answers(url, pid)
     return None
 
 
@@ -100,8 +121,9 @@ def _connects(address: tuple[str, int]) -> bool:
         return False
 
 
-def _answers(url: urllib.parse.SplitResult) -> bool:
-    """Whether a GET of `url` answers 2xx or 3xx (a redirect is an answer: not followed)."""
+def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool:
+    """Whether a GET of `url` answers 2xx or 3xx (a redirect is an answer: not followed), and,
+    when `pid` is given, names it as a whole word in the body or in a header's value."""
     import http.client  # only for this probe: it costs startup time
 
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -111,10 +133,92 @@ def _answers(url: urllib.parse.SplitResult) -> bool:
         path += "?" + url.query
     try:
         connection.request("GET", path, headers={"User-Agent": "reentr-ready"})
-        status = connection.getresponse().status
+        response = connection.getresponse()
+        status = response.status
+        said = response.read(65536) if pid is not None else b""
     except (OSError, http.client.HTTPException):
         return False
     finally:
         connection.close()
+    if pid is not None:
+        headers = " ".join(response.headers.values()).encode(errors="replace")
+        words = re.split(rb"\W+", said + b" " + headers)
+        if str(pid).encode() not in words:
+            return False
     return 200 <= status < 400
+
+
+_UCRED = struct.Struct("3i")
+"""struct ucred (pid, uid, gid): who sent a datagram, as the kernel attests (unix(7))."""
+
+
+class Notifier:
+    """The socket of systemd's notify protocol (sd_notify(3)), for `--ready-notify`.
+
+    Every start of the target gets its path in `NOTIFY_SOCKET`. A datagram holding the line
+    `READY=1` from a process of an expected target's process group (the target itself, or a
+    worker it started) makes that target ready. The kernel attests the sender's PID
+    (SO_PASSCRED), so the old target of a handoff cannot be taken for the new one.
+    """
+
+    def __init__(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="reentr-")
+        self.path = os.path.join(self._dir, "notify")
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(self.path)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._expected: dict[int, Callable[[int], None]] = {}
+        self._early: list[tuple[int, int]] = []
+        """(process group, when) of `READY=1` that came before its target was expected."""
+        start_thread(self._run, name="reentr-notify")
+
+    def expect(self, pid: int, ready: Callable[[int], None]) -> None:
+        """Call `ready(at_ns)` once a process of the group `pid` sends `READY=1`."""
+        with self._lock:
+            early = [at for group, at in self._early if group == pid]
+            if not early:
+                self._expected[pid] = ready
+        if early:
+            ready(early[0])
+
+    def forget(self, pid: int) -> None:
+        with self._lock:
+            self._expected.pop(pid, None)
+
+    def _run(self) -> None:
+        space = socket.CMSG_SPACE(_UCRED.size)
+        while True:
+            try:
+                data, ancillary, _, _ = self._socket.recvmsg(4096, space)
+            except OSError:
+                return  # closed
+            if not data:
+                if self._closed.is_set():
+                    return  # `close` shut the socket down, which wakes this read
+                continue
+            at_ns = time.monotonic_ns()
+            sender = next((_UCRED.unpack_from(body)[0] for level, kind, body in ancillary
+                           if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS),
+                          None)
+            if sender is None or b"READY=1" not in data.split(b"\n"):
+                continue
+            try:
+                group = os.getpgid(sender)
+            except OSError:
+                continue
+            with self._lock:
+                ready = self._expected.pop(group, None)
+                if ready is None:
+                    self._early = [*self._early[-15:], (group, at_ns)]
+            if ready is not None:
+                ready(at_ns)
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from reentr.config import Config, Probe, describe_status
+from reentr.config import Config, Probe, ProbeKind, describe_status
 from reentr.events import Role, Say
 from reentr.timing import Summary, Timeline
 
@@ -56,11 +56,20 @@ class Reporter:
             done, shown = f"signalled ({config.signal.name})", ("detect", "build")
         elif config.ready is None:
             done, shown, note = "spawned", shown[:-1], "; no readiness probe"
+        elif config.handoff:
+            # The old target is stopped after the new one is ready: not part of the restart.
+            shown = ("detect", "build", "spawn", "ready")
         parts = ", ".join(f"{stage} {stages[stage]:.0f}" for stage in shown)
         where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
         self.line(f"{what} #{number} {done} in {total:.0f} ms ({parts}{note}){where}")
 
     def not_ready(self, pid: int, probe: Probe) -> None:
+        if self._config.handoff:
+            hint = " (with --handoff, the answer must name the new PID)" * (
+                probe.kind is ProbeKind.URL)
+            self.error(f"the new target (pid {pid}) was not ready within {probe.timeout:g}s "
+                       f"({probe.describe()}){hint}; stopping it")
+            return
         self.error(
             f"warning: the target (pid {pid}) was not ready within {probe.timeout:g}s "
             f"({probe.describe()}); it keeps running, and this restart is left out of the "
@@ -138,6 +147,14 @@ class Reporter:
                 )
             case "signalled":
                 self.line(f"sent {note.detail} to {name}")
+            case "handed-off":
+                if self._config.verbose and note.detail:
+                    self.line(f"handed off: stopping the old target (pid {note.detail})")
+            case "rolled-back":
+                serving = (f"the old target (pid {note.detail}) keeps serving" if note.detail
+                           else "nothing is serving")
+                self.error(f"rolled back: the new target is stopped; {serving}; the next "
+                           "change tries again")
             case "directory-altered":
                 self.error("directory altered")
             case "watcher-failed":

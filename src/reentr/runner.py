@@ -43,6 +43,7 @@ from reentr.events import (
     Triggered,
 )
 from reentr.report import Reporter
+from reentr.sockets import Held
 from reentr.timing import Summary, Timeline, edit_time_ns
 
 PLACEHOLDER = "/_"
@@ -100,18 +101,26 @@ class EventQueue:
         os.close(self.wake_fd)
 
 
-def run(config: Config, reporter: Reporter, environ: Mapping[str, str] | None = None) -> int:
+def run(
+    config: Config, reporter: Reporter, environ: Mapping[str, str] | None = None,
+    sockets: Held | None = None,
+) -> int:
     """Watch, run and restart as `config` says, until something ends the run; return the
-    exit status. On the way out every child's process group is gone."""
-    loop = _Loop(config, reporter, dict(os.environ if environ is None else environ))
+    exit status. On the way out every child's process group is gone. `sockets` are the
+    `--socket` sockets, already bound, which every start of the target inherits."""
+    loop = _Loop(config, reporter, dict(os.environ if environ is None else environ), sockets)
     return loop.run()
 
 
 class _Loop:
-    def __init__(self, config: Config, reporter: Reporter, environ: dict[str, str]):
+    def __init__(
+        self, config: Config, reporter: Reporter, environ: dict[str, str], sockets: Held | None
+    ):
         self.config = config
         self.reporter = reporter
         self.environ = environ
+        self.sockets = sockets
+        self.notifier: ready.Notifier | None = None
         self.events = EventQueue()
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
@@ -128,6 +137,9 @@ class _Loop:
             stack.callback(self.events.close)
             stack.callback(self.guardian.close)
             stack.callback(self.reporter.summary, self.summary)
+            if self.config.ready is not None and self.config.ready.kind is ProbeKind.NOTIFY:
+                self.notifier = ready.Notifier()
+                stack.callback(self.notifier.close)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             stack.enter_context(watcher.watching(self.config, self.events, self.reporter))
             stack.enter_context(terminal.keys(self.events, self.config.interactive))
@@ -261,17 +273,29 @@ class _Loop:
     def _start(self, role: Role, trigger: str | None, changed: tuple[str, ...]) -> Event:
         argv = self._argv(role, trigger)
         probe = self.config.ready if role is Role.TARGET else None
-        waiter = ready.Waiter(probe, self.events) if probe is not None else None
+        waiter = None
+        if probe is not None:
+            waiter = ready.Waiter(probe, self.events, names_pid=self.config.handoff,
+                                  notifier=self.notifier)
         # Always set, so a value reentr itself inherited never reaches the command.
         extra = {CHANGED: "\n".join(changed)}
         if waiter is not None and waiter.probe.kind is ProbeKind.LINE:
             # Through a pipe, Python would hold the line back in its buffer (README).
             extra["PYTHONUNBUFFERED"] = self.environ.get("PYTHONUNBUFFERED", "1")
+        if role is Role.TARGET and self.notifier is not None:
+            extra["NOTIFY_SOCKET"] = self.notifier.path
+        sockets = self.sockets if role is Role.TARGET else None
+        if sockets is not None:
+            extra.update(sockets.env())
+        env = process.child_env(self.environ, extra)
         try:
+            if sockets is not None:
+                argv = sockets.wrap(argv, env)
             child = process.start(
-                role, argv, self.events, process.child_env(self.environ, extra), self.guardian,
+                role, argv, self.events, env, self.guardian,
                 capture_tail=role is Role.BUILD, on_output=_write_stderr,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
+                pass_fds=sockets.fds if sockets is not None else (),
             )
         except OSError as error:
             return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}")
