@@ -20,26 +20,27 @@ def bench(args: list[str], cwd: Path, env: dict[str, str] | None = None,
 
 
 @pytest.mark.timeout(60)
-def test_bench_on_the_sample_app_compares_plain_and_signal(tmp_path: Path) -> None:
+def test_bench_on_the_sample_app_compares_every_mode(tmp_path: Path) -> None:
     done = bench(["--runs", "3", "--json", "figures.json"], tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "reentr bench: 3 edits of version.txt per mode, the sample app" in out
     assert "edit → served, ms" in out
-    for mode in ("plain", "signal"):
+    for mode in ("plain", "signal", "socket", "handoff"):
         assert f"{mode} (3 edits)" in out
         assert f"{mode}: edit → served, ms" in out  # its histogram
     figures = json.loads((tmp_path / "figures.json").read_text())
     modes = {m["mode"]: m["edits"] for m in figures["modes"]}
-    assert list(modes) == ["plain", "signal"]
+    assert list(modes) == ["plain", "signal", "socket", "handoff"]
     for edits in modes.values():
         assert len(edits) == 3
         for edit in edits:
             assert edit["edit_to_ready_ms"] > 0
             assert edit["printed_total_ms"] is not None
-    # The in-process reload never refuses a request; a plain restart of a server that binds
-    # its port only after it starts does (the client polls every millisecond).
-    assert all(e["failed_requests"] == 0 for e in modes["signal"])
+    # The in-process reload and the held socket never refuse a request; a plain restart of a
+    # server that binds its port only after it starts does (the client polls every 1 ms).
+    for mode in ("signal", "socket", "handoff"):
+        assert all(e["failed_requests"] == 0 for e in modes[mode]), mode
     assert sum(e["failed_requests"] for e in modes["plain"]) > 0
 
 
@@ -59,7 +60,8 @@ def test_bench_on_a_command_of_the_users(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--mode", "fast"], "--mode: unknown mode 'fast'; choose from plain, signal"),
+    [(["--mode", "fast"],
+      "--mode: unknown mode 'fast'; choose from plain, signal, socket, handoff"),
      (["--", "true"], "bench with your own command needs --port PORT and --edit FILE"),
      (["--port", "8000", "--edit", "nope.py", "--", "true"], "--edit: 'nope.py' is not a file"),
      (["--edit", "x"], "--edit is for your own command"),

@@ -322,7 +322,7 @@ def test_a_change_during_a_handoff_replaces_the_new_target_not_the_old() -> None
 
 
 def test_quitting_during_a_handoff_stops_every_target() -> None:
-    state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
+    _, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
                                  SignalReceived(signal.SIGINT)])
     stopped = {a.pid for a in steps[4] if isinstance(a, SignalGroup)}
     assert stopped == {10, 11}

@@ -24,11 +24,16 @@ from reentr.timing import percentile
 T = TypeVar("T")
 
 MODES = {
-    "plain": ["-r"],
-    "signal": ["--signal", "SIGHUP"],
+    "plain": ["-r", "--ready-port", "{port}"],
+    "signal": ["--signal", "SIGHUP", "--ready-port", "{port}"],
+    "socket": ["-r", "--socket", "{port}", "--ready-url", "http://127.0.0.1:{port}/"],
+    "handoff": ["--handoff", "--socket", "{port}", "--ready-url", "http://127.0.0.1:{port}/"],
 }
-"""Each mode's reentr options. `signal` needs an app that reloads itself on SIGHUP, as the
-sample app does."""
+"""Each mode's reentr options. `signal` needs an app that reloads itself on SIGHUP; `socket`
+and `handoff` an app that serves on the socket it inherits (LISTEN_FDS), and for `handoff`
+one whose answer names its PID (the new target's readiness): the sample app does all three.
+With the socket held, reentr's own socket completes every connect, so a port probe would
+prove nothing: those modes probe the URL."""
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.001
 """The client sends its next request this long after the previous one ended."""
@@ -39,7 +44,10 @@ class Edit:
     """One edit, measured from the outside."""
 
     edit_to_ready_ms: float
+    """From the edit to the arrival of the first answer that has its result."""
     failed_requests: int
+    longest_request_ms: float
+    """The longest any request took meanwhile: how long a client stalled."""
     printed_total_ms: float | None = None
     """What reentr itself printed for this restart (its `--events` stream)."""
 
@@ -77,7 +85,7 @@ def run(plan: Plan, out: TextIO) -> list[Result]:
                   f"polls 127.0.0.1:{port} every {POLL_S * 1000:g} ms\n")
         out.flush()
         out.write(f"\nedit → served, ms{'':<10}{'p50':>7}{'p95':>7}{'max':>7}   failed requests"
-                  "   |reentr's figure - this| p50\n")
+                  "   longest stall   |reentr's figure - this| p50\n")
         results = []
         for mode in plan.modes:
             results.append(_bench_mode(mode, plan, command=command, edited=edited, port=port,
@@ -97,13 +105,22 @@ def write_json(results: list[Result], path: str) -> None:
         Path(path).write_text(text + "\n")
 
 
+@dataclass(frozen=True)
+class _Request:
+    began: int
+    ended: int
+    body: str | None
+    """None: the request failed."""
+
+
 class _Client:
-    """Polls GET / in a thread; remembers each answer with the time its request began."""
+    """Polls GET / in a thread; remembers each request: when it began and ended, and the
+    answer."""
 
     def __init__(self, port: int):
         self.port = port
         self.lock = threading.Lock()
-        self.log: list[tuple[int, str | None]] = []
+        self.log: list[_Request] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="reentr-bench-client")
         self.thread.start()
@@ -113,12 +130,12 @@ class _Client:
             began = time.monotonic_ns()
             body = _get(self.port)
             with self.lock:
-                self.log.append((began, body))
+                self.log.append(_Request(began, time.monotonic_ns(), body))
             self.stop.wait(POLL_S)
 
-    def since(self, t_ns: int) -> list[tuple[int, str | None]]:
+    def since(self, t_ns: int) -> list[_Request]:
         with self.lock:
-            return [entry for entry in self.log if entry[0] >= t_ns]
+            return [entry for entry in self.log if entry.began >= t_ns]
 
     def close(self) -> None:
         self.stop.set()
@@ -144,8 +161,9 @@ def _bench_mode(
     sample = plan.command is None
     if sample:
         edited.write_text("0")
-    argv = [sys.executable, "-m", "reentr", "-n", "-q", *MODES[mode], "--ready-port", str(port),
-            "--events", str(events), *command]
+    options = [word.replace("{port}", str(port)) for word in MODES[mode]]
+    argv = [sys.executable, "-m", "reentr", "-n", "-q", *options, "--events", str(events),
+            *command]
     restarts = _Restarts(events)
     result = Result(mode)
     with _reentr(argv, edited, work) as log, _polling(port) as client:
@@ -157,8 +175,11 @@ def _bench_mode(
             version = content if sample else None
             served = _wait(partial(_served_at, client, before, version, restarts, number),
                            f"edit {number} to be served", log)
-            failed = sum(1 for t, body in client.since(before) if body is None and t < served)
-            result.edits.append(Edit(round((served - before) / 1e6, 3), failed))
+            meanwhile = [r for r in client.since(before) if r.began < served]
+            failed = sum(1 for r in meanwhile if r.body is None)
+            longest = max((r.ended - r.began for r in meanwhile), default=0)
+            result.edits.append(Edit(round((served - before) / 1e6, 3), failed,
+                                     round(longest / 1e6, 3)))
             _wait(partial(restarts.done_ns, number), "reentr's report", log)
     for edit, total in zip(result.edits, restarts.totals(), strict=False):
         edit.printed_total_ms = total
@@ -168,24 +189,26 @@ def _bench_mode(
 def _served_at(
     client: _Client, before: int, version: str | None, restarts: _Restarts, number: int
 ) -> int | None:
-    """When the request that first got the edit's result began: the outside `ready`.
+    """When the first answer with the edit's result arrived: the outside `ready`. (Not when
+    its request began: with the socket held, a request made during the restart waits in the
+    backlog and is answered by the new target.)
 
     The sample app names its version, so that is the first answer with the new version. Any
     other app: the first answer to a request made after reentr reported the restart.
     """
     if version is not None:
-        for began, body in client.since(before):
-            if body is not None and body.split()[0] == version:
-                return began
+        for request in client.since(before):
+            if request.body is not None and request.body.split()[0] == version:
+                return request.ended
         return None
     done = restarts.done_ns(number)
     return None if done is None else _answer(client, done)
 
 
 def _answer(client: _Client, since_ns: int) -> int | None:
-    for began, body in client.since(since_ns):
-        if body is not None:
-            return began
+    for request in client.since(since_ns):
+        if request.body is not None:
+            return request.ended
     return None
 
 
@@ -274,8 +297,9 @@ def _print_row(result: Result, out: TextIO) -> None:
     agree = f"{percentile(printed, 50):.1f} ms" if printed else "-"
     label = f"{result.mode} ({len(times)} edits)"
     failures = f"{sum(failed)} ({sum(failed) / len(failed):.1f}/edit)"
+    stall = f"{max(e.longest_request_ms for e in result.edits):.0f} ms"
     out.write(f"{label:<27}{percentile(times, 50):>7.0f}{percentile(times, 95):>7.0f}"
-              f"{max(times):>7.0f}   {failures:<18}{agree}\n")
+              f"{max(times):>7.0f}   {failures:<18}{stall:<16}{agree}\n")
     out.flush()
 
 

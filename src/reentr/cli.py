@@ -568,8 +568,10 @@ def bench_mode(
     runs: Annotated[int, typer.Option("--runs", min=1, help="Edits per mode.")] = 20,
     mode: Annotated[
         str | None, typer.Option("--mode", metavar="MODE[,MODE]", help="Modes to compare: "
-                                 "plain (restart) and signal (SIGHUP, for an app that reloads "
-                                 "itself). Default: both for the built-in app, plain for yours.",
+                                 "plain (restart), signal (SIGHUP, for an app that reloads "
+                                 "itself), socket (--socket) and handoff (--socket --handoff; "
+                                 "for an app that serves on an inherited socket). Default: all "
+                                 "four for the built-in app, plain for yours.",
                                  show_default=False)
     ] = None,
     port: Annotated[
@@ -598,7 +600,8 @@ def bench_mode(
         raise UsageError("--edit is for your own command; the built-in app edits its own file")
     from reentr import bench  # only here: it needs http.client, which costs startup time
 
-    names = tuple(m.strip() for m in (mode or ("plain" if argv else "plain,signal")).split(","))
+    default = "plain" if argv else ",".join(bench.MODES)
+    names = tuple(m.strip() for m in (mode or default).split(","))
     unknown = [m for m in names if m not in bench.MODES]
     if unknown:
         raise UsageError(f"--mode: unknown mode '{unknown[0]}'; choose from "
