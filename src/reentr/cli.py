@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from reentr import __version__, runner, sockets
+from reentr import __version__, configfile, runner, sockets
 from reentr.config import (
     Config,
     OnBusy,
@@ -40,21 +41,76 @@ ClickUsageError: type[Exception] = _click_errors.UsageError
 
 USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filenames"
 
+RUNNING = "Running"
+BUILD = "Build"
 PROCESS = "Process"
 LATENCY = "Latency"
-ENTR = "entr flags"
 WATCHING = "Watching"
 FILTERING = "Filtering"
 SOCKETS = "Sockets"
+OUTPUT = "Output and configuration"
 
-entr_app = typer.Typer(
-    add_completion=False,
-    context_settings={
-        # entr's contract: only the leading options are reentr's; from the utility on, every
-        # word is the utility's own, so `reentr -r node app.js -p 8000` passes -p to node.
-        "allow_interspersed_args": False,
-        "help_option_names": ["-h", "--help"],
-    },
+ENTR_MODE = "entr-mode"
+"""The hidden command that runs whenever the first word is not a subcommand."""
+SUBCOMMANDS = ("watch", "bench", "explain")
+
+
+class _Reentr(TyperGroup):
+    """reentr's commands: entr mode by default, and the subcommands `watch`, `bench` and
+    `explain`. A subcommand's name is a word entr mode can never see first (its first word is
+    an option or the utility), so any other first word goes to entr mode; a utility literally
+    named like a subcommand runs as `reentr -- bench ...`. Being one click group, the shell
+    completion sees every command and option."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args:
+            # Completing the first word: offer the subcommands (see shell_complete).
+            args = [] if ctx.resilient_parsing else [ENTR_MODE]
+        elif args[0].split("=", 1)[0] not in (*SUBCOMMANDS, *_COMPLETION_OPTIONS):
+            args = [ENTR_MODE, *args]
+        return list(super().parse_args(ctx, args))
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """The first word: a subcommand, or any of entr mode's options."""
+        found = [item for item in super().shell_complete(ctx, incomplete)
+                 if item.value not in _COMPLETION_OPTIONS]
+        if incomplete.startswith("-"):
+            entr = self.commands[ENTR_MODE]
+            found += entr.shell_complete(ctx, incomplete)
+        return found
+
+
+class _Command(TyperCommand):
+    """A command whose help lists its options in sections by topic (`rich_help_panel`)."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                title = "Arguments"
+            else:
+                title = getattr(param, "rich_help_panel", None) or "Options"
+            sections.setdefault(title, []).append(record)
+        for title, rows in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+class _EntrMode(_Command):
+    """Entr mode's usage line reads `reentr ...`: it is the default, not a subcommand."""
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.find_root().info_name, " ".join(self.collect_usage_pieces(ctx)))
+
+
+_COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+
+app = typer.Typer(
+    cls=_Reentr,
+    context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
 
@@ -72,27 +128,27 @@ def _version(value: bool) -> None:
 # Options that entr mode and `reentr watch` share.
 _Clear = Annotated[
     int, typer.Option("-c", count=True, help="Clear the screen before each run; -cc also "
-                      "clears the scrollback.", rich_help_panel=ENTR)
+                      "clears the scrollback.", rich_help_panel=RUNNING)
 ]
 
 _NonInteractive = Annotated[
     bool, typer.Option("-n", help="Do not read keys from the terminal.",
-                       rich_help_panel=ENTR)
+                       rich_help_panel=RUNNING)
 ]
 
 _Postpone = Annotated[
     bool, typer.Option("-p", help="Wait for the first change before the first run.",
-                       rich_help_panel=ENTR)
+                       rich_help_panel=RUNNING)
 ]
 
 _Restart = Annotated[
     bool, typer.Option("-r", "--restart", help="Restart the utility on each change: stop "
-                       "its process group, then start it again.", rich_help_panel=ENTR)
+                       "its process group, then start it again.", rich_help_panel=RUNNING)
 ]
 
 _ExitOnExit = Annotated[
     bool, typer.Option("-z", help="Exit when the utility exits, with its status.",
-                       rich_help_panel=ENTR)
+                       rich_help_panel=RUNNING)
 ]
 
 _Debounce = Annotated[
@@ -104,13 +160,13 @@ _Debounce = Annotated[
 _Build = Annotated[
     str | None, typer.Option("--build", metavar="CMD", help="A shell command run before "
                              "every start; the utility (re)starts only if it succeeds.",
-                             rich_help_panel=PROCESS, show_default=False)
+                             rich_help_panel=BUILD, show_default=False)
 ]
 
 _OnBusy = Annotated[
     OnBusy, typer.Option("--on-busy", help="A change during a build: restart the build, "
                          "queue another, or ignore (finish it, then build again).",
-                         rich_help_panel=PROCESS, case_sensitive=False)
+                         rich_help_panel=BUILD, case_sensitive=False)
 ]
 
 _OnExit = Annotated[
@@ -187,17 +243,115 @@ _Events = Annotated[
                              rich_help_panel=LATENCY)
 ]
 
+CONFIG_KEY = "reentr.config"
+
+
+def _config_options(ctx: Any, param: Any, value: Any) -> Any:
+    """`--config` and `--no-config`, eager: before any other option takes its value, put the
+    configuration file's values in `ctx.default_map`, where the command line overrides them.
+    click runs eager options given on the command line first, then the others in order:
+    `--no-config` is declared first, so it is seen before `--config` looks for a file."""
+    if ctx.resilient_parsing:
+        return value
+    if param.name == "no_config":
+        if value and ctx.meta.get(CONFIG_KEY):
+            raise UsageError("give --config PATH or --no-config, not both")
+        ctx.meta[CONFIG_KEY] = "none" if value else ctx.meta.get(CONFIG_KEY)
+        return value
+    if ctx.meta.get(CONFIG_KEY) == "none":
+        if value is not None:
+            raise UsageError("give --config PATH or --no-config, not both")
+        return value
+    if value is not None:
+        found = configfile.load(Path(value))
+        if found is None:
+            raise UsageError(f"--config: {value} has no [tool.reentr] table")
+    else:
+        found = configfile.find(Path.cwd())
+    ctx.meta[CONFIG_KEY] = str(found.path) if found else "none"
+    if found is not None:
+        ctx.default_map = configfile.defaults(found, _config_kinds(ctx.command), _all_keys())
+    return value
+
+
+def _config_kinds(command: Any) -> dict[str, tuple[str, str]]:
+    """The configuration keys of a command: each option's long name (`stop-timeout`), or its
+    parameter's name for an option with only a short flag (`-p`: `postpone`); `command` for
+    the command to run, `paths` for `reentr watch`'s trees."""
+    kinds: dict[str, tuple[str, str]] = {}
+    for param in command.params:
+        if param.name in _NOT_CONFIGURABLE or param.expose_value is False:
+            continue
+        if param.param_type_name == "argument":
+            if param.name == "utility":
+                kinds["command"] = (configfile.Kind.COMMAND, "utility")
+            elif param.name == "paths" and command.name == "watch":
+                kinds["paths"] = (configfile.Kind.LIST, "paths")
+            continue
+        longs = [opt[2:] for opt in param.opts if opt.startswith("--")]
+        key = longs[0] if longs else param.name.rstrip("_").replace("_", "-")
+        if getattr(param, "count", False):
+            kind = configfile.Kind.COUNT
+        elif param.is_flag:
+            kind = configfile.Kind.FLAG
+        elif param.multiple:
+            kind = configfile.Kind.LIST
+        else:
+            kind = configfile.Kind.TEXT
+        kinds[key] = (kind, param.name)
+    if command.name == "watch":
+        kinds["command"] = (configfile.Kind.COMMAND, "command")
+    return kinds
+
+
+_NOT_CONFIGURABLE = frozenset(("config_file", "no_config", "version", "help", "list_"))
+
+
+def _all_keys() -> set[str]:
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return {key for name in (ENTR_MODE, "watch", "explain")
+            for key in _config_kinds(group.commands[name])}
+
+
+_NoConfig = Annotated[
+    bool, typer.Option("--no-config", help="Do not read reentr.toml or [tool.reentr] in "
+                       "pyproject.toml.", is_eager=True, callback=_config_options,
+                       rich_help_panel=OUTPUT)
+]
+
+_Config = Annotated[
+    str | None, typer.Option("--config", metavar="FILE", help="Read the options' defaults "
+                             "from FILE (a reentr.toml, or a pyproject.toml's [tool.reentr]) "
+                             "instead of the nearest one from here up.", is_eager=True,
+                             callback=_config_options, show_default=False,
+                             rich_help_panel=OUTPUT)
+]
+
 _Quiet = Annotated[
-    bool, typer.Option("-q", "--quiet", help="Print only errors.")
+    bool, typer.Option("-q", "--quiet", help="Print only errors.", rich_help_panel=OUTPUT)
 ]
 
 _Verbose = Annotated[
     bool, typer.Option("-v", "--verbose", help="Also say what changed, and why a change "
-                       "did nothing.")
+                       "did nothing.", rich_help_panel=OUTPUT)
+]
+
+_Notify = Annotated[
+    bool, typer.Option("--notify", help="Also send a desktop notification (notify-send) "
+                       "after each restart and on a failed build.", rich_help_panel=OUTPUT)
 ]
 
 
-@entr_app.command(
+@app.command(
+    ENTR_MODE,
+    cls=_EntrMode,
+    hidden=True,
+    context_settings={
+        # entr's contract: only the leading options are reentr's; from the utility on, every
+        # word is the utility's own, so `reentr -r node app.js -p 8000` passes -p to node.
+        "allow_interspersed_args": False,
+    },
     help=(
         "Run UTILITY, and run it again whenever a file listed on standard input changes "
         "(entr's interface: ls *.py | reentr -r python app.py)."
@@ -206,7 +360,9 @@ _Verbose = Annotated[
         "Keys, when a terminal is present: space runs the utility now (restarts it with -r), "
         "q quits. The first word that is exactly /_ is replaced by the absolute path of the "
         "first changed file. Exit status: 0 on q, SIGINT or SIGHUP; 1 on an error; 2 when -d "
-        "saw a directory change; with -z, the utility's status (128+N if killed by signal N)."
+        "saw a directory change; with -z, the utility's status (128+N if killed by signal N). "
+        "Also: reentr watch (a tree, with git's ignores), reentr bench (measure restarts), "
+        "reentr explain (why a path is or is not watched); each has --help."
     ),
 )
 def entr_mode(
@@ -216,20 +372,20 @@ def entr_mode(
     ] = None,
     all_events: Annotated[
         bool, typer.Option("-a", help="Changes during a run lead to one more run.",
-                           rich_help_panel=ENTR)
+                           rich_help_panel=RUNNING)
     ] = False,
     clear: _Clear = 0,
     dir_watch: Annotated[
         int, typer.Option("-d", count=True, help="Exit with status 2 when a watched directory "
                           "gains or loses a file; -dd counts dotfiles too.",
-                          rich_help_panel=ENTR)
+                          rich_help_panel=RUNNING)
     ] = 0,
     non_interactive: _NonInteractive = False,
     postpone: _Postpone = False,
     restart: _Restart = False,
     shell: Annotated[
         bool, typer.Option("-s", "--shell", help="Run the single argument with $SHELL -c; "
-                           "the changed file is $0.", rich_help_panel=ENTR)
+                           "the changed file is $0.", rich_help_panel=RUNNING)
     ] = False,
     exit_on_exit: _ExitOnExit = False,
     debounce: _Debounce = f"{Config.debounce_ms}ms",
@@ -249,6 +405,9 @@ def entr_mode(
     events: _Events = None,
     quiet: _Quiet = False,
     verbose: _Verbose = False,
+    notify: _Notify = False,
+    no_config: _NoConfig = False,
+    config_file: _Config = None,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
                            callback=_version)
@@ -271,7 +430,7 @@ def entr_mode(
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
         ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
-        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose,
+        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
     )
     watch, warnings = read_watch_list(sys.stdin, dir_watch)
     config = Config(command=command, watch=watch, all_events=all_events, dir_watch=dir_watch,
@@ -291,7 +450,7 @@ def _settings(
     build: str | None, on_busy: OnBusy, on_exit: OnExit, signal_: str | None,
     stop_signal: str, stop_timeout: str, ready_port: str | None, ready_line: str | None,
     ready_url: str | None, ready_notify: bool, ready_timeout: str, socket_: list[str] | None,
-    handoff: bool, debounce: str, quiet: bool, verbose: bool,
+    handoff: bool, debounce: str, quiet: bool, verbose: bool, notify: bool,
 ) -> dict[str, Any]:
     """The `Config` fields of the options both modes share, checked."""
     debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
@@ -309,7 +468,7 @@ def _settings(
         "stop_signal": parse_signal(stop_signal, "--stop-signal"),
         "grace": parse_duration(stop_timeout, "--stop-timeout"),
         "ready": probe, "sockets": specs, "handoff": handoff,
-        "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose,
+        "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose, "notify": notify,
     }
 
 
@@ -366,14 +525,9 @@ _NoDefaultIgnore = Annotated[
                        "files. (.git itself is never watched.)", rich_help_panel=FILTERING)
 ]
 
-watch_app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
-
-
-@watch_app.command(
+@app.command(
+    "watch",
+    cls=_Command,
     help=(
         "Watch the trees under PATH (default: .), ignoring what git ignores, and run COMMAND "
         "(given after --) again on every change: reentr watch src -- make."
@@ -432,6 +586,9 @@ def watch_mode(
     events: _Events = None,
     quiet: _Quiet = False,
     verbose: _Verbose = False,
+    notify: _Notify = False,
+    no_config: _NoConfig = False,
+    config_file: _Config = None,
 ) -> int:
     roots = []
     for path in paths or ["."]:
@@ -450,7 +607,7 @@ def watch_mode(
         for line in watched_files(tree):
             typer.echo(line)
         return ExitStatus.OK
-    command = tuple(ctx.obj or ())
+    command = tuple(ctx.obj or ()) or tuple((ctx.default_map or {}).get("command", ()))
     if not command:
         raise UsageError("give the command after --: reentr watch src -- make")
     _check_program(command[0])
@@ -460,7 +617,7 @@ def watch_mode(
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
         ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
-        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose,
+        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
     )
     return _run(Config(command=command, watch=tree, **settings), events)
 
@@ -477,14 +634,9 @@ def watched_files(tree: WatchTree) -> list[str]:
     return sorted(shown, key=os.fsencode)
 
 
-explain_app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
-
-
-@explain_app.command(
+@app.command(
+    "explain",
+    cls=_Command,
     help=(
         "Say whether reentr watch would react to each PATH, and which rule decided: the "
         "ignore file, line and pattern, as git check-ignore -v shows them."
@@ -500,6 +652,8 @@ def explain_mode(
     no_global_ignore: _NoGlobalIgnore = False,
     no_dot_ignore: _NoDotIgnore = False,
     no_default_ignore: _NoDefaultIgnore = False,
+    no_config: _NoConfig = False,
+    config_file: _Config = None,
 ) -> int:
     sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
                        no_default_ignore)
@@ -544,14 +698,9 @@ def _exts(values: list[str] | None) -> tuple[str, ...]:
     return tuple(e.strip().lstrip(".") for v in values or () for e in v.split(",") if e.strip())
 
 
-bench_app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
-
-
-@bench_app.command(
+@app.command(
+    "bench",
+    cls=_Command,
     help=(
         "Measure restarts from the outside: run reentr on a real app, edit a file RUNS times, "
         "and for each edit time how long until the app serves the result, and count the "
@@ -638,20 +787,31 @@ def _check_program(program: str) -> None:
         )
 
 
+COMPLETION_FILES = {"bash": "reentr.bash", "zsh": "_reentr", "fish": "reentr.fish"}
+"""The scripts in `completions/`, by shell: what `reentr --show-completion` prints there."""
+
+
+def completion_script(shell: str) -> str:
+    """The completion script for `shell`, from typer's completion machinery: a thin shim that
+    asks `reentr` itself (with `_REENTR_COMPLETE` set) for the candidates, so the scripts
+    never go stale as options change."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name="reentr", complete_var="_REENTR_COMPLETE",
+                                 shell=shell).rstrip("\n") + "\n"
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """The `reentr` console script: run, then exit with the documented status."""
     args = sys.argv[1:] if argv is None else argv
-    # Subcommands are words entr mode can never see first (its first word is an option or the
-    # utility); a utility literally named like one is run as `reentr -- bench ...`.
-    app, name, obj = entr_app, "reentr", None
-    if args and args[0] in SUBCOMMANDS:
-        app, name, args = SUBCOMMANDS[args[0]], f"reentr {args[0]}", args[1:]
-        if app is watch_app:
-            args, obj = _split_watch_args(args)
+    obj = None
+    if args and args[0] == "watch":
+        own, obj = _split_watch_args(args[1:])
+        args = ["watch", *own]
     command = typer.main.get_command(app)
     try:
         # Without standalone mode, --help, --version and typer.Exit come back as a status.
-        status = command.main(args=args, prog_name=name, standalone_mode=False, obj=obj)
+        status = command.main(args=args, prog_name="reentr", standalone_mode=False, obj=obj)
     except ClickUsageError as error:
         # click's default is three lines and status 2; entr's contract is one line and 1.
         sys.stderr.write(f"{PREFIX}{_one_line(error)} (see reentr --help)\n")
@@ -662,9 +822,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.stderr.write(f"{PREFIX}{error}\n")
         status = error.status
     sys.exit(int(status or 0))
-
-
-SUBCOMMANDS = {"bench": bench_app, "watch": watch_app, "explain": explain_app}
 
 
 def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:

@@ -148,6 +148,8 @@ class Config:
     quiet: bool = False
     verbose: bool = False
     """Also say what changed, and why a change did nothing."""
+    notify: bool = False
+    """`--notify`: a desktop notification after each restart and on a failed build."""
     gather_ms: int = 1600
     """The longest a burst of changes is gathered before reentr acts on it."""
     debounce_ms: int = 5

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,6 +224,22 @@ def stop_helper(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
+
+
+def notify(title: str, body: str) -> None:
+    """A desktop notification through `notify-send`, where it exists; where it does not,
+    nothing at all (`--notify` on a server without a desktop is not an error). It is not
+    waited for: a thread reaps it."""
+    program = shutil.which("notify-send")
+    if program is None:
+        return
+    try:
+        popen = subprocess.Popen([program, "--app-name=reentr", title, body],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return
+    start_thread(popen.wait, name="reentr-notify-send")
 
 
 def output_of(argv: Sequence[str], cwd: str | os.PathLike[str]) -> str | None:

@@ -10,11 +10,18 @@ import sys
 import time
 from typing import TextIO
 
+from reentr import process
 from reentr.config import Config, Probe, ProbeKind, describe_status
 from reentr.events import Role, Say
 from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
+_BOLD, _RED, _RESET = "\x1b[1m", "\x1b[31m", "\x1b[0m"
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return not os.environ.get("NO_COLOR") and stream.isatty()
 
 
 class Reporter:
@@ -32,6 +39,7 @@ class Reporter:
         self._out = out or sys.stdout
         self._events = events
         self._serving_since: str | None = None
+        self._colour = use_colour(self._err)
 
     def event(self, name: str, **fields: object) -> None:
         """One line of the `--events` stream: a JSON object with `event` and `time` (seconds
@@ -62,6 +70,8 @@ class Reporter:
         parts = ", ".join(f"{stage} {stages[stage]:.0f}" for stage in shown)
         where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
         self.line(f"{what} #{number} {done} in {total:.0f} ms ({parts}{note}){where}")
+        if config.notify:
+            process.notify(f"reentr: {what} #{number} {done}", f"in {total:.0f} ms{where}")
 
     def not_ready(self, pid: int, probe: Probe) -> None:
         if self._config.handoff:
@@ -88,11 +98,12 @@ class Reporter:
     def line(self, text: str, *, always: bool = False) -> None:
         """Print one status line, unless `--quiet` (errors are `always`)."""
         if always or not self._config.quiet:
-            self._err.write(PREFIX + text + "\n")
+            prefix = f"{_BOLD}{PREFIX}{_RESET}" if self._colour else PREFIX
+            self._err.write(prefix + text + "\n")
             self._err.flush()
 
     def error(self, text: str) -> None:
-        self.line(text, always=True)
+        self.line(f"{_RED}{text}{_RESET}" if self._colour else text, always=True)
 
     def watching(self, files: int, dirs: int) -> None:
         what = f"{files} file{'s' * (files != 1)}"
@@ -132,6 +143,8 @@ class Reporter:
                     f"build failed ({describe_status(note.status or 0)}); {since}; "
                     "the next change builds again"
                 )
+                if self._config.notify:
+                    process.notify("reentr: build failed", describe_status(note.status or 0))
             case "changed":
                 if self._config.verbose:
                     self.line(f"changed: {note.detail}")

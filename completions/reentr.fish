@@ -1,0 +1,1 @@
+complete --command reentr --no-files --arguments "(env _REENTR_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) reentr)" --condition "env _REENTR_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) reentr"

@@ -1,0 +1,135 @@
+"""Shell completion: the committed scripts are what the app generates, and real bash, zsh and
+fish complete subcommands, options, signal names and paths with them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reentr.cli import COMPLETION_FILES, completion_script
+
+COMPLETIONS = Path(__file__).parent.parent / "completions"
+PATH = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
+"""So that the scripts find the reentr under test, as they find an installed one."""
+
+
+@pytest.mark.parametrize("shell", sorted(COMPLETION_FILES))
+def test_the_committed_scripts_are_what_the_app_generates(shell: str) -> None:
+    committed = (COMPLETIONS / COMPLETION_FILES[shell]).read_text()
+    assert committed == completion_script(shell), (
+        f"completions/{COMPLETION_FILES[shell]} is stale: run python completions/generate.py")
+
+
+def _shell(shell: str) -> str:
+    found = shutil.which(shell)
+    if found is None:
+        pytest.skip(f"{shell} is not installed (apt-get install {shell}; .ci/run installs it "
+                    "where it can)")
+    return found
+
+
+def _run(argv: list[str], cwd: Path) -> list[str]:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": PATH}, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+CASES = [
+    ("reentr ", ["bench", "explain", "watch"]),
+    ("reentr wa", ["watch"]),
+    ("reentr watch --sto", ["--stop-signal", "--stop-timeout"]),
+    ("reentr --ready-n", ["--ready-notify"]),
+    ("reentr -r --signal SIGH", ["SIGHUP"]),
+    ("reentr watch --stop-signal SIGTE", ["SIGTERM"]),
+    ("reentr bench --j", ["--json"]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), CASES)
+def test_bash_completes(tmp_path: Path, line: str, expected: list[str]) -> None:
+    bash = _shell("bash")
+    words = line.split(" ")
+    script = (
+        f"source {COMPLETIONS / 'reentr.bash'}\n"
+        f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        "_reentr_completion reentr\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    assert sorted(_run([bash, "--norc", "-c", script], tmp_path)) == expected
+
+
+def test_bash_falls_back_to_paths_where_reentr_offers_nothing(tmp_path: Path) -> None:
+    # The script offers nothing for a path, and bash's `-o default` completes file names.
+    bash = _shell("bash")
+    script = (f"source {COMPLETIONS / 'reentr.bash'}\n"
+              "COMP_WORDS=(reentr watch sr); COMP_CWORD=2; _reentr_completion reentr\n"
+              'echo "${#COMPREPLY[@]}"; complete -p reentr')
+    count, spec = _run([bash, "--norc", "-c", script], tmp_path)
+    assert count == "0"
+    assert "-o default" in spec
+
+
+@pytest.mark.parametrize(("line", "expected"), CASES)
+def test_fish_completes(tmp_path: Path, line: str, expected: list[str]) -> None:
+    fish = _shell("fish")
+    out = _run([fish, "--no-config", "-c",
+                f"source {COMPLETIONS / 'reentr.fish'}; complete -C '{line}'"], tmp_path)
+    assert sorted(candidate.split("\t")[0] for candidate in out) == expected
+
+
+def test_fish_completes_paths(tmp_path: Path) -> None:
+    fish = _shell("fish")
+    (tmp_path / "src").mkdir()
+    out = _run([fish, "--no-config", "-c",
+                f"source {COMPLETIONS / 'reentr.fish'}; complete -C 'reentr watch sr'"], tmp_path)
+    assert out == ["src/"]
+
+
+def _zsh(tmp_path: Path, line: str) -> str:
+    """What the zsh script asks of zsh's completion system for `line`: zsh runs the real
+    script; `_arguments` and `_files`, the completion system's functions it calls, print
+    what they were given instead of drawing a menu (that needs a terminal)."""
+    zsh = _shell("zsh")
+    words = line.split(" ")
+    script = (
+        "compdef() { :; }; _arguments() { print -r -- \"$@\"; }; _files() { print _files; }\n"
+        f"source {COMPLETIONS / '_reentr'}\n"
+        f"words=({' '.join(repr(w) for w in words)}); CURRENT={len(words)}\n"
+        "_reentr_completion\n"
+    )
+    return "\n".join(_run([zsh, "-f", "-c", script], tmp_path))
+
+
+@pytest.mark.parametrize(("line", "expected"), CASES)
+def test_zsh_completes(tmp_path: Path, line: str, expected: list[str]) -> None:
+    said = _zsh(tmp_path, line)
+    assert said.startswith("*: :((")
+    assert sorted(re.findall(r'(?:\(|\s)"([^"]+)"', said)) == expected
+
+
+def test_zsh_completes_paths(tmp_path: Path) -> None:
+    assert _zsh(tmp_path, "reentr watch sr") == "_files"
+
+
+def test_install_completion_installs_the_same_script_for_the_users_bash(tmp_path: Path) -> None:
+    bash = _shell("bash")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "PATH": PATH, "HOME": str(home)}
+    # typer detects the shell reentr runs under: here, bash (`; true` keeps bash from
+    # replacing itself with reentr).
+    done = subprocess.run([bash, "--norc", "-c", "reentr --install-completion; true"], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    installed = home / ".bash_completions" / "reentr.sh"
+    assert installed.read_text().strip() == completion_script("bash").strip()
+    done = subprocess.run([bash, "--norc", "-c", "source ~/.bashrc; complete -p reentr"],
+                          env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert "_reentr_completion reentr" in done.stdout, done.stderr
