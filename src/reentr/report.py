@@ -75,10 +75,11 @@ class Reporter:
 
     def not_ready(self, pid: int, probe: Probe) -> None:
         if self._config.handoff:
-            hint = " (with --handoff, the answer must name the new PID)" * (
+            # A new target of a handoff is then stopped (the `rolled-back` line says so).
+            hint = "; with --handoff, the answer must name the new PID" * (
                 probe.kind is ProbeKind.URL)
-            self.error(f"the new target (pid {pid}) was not ready within {probe.timeout:g}s "
-                       f"({probe.describe()}){hint}; stopping it")
+            self.error(f"the target (pid {pid}) was not ready within {probe.timeout:g}s "
+                       f"({probe.describe()}{hint})")
             return
         self.error(
             f"warning: the target (pid {pid}) was not ready within {probe.timeout:g}s "
