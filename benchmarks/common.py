@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def reentr_command() -> list[str]:
@@ -30,3 +33,15 @@ def idle_cpu(pid: int, seconds: float) -> float:
     start, t0 = run_ns(), time.monotonic_ns()
     time.sleep(seconds)
     return 100 * (run_ns() - start) / (time.monotonic_ns() - t0)
+
+
+def stop(proc: subprocess.Popen[Any], signum: int, grace: float) -> None:
+    """Send `signum` to the process group the benchmark started, and SIGKILL after `grace`
+    seconds if it is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signum)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from common import idle_cpu, reentr_command
+from common import idle_cpu, reentr_command, stop
 
 from reentr.config import Config
 from reentr.timing import percentile
@@ -188,13 +188,7 @@ def started(command: list[str], stdin: str | None, cwd: Path) -> Iterator[subpro
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, signal.SIGTERM, 5)
 
 
 def save(path: Path, text: str, atomic: bool) -> None:

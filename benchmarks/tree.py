@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import idle_cpu, reentr_command
+from common import idle_cpu, reentr_command, stop
 
 REFERENCE = r"""
 # The reference: inotify on every directory of the tree (as a recursive watcher does), no
@@ -123,12 +123,7 @@ def measure(argv: list[str], root: Path) -> tuple[float, int, int, float]:
                           if line.startswith("VmHWM")).split()[1])
         return first, watches, rss_kb, cpu
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, signal.SIGINT, 10)
 
 
 

@@ -270,7 +270,8 @@ def _config_options(ctx: Any, param: Any, value: Any) -> Any:
         found = configfile.find(Path.cwd())
     ctx.meta[CONFIG_KEY] = str(found.path) if found else "none"
     if found is not None:
-        ctx.default_map = configfile.defaults(found, _config_kinds(ctx.command), _all_keys())
+        ctx.default_map = configfile.defaults(found, _config_kinds(ctx.command),
+                                              _all_keys(ctx.find_root().command))
     return value
 
 
@@ -307,9 +308,8 @@ def _config_kinds(command: Any) -> dict[str, tuple[str, str]]:
 _NOT_CONFIGURABLE = frozenset(("config_file", "no_config", "version", "help", "list_"))
 
 
-def _all_keys() -> set[str]:
-    group = typer.main.get_command(app)
-    assert isinstance(group, TyperGroup)
+def _all_keys(group: Any) -> set[str]:
+    """Every configuration key of every command of `group` (the one `main` built)."""
     return {key for name in (ENTR_MODE, "watch", "explain")
             for key in _config_kinds(group.commands[name])}
 
