@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import signal
+import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +39,121 @@ temporary file (which appears and disappears) does not count (entr.c compare_dir
 
 _ADDED, _MODIFIED, _DELETED = 1, 2, 3
 """watchfiles' change kinds (`watchfiles.Change`)."""
+
+_PACE_S = 0.001
+"""While `_Wakeup` is in force, RustNotify's step is 0 and `is_set` paces it: it steps every
+millisecond for `_LINGER_S` after an event, then blocks."""
+_LINGER_S = 0.01
+"""How long the watcher keeps looking after the last event before it blocks again: the notify
+thread inserts an event microseconds after the kernel has queued it."""
+_SAFETY_S = 1.0
+"""The longest `_Wakeup` blocks before RustNotify takes one look anyway."""
+_F_SETOWN_EX, _F_OWNER_TID = 15, 0
+"""fcntl(2) on Linux: deliver a descriptor's SIGIO to one thread (struct f_owner_ex)."""
+
+
+class _Wakeup:
+    """Let the watcher sleep until the kernel has an event, instead of waking every step.
+
+    RustNotify has no blocking call: it sleeps `step` ms, looks at what its notify thread has
+    gathered, and again, so a short step costs CPU while nothing happens (1 ms: about 1.3 % of
+    a core) and a long one costs latency. So reentr asks the kernel for signal-driven I/O on
+    RustNotify's inotify descriptor (O_ASYNC, owned by the watcher thread): SIGIO is queued
+    for that thread the moment the kernel queues a file event, whoever reads the event.
+    RustNotify calls `is_set` of the object it is given once per step, holding its loop
+    there, and returns a batch when two looks in a row see the same number of changes. So
+    RustNotify's step is 0, and `is_set` does the waiting: it blocks in `sigtimedwait` while
+    nothing happens; once events come, it waits until they have been quiet for `--debounce`
+    and then lets RustNotify look twice at once; it paces the looks that follow.
+
+    Where this is not possible (not Linux, no /proc, polling) `arm` says so and the watcher
+    steps every `--debounce` instead.
+    """
+
+    def __init__(self, stop: threading.Event, quiet_s: float, gather_s: float):
+        self.stop = stop
+        self.quiet_s = quiet_s
+        self.gather_s = gather_s
+        self.last = time.monotonic()
+        self.burst: float | None = None
+        self.confirm = False
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+
+    def arm(self) -> bool:
+        """From the watcher thread, after each new RustNotify: whether the wakeup is in force."""
+        if sys.platform != "linux":
+            return False
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGIO})
+        fds = _inotify_fds()
+        if not fds:
+            return False
+        owner = struct.pack("ii", _F_OWNER_TID, threading.get_native_id())
+        try:
+            for fd in fds:
+                fcntl.fcntl(fd, _F_SETOWN_EX, owner)
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+        except OSError:
+            return False
+        with self._lock:
+            self._thread = threading.get_ident()
+        self.last = time.monotonic()
+        return True
+
+    def is_set(self) -> bool:
+        """RustNotify's question, once per step: whether to stop."""
+        if self._take(0.0):
+            self._absorb()
+        elif self.confirm:
+            self.confirm = False  # the look that confirms the quiet batch comes at once
+        elif time.monotonic() - self.last < _LINGER_S:
+            if self._take(_PACE_S):
+                self._absorb()
+        else:
+            self.burst = None
+            if self._take(_SAFETY_S):
+                self._absorb()
+        return self.stop.is_set()
+
+    def batch_taken(self) -> None:
+        self.burst = None
+
+    def _take(self, timeout: float) -> bool:
+        """Whether an event is (or, within `timeout`, becomes) pending; never once stopping."""
+        if self.stop.is_set():
+            return False
+        return signal.sigtimedwait({signal.SIGIO}, timeout) is not None
+
+    def _absorb(self) -> None:
+        """Wait until the events have been quiet for `quiet_s`, at most `gather_s` a burst."""
+        self.last = time.monotonic()
+        if self.burst is None:
+            self.burst = self.last
+        while self.last < self.burst + self.gather_s and self._take(self.quiet_s):
+            self.last = time.monotonic()
+        self.confirm = True
+
+    def wake(self) -> None:
+        """From another thread, after setting `stop`: end a blocked wait now."""
+        with self._lock:
+            if self._thread is not None:
+                signal.pthread_kill(self._thread, signal.SIGIO)
+
+    def done(self) -> None:
+        """From the watcher thread as it ends: its thread id is no longer valid to signal."""
+        with self._lock:
+            self._thread = None
+
+
+def _inotify_fds() -> set[int]:
+    """This process's inotify descriptors: RustNotify's, old and new (reentr opens no other)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
+                    found.add(int(name))
+    return found
 
 
 class _Poller:
@@ -148,36 +267,56 @@ def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None
             listing = {d: _entries(d, config.dir_watch) for d in watch.dirs}
         reporter.watching(len(watch.files), len(watch.dirs))
     stop = threading.Event()
+    wakeup = _Wakeup(stop, config.debounce_ms / 1000, config.gather_ms / 1000)
     scope = tree if tree is not None else listing
-    thread = signals.start_thread(_loop, notify, config, scope, events, stop,
+    thread = signals.start_thread(_loop, notify, config, scope, events, wakeup,
                                   name="reentr-watcher")
     try:
         yield
     finally:
         stop.set()
+        wakeup.wake()
         thread.join(timeout=2.0)
         notify.close()
 
 
 def _loop(
     notify: _Notify, config: Config, scope: _Tree | dict[Path, frozenset[str]], events: Queue,
-    stop: threading.Event,
+    wakeup: _Wakeup,
+) -> None:
+    try:
+        _gather(notify, config, scope, events, wakeup)
+    finally:
+        wakeup.done()
+
+
+def _gather(
+    notify: _Notify, config: Config, scope: _Tree | dict[Path, frozenset[str]], events: Queue,
+    wakeup: _Wakeup,
 ) -> None:
     """Gather batches; `scope` is the tree (`reentr watch`) or `-d`'s directory listing."""
+    stop = wakeup.stop
+    woken = notify.poll is None and wakeup.arm()
     tree = scope if isinstance(scope, _Tree) else None
     listing = scope if isinstance(scope, dict) else {}
     watch = config.watch
     listed = isinstance(watch, WatchList)
     order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(watch, WatchList) else {}
     while not stop.is_set():
+        current = notify.current
+        batch: set[tuple[int, str]] | str
         try:
-            batch = notify.current.watch(config.gather_ms, config.debounce_ms, 0, stop)
+            if woken and isinstance(current, RustNotify):
+                batch = current.watch(config.gather_ms, 0, 0, wakeup)
+            else:
+                batch = current.watch(config.gather_ms, config.debounce_ms, 0, stop)
         except Exception as error:  # the runner reports it and stops
             events.put(WatcherFailed(str(error)))
             return
         if isinstance(batch, str):
             continue  # 'stop' ends the loop; 'signal' and 'timeout' are not used here
         detected_ns = time.monotonic_ns()
+        wakeup.batch_taken()
         if listing and _altered(listing, config.dir_watch, stop):
             events.put(DirectoryAltered())
             continue
@@ -192,6 +331,7 @@ def _loop(
                 except ReentrError as error:
                     events.put(WatcherFailed(str(error)))
                     return
+                woken = notify.poll is None and wakeup.arm()
         if paths:
             events.put(FilesChanged(tuple(_leading_edge_first(paths, order)), detected_ns))
 
