@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import http.client
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -114,8 +116,15 @@ class Reentr:
         env: dict[str, str] | None = None,
         tty: bool = False,
         wrap: Sequence[str] = (),
+        exits: bool = False,
     ):
         stdin_text = files if isinstance(files, str) else "".join(f"{f}\n" for f in files)
+        self.events: Path | None = None
+        self._exits_seen = 0
+        if exits:  # outside the project, whose directory reentr watches
+            self.events = Path(tempfile.mkdtemp(prefix="reentr-test-")) / "events.jsonl"
+            at = 1 if args[:1] == ["watch"] else 0
+            args = [*args[:at], "--events", str(self.events), *args[at:]]
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.master: int | None = None
@@ -143,6 +152,24 @@ class Reentr:
         self.proc.stdin.write(stdin_text.encode())
         self.proc.stdin.close()
 
+    def run_ended(self) -> None:
+        """Wait until the utility has exited once more (an `exited` event; needs `exits=True`).
+
+        reentr drops a change made while the utility runs, as entr does, and a utility prints
+        before it exits: a test that edits after a run's output waits for this first."""
+        assert self.events is not None, "start reentr with exits=True"
+        events = self.events
+        self._exits_seen += 1
+        wanted = self._exits_seen
+
+        def exits() -> bool:
+            if not events.exists():
+                return False
+            lines = events.read_text().splitlines()
+            return sum(json.loads(x)["event"] == "exited" for x in lines if x) >= wanted
+
+        wait_for(exits, what=f"exit #{wanted} of the utility")
+
     def press(self, key: str) -> None:
         assert self.master is not None
         os.write(self.master, key.encode())
@@ -164,6 +191,8 @@ class Reentr:
         if self.master is not None:
             os.close(self.master)
             self.master = None
+        if self.events is not None:
+            shutil.rmtree(self.events.parent, ignore_errors=True)
 
 
 def fifo_holders_gone(path: Path, timeout: float = DEADLINE) -> bool:

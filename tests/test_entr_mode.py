@@ -91,34 +91,42 @@ def test_terminal_on_stdin_gets_usage(project: Path) -> None:
 
 
 def test_runs_then_runs_again_on_each_change(reentr: Start, project: Path) -> None:
-    proc = reentr(["-n", *RUN])
+    proc = reentr(["-n", *RUN], exits=True)
     proc.out.expect(r"^run$")
+    proc.run_ended()
     edit(project / "a.txt", "changed")
     proc.out.expect(r"^run$")
+    proc.run_ended()
     atomic_edit(project / "b.txt", "saved like vim")
     proc.out.expect(r"^run$")
+    proc.run_ended()
     (project / "a.txt").unlink()
     (project / "a.txt").write_text("recreated")
     proc.out.expect(r"^run$")
+    proc.run_ended()
     os.chmod(project / "b.txt", 0o600)
     proc.out.expect(r"^run$")
+    proc.run_ended()
     edit(project / "a.txt", "and the recreated file is still watched")
     proc.out.expect(r"^run$")
 
 
 def test_delete_triggers_a_run(reentr: Start, project: Path) -> None:
-    proc = reentr(["-n", *RUN])
+    proc = reentr(["-n", *RUN], exits=True)
     proc.out.expect(r"^run$")
+    proc.run_ended()
     (project / "b.txt").unlink()
     proc.out.expect(r"^run$")
 
 
 def test_a_burst_of_50_writes_gives_one_run(reentr: Start, project: Path) -> None:
-    proc = reentr(["-n", *RUN])
+    proc = reentr(["-n", *RUN], exits=True)
     proc.out.expect(r"^run$")
+    proc.run_ended()
     for i in range(50):
         edit(project / "a.txt", str(i))
     proc.out.expect(r"^run$")
+    proc.run_ended()
     edit(project / "b.txt", "marker")  # a later run proves the burst's runs are all counted
     wait_for(lambda: proc.out.count(r"^run$") >= 3, what="the marker run")
     assert proc.out.count(r"^run$") <= 4
@@ -144,9 +152,10 @@ def test_postpone_waits_for_the_first_change(reentr: Start, project: Path) -> No
 def test_placeholder_is_the_first_exact_word_only(reentr: Start, project: Path) -> None:
     link = project / "link.txt"
     link.symlink_to(project / "a.txt")
-    proc = reentr(["-n", *RUN, "x/_", "/_", "/_"], files=["link.txt", "b.txt"])
+    proc = reentr(["-n", *RUN, "x/_", "/_", "/_"], files=["link.txt", "b.txt"], exits=True)
     # Before any change /_ is the first listed file, resolved (symlinks too) as entr does.
     proc.out.expect(rf"^run x/_ {project / 'a.txt'} /_$")
+    proc.run_ended()
     edit(project / "b.txt", "b2")
     proc.out.expect(rf"^run x/_ {project / 'b.txt'} /_$")
 
@@ -191,17 +200,20 @@ def _utility_that_waits(project: Path) -> list[str]:
 
 @pytest.mark.parametrize("all_events", [False, True], ids=["drops", "with-a"])
 def test_changes_during_a_run(reentr: Start, project: Path, all_events: bool) -> None:
-    proc = reentr(["-n", "-v", *(["-a"] if all_events else []), *_utility_that_waits(project)])
+    proc = reentr(["-n", "-v", *(["-a"] if all_events else []), *_utility_that_waits(project)],
+                  exits=True)
     proc.out.expect(r"^begin 1$")
     edit(project / "a.txt", "during the run")
     dropped = r" \(dropped: a run is in progress\)"
     proc.err.expect(r"changed: .*a\.txt" + ("$" if all_events else dropped))
     (project / "release-1").touch()
     proc.out.expect(r"^end 1$")
+    proc.run_ended()
     if all_events:
         proc.out.expect(r"^begin 2$")  # -a: the change during run 1 leads to run 2
         (project / "release-2").touch()
         proc.out.expect(r"^end 2$")
+        proc.run_ended()
     # The next change after a run gives the next run number: nothing else ran between.
     edit(project / "b.txt", "after the run")
     expected = 3 if all_events else 2
@@ -329,14 +341,17 @@ def test_shell_restart_signals_the_program_not_just_the_shell(
 
 
 def test_d_runs_once_more_then_exits_2_on_a_new_file(reentr: Start, project: Path) -> None:
-    proc = reentr(["-d", "-n", *RUN])
+    proc = reentr(["-d", "-n", *RUN], exits=True)
     proc.err.expect(r"watching 2 files and 1 directory")
     proc.out.expect(r"^run$")
+    proc.run_ended()
     atomic_edit(project / "a.txt", "an atomic save is not a directory change")
     proc.out.expect(r"^run$")
+    proc.run_ended()
     (project / ".hidden").write_text("dotfiles do not count without -dd")
     edit(project / "b.txt", "b")
     proc.out.expect(r"^run$")
+    proc.run_ended()
     (project / "new.txt").write_text("new")
     proc.err.expect(r"directory altered")
     assert proc.wait() == 2

@@ -53,7 +53,7 @@ def changed(line: str) -> list[str]:
 def test_watch_runs_on_files_git_would_list_and_not_on_ignored_ones(
     reentr: Start, repo: Path
 ) -> None:
-    proc = reentr(["watch", "-n", "-p", "--", *SHOW, "/_"], files="", cwd=repo)
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW, "/_"], files="", cwd=repo, exits=True)
     proc.err.expect(r"watching \d+ directories \(inotify")
     edit(repo / "build" / "out.o", "ignored\n")
     edit(repo / "debug.log", "ignored\n")
@@ -63,6 +63,7 @@ def test_watch_runs_on_files_git_would_list_and_not_on_ignored_ones(
     # would have been part of this run (or a run of their own) if they counted.
     assert changed(line) == [str(repo / "src" / "app.py")]
     assert line.endswith(f" {repo / 'src' / 'app.py'}")  # /_ is the first changed file
+    proc.run_ended()
     edit(repo / "keep.log", "re-included\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "keep.log")]
     proc.signal(signal.SIGINT)
@@ -73,15 +74,17 @@ def test_watch_runs_on_files_git_would_list_and_not_on_ignored_ones(
 def test_new_directories_are_watched_and_their_files_not_missed(
     reentr: Start, repo: Path
 ) -> None:
-    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo)
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, exits=True)
     proc.err.expect(r"watching \d+ directories")
     deep = repo / "new" / "deeper"
     deep.mkdir(parents=True)
     (deep / "first.py").write_text("written as the directory appeared\n")
     line = proc.out.expect(r"^run ").string
     assert str(deep / "first.py") in changed(line)
+    proc.run_ended()
     edit(deep / "first.py", "edited later\n")
     wait_for(lambda: proc.out.count("first.py") == 2, what="a run for the later edit")
+    proc.run_ended()
     (repo / "node_modules" / "fresh").mkdir()
     (repo / "node_modules" / "fresh" / "x.js").write_text("ignored\n")
     edit(repo / "src" / "app.py", "v2\n")
@@ -90,11 +93,12 @@ def test_new_directories_are_watched_and_their_files_not_missed(
 
 
 def test_an_edit_of_gitignore_takes_effect_at_once(reentr: Start, repo: Path) -> None:
-    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo)
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, exits=True)
     proc.err.expect(r"watching \d+ directories")
     with open(repo / ".gitignore", "a") as f:
         f.write("src/\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / ".gitignore")]
+    proc.run_ended()
     edit(repo / "src" / "app.py", "now ignored\n")
     edit(repo / "top.txt", "watched\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "top.txt")]

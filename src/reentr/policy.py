@@ -206,8 +206,14 @@ def _want(config: Config, s: State, paths: tuple[str, ...]) -> State:
 
 
 def _drops_changes(config: Config, s: State) -> bool:
-    """entr drains the events of a run and throws them away; `-a` keeps them (entr(1), -a)."""
-    return _runs_to_completion(config) and s.target.busy and not config.all_events
+    """entr drains the events of a run and throws them away; `-a` keeps them (entr(1), -a).
+
+    The run is the utility itself, as for entr, which drains once `waitpid` returns: a change
+    after the utility exited is kept, even while processes it left in its group are still
+    being waited for (the next run starts once they are gone)."""
+    target = s.target
+    return (_runs_to_completion(config) and (target.starting or target.leader_alive)
+            and not config.all_events)
 
 
 def _changed(config: Config, s: State, paths: tuple[str, ...], out: list[Action]) -> State:
