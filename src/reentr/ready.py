@@ -99,18 +99,40 @@ class Waiter:
             if left <= 0:
                 self._report(ReadyTimedOut(pid))
                 return
-            # The line and notify probes have nothing to poll: they only wait for the deadline.
-            self._done.wait(left if attempt is None else min(INTERVAL_S, left))
+            if attempt is None:  # the line and notify probes only wait for the deadline
+                self._done.wait(left)
+            else:  # a bare sleep costs a third less than an Event's wait; `_done` is seen next
+                time.sleep(min(INTERVAL_S, left))
 
 
 def _attempt(probe: Probe, pid: int | None) -> Callable[[], bool] | None:
     if probe.kind is ProbeKind.PORT:
-        address = parse_address(probe.text, "--ready-port")
-        return lambda: _connects(address)
+        return _port_attempt(parse_address(probe.text, "--ready-port"))
     if probe.kind is ProbeKind.URL:
         url = urllib.parse.urlsplit(probe.text)
         return lambda: _answers(url, pid)
     return None
+
+
+def _port_attempt(address: tuple[str, int]) -> Callable[[], bool]:
+    """One connect per attempt to each of the address's resolutions, resolved once: an attempt
+    is made every 2 ms while the target starts, and resolving each time (even a numeric host
+    goes through getaddrinfo) would double its cost, taken from the starting target."""
+    try:
+        found = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
+    except OSError:  # not resolvable yet: resolve on every attempt
+        return lambda: _connects(address)
+    targets = [(family, sockaddr) for family, _, _, _, sockaddr in found]
+
+    def attempt() -> bool:
+        for family, sockaddr in targets:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.settimeout(ATTEMPT_TIMEOUT_S)
+                if probe.connect_ex(sockaddr) == 0:
+                    return True
+        return False
+
+    return attempt
 
 
 def _connects(address: tuple[str, int]) -> bool:
