@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,6 +131,28 @@ def test_a_burst_of_50_writes_gives_one_run(reentr: Start, project: Path) -> Non
     edit(project / "b.txt", "marker")  # a later run proves the burst's runs are all counted
     wait_for(lambda: proc.out.count(r"^run$") >= 3, what="the marker run")
     assert proc.out.count(r"^run$") <= 4
+
+
+def test_writes_closer_than_debounce_are_one_run_after_the_last(
+    reentr: Start, project: Path
+) -> None:
+    # --debounce is a quiet window after the last write, not a fixed step: a stream of writes
+    # 10 ms apart that lasts four windows is still one change, seen once it stops.
+    proc = reentr(["-n", "-p", "--debounce", "150ms", *RUN, "/_"], exits=True)
+    proc.err.expect(r"watching 2 files")
+    stream_ends = time.monotonic() + 0.6
+    while time.monotonic() < stream_ends:
+        with open(project / "a.txt", "a") as f:
+            f.write("more\n")
+        due = time.monotonic() + 0.01
+        wait_for(lambda due=due: time.monotonic() >= due, what="the next write of the stream")
+    ended = time.monotonic()
+    proc.out.expect(rf"^run {project / 'a.txt'}$")
+    assert time.monotonic() - ended >= 0.1, "the run came before the writes were quiet"
+    proc.run_ended()
+    edit(project / "b.txt", "marker")
+    proc.out.expect(rf"^run {project / 'b.txt'}$")
+    assert proc.out.count(r"^run") == 2
 
 
 def test_spaces_in_names_are_kept_and_blank_lines_skipped(reentr: Start, project: Path) -> None:

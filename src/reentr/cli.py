@@ -152,9 +152,9 @@ _ExitOnExit = Annotated[
 ]
 
 _Debounce = Annotated[
-    str, typer.Option("--debounce", metavar="DURATION", help="Act once changes have been "
-                      "quiet this long, so that a burst of writes (a save, a checkout) is "
-                      "one change.", rich_help_panel=WATCHING)
+    str, typer.Option("--debounce", metavar="DURATION", help="Act once no file event has "
+                      "come for this long, so that a burst of writes (a save, a checkout) is "
+                      "one change (at most 1.6s of gathering).", rich_help_panel=WATCHING)
 ]
 
 _Build = Annotated[

@@ -152,9 +152,10 @@ class Config:
     """`--notify`: a desktop notification after each restart and on a failed build."""
     gather_ms: int = 1600
     """The longest a burst of changes is gathered before reentr acts on it."""
-    debounce_ms: int = 5
-    """`--debounce`: a burst ends after this much quiet. The watcher also wakes this often
-    while nothing happens; 5 ms is chosen from `benchmarks/latency.py` (README)."""
+    debounce_ms: int = 2
+    """`--debounce`: a burst ends once no file event has come for this long. 2 ms is chosen
+    from `benchmarks/latency.py` (README): every detection waits this long, and an editor's
+    save is still one change."""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
