@@ -77,6 +77,7 @@ class _Wakeup:
         self.last = time.monotonic()
         self.burst: float | None = None
         self.confirm = False
+        self.armed_now = False
         self._lock = threading.Lock()
         self._thread: int | None = None
 
@@ -97,12 +98,14 @@ class _Wakeup:
             return False
         with self._lock:
             self._thread = threading.get_ident()
-        self.last = time.monotonic()
+        # Events between RustNotify's start and now raised no signal: take them as one.
+        self.armed_now = True
         return True
 
     def is_set(self) -> bool:
         """RustNotify's question, once per step: whether to stop."""
-        if self._take(0.0):
+        if self.armed_now or self._take(0.0):
+            self.armed_now = False
             self._absorb()
         elif self.confirm:
             self.confirm = False  # the look that confirms the quiet batch comes at once
@@ -325,13 +328,16 @@ def _gather(
         else:
             assert tree is not None
             paths, rewatch = tree.take(batch)
-            if rewatch:
+            while rewatch:
                 try:
                     notify.replace(sorted(tree.dirs))
                 except ReentrError as error:
                     events.put(WatcherFailed(str(error)))
                     return
                 woken = notify.poll is None and wakeup.arm()
+                # What was written into the new directories before their watch was in place.
+                more, rewatch = tree.rescan()
+                paths = list(dict.fromkeys([*paths, *more]))
         if paths:
             events.put(FilesChanged(tuple(_leading_edge_first(paths, order)), detected_ns))
 
@@ -344,6 +350,8 @@ class _Tree:
         self.spec = spec
         self.filters: list[tuple[str, Filter]] = []
         self.dirs: set[str] = set()
+        self.fresh: set[str] = set()
+        """New directories whose watch is not in place yet: `rescan` looks into them again."""
         self._load()
 
     def _load(self) -> None:
@@ -387,13 +395,35 @@ class _Tree:
                 if change == _ADDED and path not in self.dirs and filter_.watches_dir(rel):
                     # A new directory: watch it and what is already inside, whose files
                     # count as changed (they were written before the watch was there).
+                    self.fresh.add(path)
                     for found, is_dir in walk(filter_, Path(path)):
                         (self.dirs.add if is_dir else changed.append)(str(found))
             elif filter_.wants(rel):
                 changed.append(path)
         if reload:
             self._load()
+            self.fresh &= self.dirs
         return list(dict.fromkeys(changed)), self.dirs != before
+
+    def rescan(self) -> tuple[list[str], bool]:
+        """Once the new directories are watched: the files in them (written before the watch
+        was in place, they raised no event; some were seen by `take` already), and whether
+        more directories appeared meanwhile, which need a watch of their own."""
+        fresh, self.fresh = self.fresh, set()
+        files: list[str] = []
+        added = False
+        for root in sorted(fresh):
+            filter_ = self._filter_for(root)
+            if filter_ is None:
+                continue
+            for found, is_dir in walk(filter_, Path(root)):
+                if not is_dir:
+                    files.append(str(found))
+                elif str(found) not in self.dirs:
+                    self.dirs.add(str(found))
+                    self.fresh.add(str(found))
+                    added = True
+        return files, added
 
 
 def _at_limit(error: BaseException) -> bool:
