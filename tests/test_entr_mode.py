@@ -48,13 +48,16 @@ def test_help_and_version() -> None:
         (["no-such-program-reentr"], "a.txt\n", "cannot run 'no-such-program-reentr'"),
         (["--stop-signal", "SIGNOPE", "true"], "a.txt\n", "unknown signal 'SIGNOPE'"),
         (["--stop-timeout", "soon", "true"], "a.txt\n", "'soon' is not a duration"),
+        (["--on-busy", "later", "true"], "a.txt\n",
+         "invalid value for '--on-busy': 'later' is not one of restart, queue, ignore"),
         (["true"], "", "no regular files to watch"),
         (["true"], "\n\n", "no regular files to watch"),
         (["true"], "missing.txt\n", "no regular files to watch"),
         (["true"], ".\n", "no regular files to watch"),
     ],
     ids=["unknown-flag", "no-utility", "shell-words", "no-program", "bad-signal",
-         "bad-duration", "empty-list", "blank-lines", "missing-only", "directory-only"],
+         "bad-duration", "bad-choice", "empty-list", "blank-lines", "missing-only",
+         "directory-only"],
 )
 def test_bad_input_is_one_line_and_status_1(
     project: Path, args: list[str], stdin: str, message: str

@@ -4,9 +4,13 @@ statuses. It is the only module that exits."""
 from __future__ import annotations
 
 import contextlib
+import enum
+import functools
 import os
 import shutil
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -63,6 +67,7 @@ class _Reentr(TyperGroup):
     completion sees every command and option."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _Plain.install(self.get_params(ctx))
         if not args:
             # Completing the first word: offer the subcommands (see shell_complete).
             args = [] if ctx.resilient_parsing else [ENTR_MODE]
@@ -80,8 +85,70 @@ class _Reentr(TyperGroup):
         return found
 
 
+class _Plain:
+    """typer's coercion of one parsed value, done without pydantic.
+
+    typer 0.29 checks every parsed value with a pydantic TypeAdapter: importing pydantic and
+    building the adapters takes about 60 ms of every start, a fifth of `reentr watch` on a
+    big tree. reentr's options are strings, counts, flags, enums and lists of strings, which
+    click has already parsed: what is left is to make a count an int, a tuple a list and a
+    choice its enum, and that is all this does. Any other annotation, and a number with a
+    range, keeps typer's own coercion.
+    """
+
+    def __init__(self, convert: Any):
+        self.convert = convert
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        return self.convert(value)
+
+    @classmethod
+    def install(cls, params: list[Any]) -> None:
+        """Give each parameter with a plain annotation this coercion, where typer keeps one
+        (its `_runtime_param`, built on first use); other typer versions are left alone."""
+        for param in params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+                continue
+            info = getattr(descriptor, "parameter_info", None)
+            if getattr(info, "min", None) is not None or getattr(info, "max", None) is not None:
+                continue  # a range: typer checks it (only `reentr bench` has one)
+            convert = cls._converter(descriptor.annotation)
+            if convert is not None:
+                param._runtime_param = cls(convert)
+
+    @staticmethod
+    def _converter(annotation: Any) -> Any:
+        parts = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(parts) == 1:
+            annotation = parts[0]
+        if annotation in (str, bool):
+            return lambda value: value
+        if annotation is int:
+            return int
+        if typing.get_origin(annotation) is list and typing.get_args(annotation) == (str,):
+            return list
+        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            return functools.partial(_choice, annotation)
+        return None
+
+
+def _choice(kind: type[enum.Enum], value: Any) -> enum.Enum:
+    try:
+        return kind(value)
+    except ValueError:
+        names = ", ".join(str(member.value) for member in kind)
+        raise typer.BadParameter(f"'{value}' is not one of {names}") from None
+
+
 class _Command(TyperCommand):
     """A command whose help lists its options in sections by topic (`rich_help_panel`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _Plain.install(self.get_params(ctx))
+        return list(super().parse_args(ctx, args))
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         sections: dict[str, list[tuple[str, str]]] = {}
