@@ -8,7 +8,7 @@ build/, .venv/), and measures for each watcher:
 - peak RSS (VmHWM), the number of inotify watches (/proc/PID/fdinfo), and CPU while idle.
 
 Targets (issue 3): watching within 300 ms; watches <= 1.1 x the unignored directories; peak
-RSS under 40 MB; no CPU while idle (beyond the watcher's --debounce wakeups).
+RSS under 40 MB; no CPU while idle.
 
     python benchmarks/tree.py [--files 100000]
 """
@@ -107,7 +107,7 @@ def measure(argv: list[str], root: Path) -> tuple[float, int, int, float]:
     threading.Thread(target=read, daemon=True).start()
     try:
         n = 0
-        # Every 10 ms leaves the watchers' 5 ms quiet window room to end a batch.
+        # Every 10 ms leaves the watchers' 2 ms quiet window room to end a batch.
         while not hit.wait(0.010):
             n += 1
             probe.write_text(str(n))
