@@ -98,6 +98,9 @@ def test_ready_url_waits_for_an_http_answer(reentr: Start, project: Path) -> Non
                    str(events), sys.executable, str(APPS / "server.py")],
                   env={"PORT": str(port)})
     proc.out.expect(r"serving one")
+    # The first start is probed too: let its probe succeed before the change stops it.
+    wait_for(lambda: events.exists() and '"ready"' in events.read_text(),
+             what="the first start's ready event")
     edit(project / "a.txt", "x")
     proc.err.expect(r"restart #1 ready in \d+ ms \(.*, ready \d+\) a\.txt$")
     assert http_get(port) is not None
