@@ -59,7 +59,7 @@ class _Wakeup:
     """Let the watcher sleep until the kernel has an event, instead of waking every step.
 
     RustNotify has no blocking call: it sleeps `step` ms, looks at what its notify thread has
-    gathered, and again, so a short step costs CPU while nothing happens (1 ms: about 1.3 % of
+    gathered, and again, so a short step costs CPU while nothing happens (2 ms: about 1.3 % of
     a core) and a long one costs latency. So reentr asks the kernel for signal-driven I/O on
     RustNotify's inotify descriptor (O_ASYNC, owned by the watcher thread): SIGIO is queued
     for that thread the moment the kernel queues a file event, whoever reads the event.
