@@ -308,6 +308,7 @@ def _gather(
     watch = config.watch
     listed = isinstance(watch, WatchList)
     order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(watch, WatchList) else {}
+    step = max(config.debounce_ms, _FALLBACK_STEP_MS)  # without the wakeup; the poller ignores it
     while not stop.is_set():
         current = notify.current
         batch: set[tuple[int, str]] | str
@@ -315,7 +316,6 @@ def _gather(
             if woken and isinstance(current, RustNotify):
                 batch = current.watch(config.gather_ms, 0, 0, wakeup)
             else:
-                step = max(config.debounce_ms, _FALLBACK_STEP_MS)  # (the poller has its own)
                 batch = current.watch(config.gather_ms, step, 0, stop)
         except Exception as error:  # the runner reports it and stops
             events.put(WatcherFailed(str(error)))
@@ -397,11 +397,10 @@ class _Tree:
                     changed.append(path)
             elif os.path.isdir(path) and not os.path.islink(path):
                 if change == _ADDED and path not in self.dirs and filter_.watches_dir(rel):
-                    # A new directory: watch it and what is already inside, whose files
-                    # count as changed (they were written before the watch was there).
+                    # A new directory: watch it and those inside it; once the watch is in
+                    # place, `rescan` counts the files already there as changed.
                     self.fresh.add(path)
-                    for found, is_dir in walk(filter_, Path(path)):
-                        (self.dirs.add if is_dir else changed.append)(str(found))
+                    self.dirs.update(str(d) for d, _ in walk(filter_, Path(path), dirs_only=True))
             elif filter_.wants(rel):
                 changed.append(path)
         if reload:
@@ -411,8 +410,8 @@ class _Tree:
 
     def rescan(self) -> tuple[list[str], bool]:
         """Once the new directories are watched: the files in them (written before the watch
-        was in place, they raised no event; some were seen by `take` already), and whether
-        more directories appeared meanwhile, which need a watch of their own."""
+        was in place, they raised no event), and whether more directories appeared meanwhile,
+        which need a watch of their own."""
         fresh, self.fresh = self.fresh, set()
         files: list[str] = []
         added = False
