@@ -44,6 +44,16 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = DEADLINE, what:
         time.sleep(0.01)
 
 
+def stays_false(predicate: Callable[[], object], seconds: float, what: str = "") -> None:
+    """Fail as soon as `predicate` becomes true within `seconds`: evidence that nothing
+    happened is a whole quiet period watched, not a sleep."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            raise AssertionError(f"within {seconds}s: {what or predicate}")
+        time.sleep(0.01)
+
+
 class Stream:
     """The lines a pipe delivers, gathered by a thread, with a cursor for `expect`."""
 
@@ -248,8 +258,10 @@ class Hammer:
     """A client that sends `GET /` to 127.0.0.1:PORT in a thread, each request on a new
     connection as soon as the last one ended, and records every answer and every failure."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, interval: float = 0.0):
         self.port = port
+        self.interval = interval
+        """The pause after each request (0: the next request at once)."""
         self.answers: list[str] = []
         self.failures: list[str] = []
         """How each failed request failed: refused, reset, or the error's name."""
@@ -275,6 +287,8 @@ class Hammer:
             finally:
                 connection.close()
             self.longest_s = max(self.longest_s, time.monotonic() - began)
+            if self.interval:
+                self._stop.wait(self.interval)
 
     def served(self, version: str) -> str | None:
         """The PID that served `version` last, if it has been served yet."""

@@ -71,9 +71,14 @@ def test_failed_build_keeps_the_old_server_and_a_good_build_replaces_it(
     proc.out.expect(r"serving v1")
     before = served(port, "v1 ")
     edit(buildable / "src.txt", "v2 broken")
-    proc.err.expect(r"\| error: broken source")
+    proc.err.expect(r"^error: broken source$")
     proc.err.expect(r"build failed \(exit status 2\); still serving the build from "
                     r"\d\d:\d\d:\d\d; the next change builds again")
+    # The build's output is shown once, as it came, right before the line that says so.
+    lines = proc.err.text().splitlines()
+    assert sum("broken source" in line for line in lines) == 1
+    failed = next(i for i, line in enumerate(lines) if "build failed" in line)
+    assert lines[failed - 1] == "error: broken source"
     assert http_get(port) == before  # the very same process still answers
     edit(buildable / "src.txt", "v3")
     proc.out.expect(r"serving v3")

@@ -4,6 +4,7 @@ statuses. It is the only module that exits."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import functools
 import os
@@ -310,6 +311,12 @@ _Events = Annotated[
                              rich_help_panel=LATENCY)
 ]
 
+_NoLoopGuard = Annotated[
+    bool, typer.Option("--no-loop-guard", help="Keep reacting to a file that every run "
+                       "rewrites (by default, after 3 such runs in a row reentr says so and "
+                       "stops reacting to that file).", rich_help_panel=RUNNING)
+]
+
 CONFIG_KEY = "reentr.config"
 
 
@@ -470,6 +477,7 @@ def entr_mode(
     socket_: _Socket = None,
     handoff: _Handoff = False,
     events: _Events = None,
+    no_loop_guard: _NoLoopGuard = False,
     quiet: _Quiet = False,
     verbose: _Verbose = False,
     notify: _Notify = False,
@@ -489,7 +497,8 @@ def entr_mode(
         )
     if sys.stdin.isatty():
         raise UsageError(f"{USAGE} (the files to watch go on standard input)")
-    if not shell:
+    if not shell and build is None:
+        # With --build the program may not exist until the build has made it.
         _check_program(command[0])
     settings = _settings(
         restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
@@ -498,6 +507,7 @@ def entr_mode(
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
         ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
+        no_loop_guard=no_loop_guard,
     )
     watch, warnings = read_watch_list(sys.stdin, dir_watch)
     config = Config(command=command, watch=watch, all_events=all_events, dir_watch=dir_watch,
@@ -517,7 +527,7 @@ def _settings(
     build: str | None, on_busy: OnBusy, on_exit: OnExit, signal_: str | None,
     stop_signal: str, stop_timeout: str, ready_port: str | None, ready_line: str | None,
     ready_url: str | None, ready_notify: bool, ready_timeout: str, socket_: list[str] | None,
-    handoff: bool, debounce: str, quiet: bool, verbose: bool, notify: bool,
+    handoff: bool, debounce: str, quiet: bool, verbose: bool, notify: bool, no_loop_guard: bool,
 ) -> dict[str, Any]:
     """The `Config` fields of the options both modes share, checked."""
     debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
@@ -536,11 +546,13 @@ def _settings(
         "grace": parse_duration(stop_timeout, "--stop-timeout"),
         "ready": probe, "sockets": specs, "handoff": handoff,
         "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose, "notify": notify,
+        "loop_guard": not no_loop_guard,
     }
 
 
 def _run(config: Config, events: str | None) -> int:
     """Bind the `--socket` sockets, open the `--events` stream, then run."""
+    config = dataclasses.replace(config, unwatched=_own_files(config, events))
     with contextlib.ExitStack() as stack:
         # First: the sockets take descriptors 3, 4, ... before anything else is opened.
         held = stack.enter_context(sockets.held(config.sockets))
@@ -651,6 +663,7 @@ def watch_mode(
     socket_: _Socket = None,
     handoff: _Handoff = False,
     events: _Events = None,
+    no_loop_guard: _NoLoopGuard = False,
     quiet: _Quiet = False,
     verbose: _Verbose = False,
     notify: _Notify = False,
@@ -677,7 +690,9 @@ def watch_mode(
     command = tuple(ctx.obj or ()) or tuple((ctx.default_map or {}).get("command", ()))
     if not command:
         raise UsageError("give the command after --: reentr watch src -- make")
-    _check_program(command[0])
+    if build is None:
+        # With --build the program may not exist until the build has made it.
+        _check_program(command[0])
     settings = _settings(
         restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
@@ -685,6 +700,7 @@ def watch_mode(
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
         ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
+        no_loop_guard=no_loop_guard,
     )
     return _run(Config(command=command, watch=tree, **settings), events)
 
@@ -827,6 +843,21 @@ def bench_mode(
     if json_path is not None:
         bench.write_json(results, json_path)
     return ExitStatus.OK
+
+
+def _own_files(config: Config, events: str | None) -> frozenset[str]:
+    """The files whose changes reentr never reacts to: those it writes itself, and, with
+    `--build`, the program the build writes (a loop otherwise: build, write, change, build)."""
+    own = {spec.path for spec in config.sockets if spec.path is not None}
+    if events not in (None, "-"):
+        own.add(events)
+    if config.build is not None and not config.shell:
+        program = config.command[0]
+        found = program if os.sep in program else shutil.which(program)
+        if found is not None:
+            own.add(found)
+    # Both spellings: a watched tree's root is resolved, a listed file is not.
+    return frozenset(f(path) for path in own for f in (os.path.abspath, os.path.realpath))
 
 
 def _probe(

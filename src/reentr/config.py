@@ -150,6 +150,11 @@ class Config:
     """Also say what changed, and why a change did nothing."""
     notify: bool = False
     """`--notify`: a desktop notification after each restart and on a failed build."""
+    loop_guard: bool = True
+    """Stop reacting to a path that the runs keep rewriting (`loops.py`); `--no-loop-guard`."""
+    unwatched: frozenset[str] = frozenset()
+    """Absolute paths that never count as changes: reentr's own files (the `--events` file, a
+    `--socket` file) and, with `--build`, the target's executable, which the build writes."""
     gather_ms: int = 1600
     """The longest a burst of changes is gathered before reentr acts on it."""
     debounce_ms: int = 2

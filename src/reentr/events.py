@@ -34,6 +34,12 @@ class FilesChanged:
     paths: tuple[str, ...]
     """Absolute paths, the leading edge (the file written first) first."""
     detected_ns: int
+    written_ns: tuple[int, ...] = ()
+    """When each path was written (its modification time on the monotonic clock, never after
+    `detected_ns`); `detected_ns` for each when not given."""
+
+    def written(self) -> tuple[int, ...]:
+        return self.written_ns or (self.detected_ns,) * len(self.paths)
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,8 @@ class ProcessExited:
     """`Popen.returncode`: the exit status, or -N when killed by signal N."""
     ran_s: float = 0.0
     """How long the process ran."""
-    tail: str = ""
-    """The last lines of its output, where it was captured (the build's)."""
+    at_ns: int = 0
+    """When reentr saw it exit, on the monotonic clock."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ BUILTIN = (
     # vim writes to test a directory (4913).
     "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913", "*___jb_tmp___", "*___jb_old___",
     ".DS_Store",
+    # Build tools' temporary files, written beside their output on every build: Go's umask
+    # probe (`go build -o app` writes app-go-tmp-umask), LLVM's linker (lld writes OUT.tmp and
+    # seven random characters, then renames it), Vite's bundled config.
+    "*-go-tmp-umask", "*.tmp[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]"
+    "[0-9a-f][0-9a-f]", "*.timestamp-*.mjs",
 )
 """Ignored unless `--no-default-ignore`; a negation in a user's file can re-include one."""
 _NAMED_GROUP = re.compile(r"\(\?P<[a-z_]+>")

@@ -16,6 +16,7 @@ import dataclasses
 import signal
 from dataclasses import dataclass
 
+from reentr import loops
 from reentr.config import Config, OnBusy, OnExit, shell_status
 from reentr.errors import ExitStatus
 from reentr.events import (
@@ -98,6 +99,8 @@ class State:
     exit_after_run: int | None = None
     """`-d` without `-r`: run once more, then exit with this status."""
     exits_in_a_row: int = 0
+    guard: loops.Guard = dataclasses.field(default_factory=loops.Guard)
+    """The feedback-loop guard: paths the runs keep rewriting stop counting as changes."""
 
 
 def initial() -> State:
@@ -107,6 +110,7 @@ def initial() -> State:
 def step(config: Config, state: State, event: Event) -> tuple[State, list[Action]]:
     """Decide what `event` means: the next state, and the actions for the runner to carry out."""
     actions: list[Action] = []
+    state = dataclasses.replace(state, guard=_observe(config, state, event))
     state = _apply(config, state, event, actions)
     state = _advance(config, state, actions)
     return state, actions
@@ -118,6 +122,12 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case Began():
             return s if config.postpone else _want(config, s, ())
         case FilesChanged(paths=paths):
+            if config.loop_guard:
+                guard, paths, muted = loops.sift(s.guard, paths, event.written())
+                s = dataclasses.replace(s, guard=guard)
+                out.extend(Say("loop", detail=path) for path in muted)
+                if not paths:
+                    return s
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
             out.append(Say("changed", detail=", ".join(paths) + dropped))
             return _changed(config, s, paths, out)
@@ -158,13 +168,13 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
         case ProcessExited(role=Role.TARGET, pid=pid, status=status) if s.target.pid != pid:
             return _handoff_exited(config, s, pid, status, out)
-        case ProcessExited(role=role, pid=pid, status=status, ran_s=ran_s, tail=tail):
+        case ProcessExited(role=role, pid=pid, status=status, ran_s=ran_s):
             slot = _get(s, role)
             if slot.pid != pid:
                 return s
             ours = slot.stopping or s.quitting is not None
             s = _set(s, role, dataclasses.replace(slot, leader_alive=False))
-            return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours, tail=tail)
+            return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours)
         case GroupEmptied(role=role, pid=pid):
             if role is Role.TARGET and s.incoming.pid == pid:
                 return dataclasses.replace(s, incoming=Slot())
@@ -189,6 +199,27 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
     return s
+
+
+def _observe(config: Config, s: State, event: Event) -> loops.Guard:
+    """The loop guard after `event`: when each process started, became ready, and ended."""
+    guard = s.guard
+    match event:
+        case ProcessStarted(role=role, pid=pid, at_ns=at_ns):
+            if role is Role.BUILD or _runs_to_completion(config):
+                span = loops.Span.LIFE
+            elif config.ready is not None:
+                span = loops.Span.STARTUP
+            else:
+                span = loops.Span.SELF_EXIT
+            return loops.started(guard, pid, span, at_ns)
+        case TargetReady(pid=pid, at_ns=at_ns):
+            return loops.ready(guard, pid, at_ns)
+        case ProcessExited(pid=pid, at_ns=at_ns):
+            stopped = s.quitting is not None or any(
+                slot.pid == pid and slot.stopping for _, slot in _slots(s))
+            return loops.ended(guard, pid, at_ns, by_itself=not stopped)
+    return guard
 
 
 def _runs_to_completion(config: Config) -> bool:
@@ -238,13 +269,13 @@ def _quit(s: State, status: int, out: list[Action]) -> State:
 
 def _exited(
     config: Config, s: State, role: Role, status: int, out: list[Action], *,
-    ran_s: float = 0.0, ours: bool = False, tail: str = "",
+    ran_s: float = 0.0, ours: bool = False,
 ) -> State:
     if role is Role.BUILD:
         if ours or s.build_stale:
             return dataclasses.replace(s, build_stale=False)
         if status != 0:
-            out.append(Say("build-failed", role=role, status=status, detail=tail))
+            out.append(Say("build-failed", role=role, status=status))
             return s
         out.append(Say("build-succeeded", role=role, status=status))
         return dataclasses.replace(s, want_start=True)

@@ -3,7 +3,6 @@ group, and report through the runner's queue when the leader exits and when the 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import os
@@ -20,8 +19,6 @@ from typing import IO
 from reentr.events import GroupEmptied, ProcessExited, Queue, Role
 from reentr.signals import start_thread
 
-TAIL_LINES = 20
-"""How many of the build's last output lines are kept to show when it fails."""
 _LONGEST_LINE = 65536
 """The line probe looks at no more than this much of one line."""
 _ETXTBSY_TRIES = 10
@@ -102,17 +99,16 @@ def start(
     env: Mapping[str, str],
     guardian: Guardian,
     *,
-    capture_tail: bool = False,
-    on_output: Callable[[bytes], None] | None = None,
+    to_stderr: bool = False,
     on_line: Callable[[bytes], None] | None = None,
     pass_fds: Sequence[int] = (),
 ) -> Child:
     """Start `argv` as the leader of a new session and process group.
 
     The child's stdin is /dev/null: it is not in the terminal's foreground group, so it could
-    not read the terminal anyway (entr does the same under -r). With `capture_tail`, stdout and
-    stderr go through a pipe; every chunk is passed to `on_output` and the last lines are kept
-    for the exit report. With `on_line` instead, stdout and stderr each go through a pipe of
+    not read the terminal anyway (entr does the same under -r). With `to_stderr`, its stdout
+    goes to reentr's stderr too (the build's output: it is shown once, as it comes, in order).
+    With `on_line` instead, stdout and stderr each go through a pipe of
     their own and on to reentr's stdout and stderr unchanged, chunk by chunk, and every
     complete line is also given to `on_line` (the line readiness probe). The descriptors in
     `pass_fds` stay open in the child at the same numbers (the `--socket` sockets).
@@ -120,17 +116,18 @@ def start(
     Raises:
         OSError: the program could not be started (not found, not executable).
     """
-    pipe = subprocess.PIPE if capture_tail or on_line is not None else None
-    if capture_tail:
-        stderr: int | None = subprocess.STDOUT
-    else:
-        stderr = subprocess.PIPE if on_line is not None else None
+    stdout: int | None = None
+    stderr: int | None = None
+    if on_line is not None:
+        stdout = stderr = subprocess.PIPE
+    elif to_stderr:
+        stdout = 2
     for attempt in range(_ETXTBSY_TRIES):
         try:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
-                stdout=pipe,
+                stdout=stdout,
                 stderr=stderr,
                 env=dict(env),
                 start_new_session=True,
@@ -143,28 +140,12 @@ def start(
             time.sleep(0.001)
     child = Child(role, popen, time.monotonic_ns())
     guardian.hold(child.pid)
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    reader = None
     if on_line is not None:
         for stream, fd in ((popen.stdout, 1), (popen.stderr, 2)):
             assert stream is not None
             start_thread(_pass_through, stream, fd, on_line, name=f"reentr-output-{fd}")
-    elif popen.stdout is not None:
-        reader = start_thread(
-            _forward, popen.stdout, tail, on_output, name=f"reentr-{role.value}-output"
-        )
-    start_thread(_reap, child, events, guardian, reader, tail, name=f"reentr-{role.value}-reaper")
+    start_thread(_reap, child, events, guardian, name=f"reentr-{role.value}-reaper")
     return child
-
-
-def _forward(
-    stream: IO[bytes], tail: collections.deque[str], on_output: Callable[[bytes], None] | None
-) -> None:
-    with stream:
-        for line in iter(stream.readline, b""):
-            if on_output is not None:
-                on_output(line)
-            tail.append(line.decode(errors="replace").rstrip("\n"))
 
 
 def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) -> None:
@@ -183,16 +164,10 @@ def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) 
             partial = partial[-_LONGEST_LINE:]
 
 
-def _reap(
-    child: Child, events: Queue, guardian: Guardian, reader: threading.Thread | None,
-    tail: collections.deque[str],
-) -> None:
+def _reap(child: Child, events: Queue, guardian: Guardian) -> None:
     status = child.popen.wait()
-    ran_s = (time.monotonic_ns() - child.started_ns) / 1e9
-    if reader is not None:
-        # A grandchild may hold the pipe open; the tail is only a report, so don't wait long.
-        reader.join(timeout=1.0)
-    events.put(ProcessExited(child.role, child.pid, status, ran_s, "\n".join(tail)))
+    now = time.monotonic_ns()
+    events.put(ProcessExited(child.role, child.pid, status, (now - child.started_ns) / 1e9, now))
     delay = 0.001
     while group_alive(child.pid):
         time.sleep(delay)

@@ -10,8 +10,8 @@ import sys
 import time
 from typing import TextIO
 
-from reentr import process
-from reentr.config import Config, Probe, ProbeKind, describe_status
+from reentr import loops, process
+from reentr.config import Config, Probe, ProbeKind, WatchTree, describe_status
 from reentr.events import Role, Say
 from reentr.timing import Summary, Timeline
 
@@ -55,7 +55,8 @@ class Reporter:
         stages = timeline.stages_ms()
         total = timeline.total_ms()
         self.event("restart", number=number, trigger=timeline.trigger,
-                   total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()})
+                   total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()},
+                   builds=timeline.builds, cancelled_builds=timeline.cancelled)
         config = self._config
         what = "restart" if config.restart or config.signal is not None else "run"
         shown: tuple[str, ...] = ("detect", "build", "stop", "spawn", "ready")
@@ -67,9 +68,18 @@ class Reporter:
         elif config.handoff:
             # The old target is stopped after the new one is ready: not part of the restart.
             shown = ("detect", "build", "spawn", "ready")
-        parts = ", ".join(f"{stage} {stages[stage]:.0f}" for stage in shown)
+        whole = _whole_ms({stage: stages[stage] for stage in (*shown, "other")}, total)
+        other = whole.pop("other")
+        parts = [f"{stage} {whole[stage]}" for stage in shown]
+        if timeline.builds > 1:
+            index = shown.index("build")
+            parts[index] += (f" ({timeline.builds} runs, {timeline.cancelled} cancelled)"
+                             if timeline.cancelled else f" ({timeline.builds} runs)")
+        if other:
+            parts.append(f"other {other}")
         where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
-        self.line(f"{what} #{number} {done} in {total:.0f} ms ({parts}{note}){where}")
+        self.line(f"{what} #{number} {done} in {round(total)} ms ({', '.join(parts)}{note})"
+                  f"{where}")
         if config.notify:
             process.notify(f"reentr: {what} #{number} {done}", f"in {total:.0f} ms{where}")
 
@@ -92,7 +102,9 @@ class Reporter:
         if not summary.restarts:
             return
         count = len(summary.restarts)
-        self.line(f"{count} restart{'s' * (count != 1)}, in ms:   p50     p95     max")
+        config = self._config
+        what = "restart" if config.restart or config.signal is not None else "run"
+        self.line(f"{count} {what}{'s' * (count != 1)}, in ms:   p50     p95     max")
         for stage, p50, p95, high in summary.rows():
             self.line(f"  {stage:<22}{p50:>6.0f}  {p95:>6.0f}  {high:>6.0f}")
 
@@ -133,9 +145,7 @@ class Reporter:
             case "exited":
                 self._exited(name, note.status or 0)
             case "build-failed":
-                if note.detail:
-                    for tail_line in note.detail.splitlines():
-                        self._err.write(f"  | {tail_line}\n")
+                # Its output has just been shown, once, as it came (process.start).
                 since = (
                     f"still serving the build from {self._serving_since}"
                     if self._serving_since else "nothing is running yet"
@@ -151,8 +161,18 @@ class Reporter:
                     self.line(f"changed: {note.detail}")
             case "build-succeeded":
                 pass
+            case "start-failed" if note.role is Role.TARGET and self._config.build is not None:
+                self.error(f"cannot start {name} after the build: {note.detail}; does the "
+                           "build write it? The next change builds again")
             case "start-failed":
                 self.error(f"cannot start {name}: {note.detail}")
+            case "loop":
+                path = _relative(note.detail)
+                fix = (f"--ignore {path}, or a .gitignore line" if isinstance(
+                    self._config.watch, WatchTree) else "leave it off the list")
+                self.error(f"{path} was rewritten by {loops.ROUNDS} runs in a row: no longer "
+                           f"reacting to it. If it is an output, {fix}; if it is an input, "
+                           "run with --no-loop-guard")
             case "killed":
                 self.error(
                     f"{name} did not stop within {note.detail}s of "
@@ -195,6 +215,18 @@ class Reporter:
         command = self._config.command
         text = command[0] if self._config.shell else shlex.join(command)
         return f"'{text}'"
+
+
+def _whole_ms(parts: dict[str, float], total: float) -> dict[str, int]:
+    """Whole milliseconds that add up to the rounded total, each within 1 ms of its value:
+    every part rounded down, then the milliseconds still missing go to the largest remainders.
+    (A stage that is hidden from the line, such as `stop` with --handoff, counts in `other`.)"""
+    parts = {**parts, "other": parts["other"] + total - sum(parts.values())}
+    whole = {name: int(value) for name, value in parts.items()}
+    missing = round(total) - sum(whole.values())
+    for name in sorted(parts, key=lambda n: whole[n] - parts[n])[:max(missing, 0)]:
+        whole[name] += 1
+    return whole
 
 
 def _relative(path: str) -> str:

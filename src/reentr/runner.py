@@ -12,8 +12,8 @@ import os
 import queue
 import re
 import select
+import shutil
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -44,19 +44,22 @@ from reentr.events import (
 )
 from reentr.report import Reporter
 from reentr.sockets import Held
-from reentr.timing import Summary, Timeline, edit_time_ns
+from reentr.timing import Summary, Timeline
 
 PLACEHOLDER = "/_"
 CHANGED = "REENTR_CHANGED"
 """The environment variable that gives the command every file changed since its last start:
 absolute paths, one per line, the first written first (README)."""
-_SHELL_SYNTAX = re.compile(r"[;&|`(){}\n]|\$\(")
-_NOT_EXECABLE = frozenset((
-    "!", "[[", "case", "cd", "coproc", "eval", "exec", "export", "for", "function", "if",
-    "local", "readonly", "select", "set", "source", "time", "trap", "ulimit", "umask", "unset",
-    "until", "while", ".", ":", "{",
+_SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~]|\$\(")
+_BUILTINS = frozenset((
+    "!", ".", ":", "[[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
+    "coproc", "declare", "eval", "exec", "exit", "export", "fc", "fg", "for", "function",
+    "getopts", "hash", "if", "jobs", "let", "local", "read", "readonly", "return", "select",
+    "set", "shift", "source", "time", "times", "trap", "type", "typeset", "ulimit", "umask",
+    "unalias", "unset", "until", "wait", "while", "{",
 ))
-"""Words that `exec` cannot precede: shell keywords and builtins that must run in the shell."""
+"""Shell keywords and builtins that only mean something inside the shell: `exec` cannot
+precede them (some systems ship a /usr/bin/cd, which would run and change nothing)."""
 
 
 class EventQueue:
@@ -227,18 +230,24 @@ class _Loop:
         timeline = self.timeline
         match action:
             case Triggered() if timeline is None:
-                detected = event.detected_ns if isinstance(event, FilesChanged) else now
-                trigger = event.paths[0] if isinstance(event, FilesChanged) else None
-                self.timeline = Timeline(edit_time_ns(trigger, detected), detected, trigger)
+                if isinstance(event, FilesChanged):
+                    self.timeline = Timeline(event.written()[0], event.detected_ns,
+                                             event.paths[0])
+                else:
+                    self.timeline = Timeline(now, now)
             case Start(role=role):
                 self.reporter.event("start", role=role.value)
                 if timeline is not None and role is Role.BUILD:
-                    timeline.build_started, timeline.build_done = now, None
+                    timeline.build_started = timeline.build_started or now
+                    timeline.build_done = None
+                    timeline.builds += 1
                 elif timeline is not None:
                     timeline.start = now
             case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
                 self.reporter.event("signal", role=role.value, pid=pid, signal=signum.name,
                                     stop=stop)
+                if timeline is not None and role is Role.BUILD and stop:
+                    timeline.cancelled += 1
                 if timeline is None or role is Role.BUILD:
                     return
                 if stop:
@@ -293,7 +302,7 @@ class _Loop:
                 argv = sockets.wrap(argv, env)
             child = process.start(
                 role, argv, self.events, env, self.guardian,
-                capture_tail=role is Role.BUILD, on_output=_write_stderr,
+                to_stderr=role is Role.BUILD,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
                 pass_fds=sockets.fds if sockets is not None else (),
             )
@@ -310,13 +319,13 @@ class _Loop:
         config = self.config
         if role is Role.BUILD:
             assert config.build is not None
-            return ["/bin/sh", "-c", _exec_form(config.build)]
+            return ["/bin/sh", "-c", _exec_form(config.build, self.environ.get("PATH"))]
         watch = config.watch
         first = trigger or str(watch.files[0] if isinstance(watch, WatchList) else watch.paths[0])
         if config.shell:
             shell = self.environ.get("SHELL") or "/bin/sh"
-            # As entr -s: the changed file is the shell's $0.
-            return [shell, "-c", _exec_form(config.command[0]), os.path.realpath(first)]
+            # Exactly as entr -s: the text as written, and the changed file as the shell's $0.
+            return [shell, "-c", config.command[0], os.path.realpath(first)]
         argv = list(config.command)
         if PLACEHOLDER in argv:
             # Only the first word that is exactly "/_" is replaced (entr(1)).
@@ -333,17 +342,16 @@ class _Loop:
         process.signal_group(pid, signum)
 
 
-def _exec_form(command: str) -> str:
-    """Prefix a simple shell command with `exec`, so the signal reaches the program itself and
-    not only the shell (watchexec#960); a command with shell syntax is left as it is."""
+def _exec_form(command: str, path: str | None) -> str:
+    """`exec` before a build that is a single external program, which saves the shell's fork
+    and leaves the program as the group's leader; any other command (builtins such as
+    `exit 3`, `cd x && make`, redirections, globs) is given to the shell exactly as written."""
     words = command.split()
-    if not words or _SHELL_SYNTAX.search(command) or words[0] in _NOT_EXECABLE:
+    if not words or _SHELL_SYNTAX.search(command) or "'" in command or '"' in command:
         return command
-    if "=" in words[0]:
-        return command  # `exec VAR=1 cmd` would try to run "VAR=1"
+    program = words[0]
+    if program in _BUILTINS or "=" in program or "$" in command:
+        return command
+    if shutil.which(program, path=path) is None:
+        return command  # a function, an alias or a missing program: the shell says which
     return "exec " + command
-
-
-def _write_stderr(chunk: bytes) -> None:
-    sys.stderr.buffer.write(chunk)
-    sys.stderr.buffer.flush()

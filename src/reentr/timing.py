@@ -10,29 +10,11 @@ monotonic clock, so the watcher's own delay counts. Without a readiness probe, `
 from __future__ import annotations
 
 import math
-import os
-import time
 from dataclasses import dataclass, field
 
-STAGES = ("detect", "build", "stop", "spawn", "ready")
-
-
-def edit_time_ns(path: str | None, detected_ns: int) -> int:
-    """When `path` was written, on the monotonic clock; `detected_ns` when that is unknown.
-
-    mtime is wall-clock time: subtract its age, measured now on the wall clock, from the
-    monotonic clock now. Never later than `detected_ns`, never more than 10 s before it (a
-    file whose mtime was set by hand, such as `touch -d`, is not an edit time).
-    """
-    if path is None:
-        return detected_ns
-    try:
-        mtime_ns = os.stat(path).st_mtime_ns
-    except OSError:
-        return detected_ns
-    age_ns = time.time_ns() - mtime_ns
-    edit_ns = time.monotonic_ns() - age_ns
-    return max(min(edit_ns, detected_ns), detected_ns - 10_000_000_000)
+STAGES = ("detect", "build", "stop", "spawn", "ready", "other")
+"""`other` is the time of the restart that is in none of the stages before it (the short gaps
+between them), so the stages always add up to the total."""
 
 
 @dataclass
@@ -43,7 +25,13 @@ class Timeline:
     detected: int
     trigger: str | None = None
     build_started: int | None = None
+    """When the first build for this restart started."""
     build_done: int | None = None
+    """When the build whose result is started finished."""
+    builds: int = 0
+    """How many builds ran for this restart: a build stopped by a newer change is run again."""
+    cancelled: int = 0
+    """How many of them were stopped by a newer change."""
     stop_sent: int | None = None
     old_exited: int | None = None
     start: int | None = None
@@ -51,14 +39,17 @@ class Timeline:
     ready: int | None = None
 
     def stages_ms(self) -> dict[str, float]:
-        """Each stage's duration in milliseconds; a stage that did not happen is 0."""
-        return {
+        """Each stage's duration in milliseconds; a stage that did not happen is 0. A build
+        counts from the first build's start, so a build that was stopped and run again is in it."""
+        stages = {
             "detect": _ms(self.edit, self.detected),
             "build": _ms(self.build_started, self.build_done),
             "stop": _ms(self.stop_sent, self.old_exited),
             "spawn": _ms(self.start, self.spawned),
             "ready": _ms(self.spawned, self.ready),
         }
+        stages["other"] = max(self.total_ms() - sum(stages.values()), 0.0)
+        return stages
 
     def total_ms(self) -> float:
         """From the edit to ready: everything, including any wait between the stages."""

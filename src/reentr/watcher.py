@@ -342,8 +342,11 @@ def _gather(
                 # What was written into the new directories before their watch was in place.
                 more, rewatch = tree.rescan()
                 paths = list(dict.fromkeys([*paths, *more]))
+        paths = [p for p in paths if p not in config.unwatched]
         if paths:
-            events.put(FilesChanged(tuple(_leading_edge_first(paths, order)), detected_ns))
+            stamped = _leading_edge_first(paths, order, detected_ns)
+            events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
+                                    tuple(w for _, w in stamped)))
 
 
 class _Tree:
@@ -449,18 +452,38 @@ def _some(dirs: list[str]) -> str:
     return ", ".join(dirs[:3]) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
 
 
-def _leading_edge_first(paths: list[str], order: dict[str, int]) -> list[str]:
-    """Order a batch by modification time, so the file written first (entr's "leading edge",
-    used for `/_`) comes first; files that no longer exist come last, ties in list order
-    (entr mode) or by name."""
-
-    def key(path: str) -> tuple[int, int, str]:
+def _leading_edge_first(
+    paths: list[str], order: dict[str, int], detected_ns: int
+) -> list[tuple[str, int]]:
+    """The batch ordered by modification time, so the file written first (entr's "leading
+    edge", used for `/_`) comes first, each with when it was written on the monotonic clock;
+    files that no longer exist come last, ties in list order (entr mode) or by name."""
+    wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+    stamped = []
+    for path in paths:
         try:
-            return (os.stat(path).st_mtime_ns, order.get(path, 0), path)
+            mtime_ns: int | None = os.stat(path).st_mtime_ns
         except OSError:
-            return (2**63, order.get(path, 0), path)
+            mtime_ns = None
+        stamped.append((path, mtime_ns))
 
-    return sorted(paths, key=key)
+    def key(item: tuple[str, int | None]) -> tuple[int, int, str]:
+        path, mtime_ns = item
+        return (2**63 if mtime_ns is None else mtime_ns, order.get(path, 0), path)
+
+    return [(path, _written_ns(mtime_ns, wall_ns, mono_ns, detected_ns))
+            for path, mtime_ns in sorted(stamped, key=key)]
+
+
+def _written_ns(mtime_ns: int | None, wall_ns: int, mono_ns: int, detected_ns: int) -> int:
+    """A modification time moved onto the monotonic clock: its age on the wall clock, taken
+    from the monotonic clock's now. Never later than `detected_ns`, never more than 10 s before
+    it (a time set by hand, such as `touch -d`, is not an edit time); `detected_ns` when the
+    file is gone."""
+    if mtime_ns is None:
+        return detected_ns
+    written = mono_ns - (wall_ns - mtime_ns)
+    return max(min(written, detected_ns), detected_ns - 10_000_000_000)
 
 
 def _entries(directory: Path, dir_watch: int) -> frozenset[str]:

@@ -1,0 +1,124 @@
+"""The feedback-loop guard: which changed paths were written by reentr's own runs, and when a
+path that keeps being rewritten by the runs it triggers stops counting as a change.
+
+A command that writes into its own watched tree (a build output, a log, a generated file)
+would otherwise run forever: the run writes the file, the write starts the next run. Pure:
+the policy feeds it the moments its processes started, became ready and ended, and the write
+time of every changed path.
+
+A change is the runs' own when the path was written while a run could have written it:
+- while a build ran, or a utility that runs to completion (without `-r`);
+- while a restarted target was starting: from its start until its readiness probe succeeded,
+  or until it exited, if it exited by itself. A target without a readiness probe that keeps
+  running has no such span: reentr cannot tell its start-up from the time after, when the
+  user edits.
+A path whose last `ROUNDS` changes were all the runs' own is muted: reentr says so once and
+no longer reacts to it. A change the user makes outside those spans resets the count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+ROUNDS = 3
+"""How many runs in a row may rewrite a path before it stops counting as a change."""
+KEEP_NS = 60_000_000_000
+"""How long an ended span is kept to judge changes detected after it (a minute)."""
+SLACK_NS = 10_000_000
+"""The kernel stamps a file's modification time from a coarse clock (one tick, up to 10 ms
+before the write), so a write just after a start may carry a time just before it."""
+
+
+class Span(enum.Enum):
+    """What part of a process's life counts as the time it could write its own trigger."""
+
+    LIFE = "life"
+    """A build, or a utility that runs to completion: its whole life."""
+    STARTUP = "startup"
+    """A restarted target with a readiness probe: from its start until it is ready."""
+    SELF_EXIT = "self-exit"
+    """A restarted target without a probe: its life, but only if it ends by itself."""
+
+
+@dataclass(frozen=True)
+class Run:
+    pid: int
+    kind: Span
+    start_ns: int
+    end_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class Guard:
+    runs: tuple[Run, ...] = ()
+    rounds: tuple[tuple[str, int], ...] = ()
+    """Per path, how many of its latest changes in a row were the runs' own."""
+    muted: frozenset[str] = frozenset()
+
+
+def started(guard: Guard, pid: int, kind: Span, at_ns: int) -> Guard:
+    """A process of reentr's started at `at_ns`."""
+    kept = tuple(r for r in guard.runs
+                 if r.end_ns is None or at_ns - r.end_ns < KEEP_NS)
+    return dataclasses.replace(guard, runs=(*kept, Run(pid, kind, at_ns)))
+
+
+def ready(guard: Guard, pid: int, at_ns: int) -> Guard:
+    """The target `pid` became ready: its start-up is over."""
+    return _end(guard, pid, at_ns, (Span.STARTUP,))
+
+
+def ended(guard: Guard, pid: int, at_ns: int, *, by_itself: bool) -> Guard:
+    """The process `pid` exited at `at_ns`, on its own or because reentr stopped it."""
+    if not by_itself:
+        # Stopped by reentr: a target without a probe never had a start-up span.
+        guard = dataclasses.replace(guard, runs=tuple(
+            r for r in guard.runs if not (r.pid == pid and r.kind is Span.SELF_EXIT)))
+    return _end(guard, pid, at_ns, (Span.LIFE, Span.STARTUP, Span.SELF_EXIT))
+
+
+def _end(guard: Guard, pid: int, at_ns: int, kinds: tuple[Span, ...]) -> Guard:
+    return dataclasses.replace(guard, runs=tuple(
+        dataclasses.replace(r, end_ns=at_ns)
+        if r.pid == pid and r.end_ns is None and r.kind in kinds else r
+        for r in guard.runs))
+
+
+def own(guard: Guard, written_ns: int) -> bool:
+    """Whether a write at `written_ns` happened while one of reentr's runs could make it."""
+    for run in guard.runs:
+        if written_ns < run.start_ns - SLACK_NS:
+            continue
+        if run.end_ns is None:
+            if run.kind is not Span.SELF_EXIT:
+                return True
+        elif written_ns <= run.end_ns:
+            return True
+    return False
+
+
+def sift(
+    guard: Guard, paths: tuple[str, ...], written_ns: tuple[int, ...]
+) -> tuple[Guard, tuple[str, ...], tuple[str, ...]]:
+    """The guard after this batch, the paths that still count, and the paths muted now."""
+    rounds = dict(guard.rounds)
+    kept: list[str] = []
+    muted_now: list[str] = []
+    for path, written in zip(paths, written_ns, strict=True):
+        if path in guard.muted:
+            continue
+        if not own(guard, written):
+            rounds.pop(path, None)
+            kept.append(path)
+            continue
+        rounds[path] = rounds.get(path, 0) + 1
+        if rounds[path] >= ROUNDS:
+            del rounds[path]
+            muted_now.append(path)
+        else:
+            kept.append(path)
+    guard = dataclasses.replace(guard, rounds=tuple(rounds.items()),
+                                muted=guard.muted | frozenset(muted_now))
+    return guard, tuple(kept), tuple(muted_now)

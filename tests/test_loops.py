@@ -1,0 +1,244 @@
+"""A command that writes into its own tree: the loop guard (as tables, then end to end),
+reentr's own files, the program a build writes, and builds run as a shell would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import Reentr, edit, wait_for
+from reentr import loops
+from reentr.loops import ROUNDS, Guard, Span
+from reentr.runner import _exec_form
+
+Start = Callable[..., Reentr]
+MS = 1_000_000
+
+
+# The guard as tables ---------------------------------------------------------------------------
+
+
+def _after(guard: Guard, *steps: tuple[str, int, int]) -> Guard:
+    """Feed the guard `(what, pid, at_ms)` steps: start-life, start-startup, start-self,
+    ready, exit (by itself) and stop (stopped by reentr)."""
+    kinds = {"start-life": Span.LIFE, "start-startup": Span.STARTUP,
+             "start-self": Span.SELF_EXIT}
+    for what, pid, at in steps:
+        if what in kinds:
+            guard = loops.started(guard, pid, kinds[what], at * MS)
+        elif what == "ready":
+            guard = loops.ready(guard, pid, at * MS)
+        else:
+            guard = loops.ended(guard, pid, at * MS, by_itself=what == "exit")
+    return guard
+
+
+@pytest.mark.parametrize(("steps", "written_ms", "own"), [
+    # A build, or a utility that runs to completion: its whole life.
+    ([("start-life", 1, 100)], 150, True),
+    ([("start-life", 1, 100), ("exit", 1, 200)], 199, True),
+    ([("start-life", 1, 100), ("exit", 1, 200)], 201, False),
+    ([("start-life", 1, 100), ("stop", 1, 200)], 150, True),
+    ([("start-life", 1, 100)], 50, False),
+    # The coarse clock of file times: a write just after the start may be stamped before it.
+    ([("start-life", 1, 100)], 95, True),
+    # A restarted target with a probe: until it is ready.
+    ([("start-startup", 1, 100)], 150, True),
+    ([("start-startup", 1, 100), ("ready", 1, 120)], 119, True),
+    ([("start-startup", 1, 100), ("ready", 1, 120)], 121, False),
+    # Without a probe: only if it ended by itself; a running one has no start-up span.
+    ([("start-self", 1, 100)], 150, False),
+    ([("start-self", 1, 100), ("exit", 1, 200)], 150, True),
+    ([("start-self", 1, 100), ("stop", 1, 200)], 150, False),
+])
+def test_a_write_is_the_runs_own_only_within_their_spans(
+    steps: list[tuple[str, int, int]], written_ms: int, own: bool
+) -> None:
+    assert loops.own(_after(Guard(), *steps), written_ms * MS) is own
+
+
+def test_a_path_is_muted_after_the_runs_rewrote_it_rounds_times_in_a_row() -> None:
+    guard = Guard()
+    for round_ in range(1, ROUNDS + 1):
+        guard = _after(guard, ("start-life", round_, round_ * 1000),
+                       ("exit", round_, round_ * 1000 + 10))
+        guard, kept, muted = loops.sift(guard, ("/p/out", "/p/user"),
+                                        (round_ * 1000 * MS + 5 * MS, (round_ * 1000 - 500) * MS))
+        assert "/p/user" in kept  # written between the runs: the user's
+        if round_ < ROUNDS:
+            assert kept == ("/p/out", "/p/user") and muted == ()
+        else:
+            assert kept == ("/p/user",) and muted == ("/p/out",)
+    # Muted for good: even a write outside every span no longer counts.
+    _, kept, muted = loops.sift(guard, ("/p/out",), (10 * MS,))
+    assert kept == () and muted == ()
+
+
+def test_a_change_between_the_runs_resets_the_count() -> None:
+    guard = Guard()
+    for round_ in range(1, 2 * ROUNDS):
+        guard = _after(guard, ("start-life", round_, round_ * 1000),
+                       ("exit", round_, round_ * 1000 + 10))
+        written = round_ * 1000 + (5 if round_ % 2 else 500)  # in a run every other round
+        guard, kept, muted = loops.sift(guard, ("/p/f",), (written * MS,))
+        assert kept == ("/p/f",) and muted == ()
+
+
+# End to end ------------------------------------------------------------------------------------
+
+WRITES_ITS_TREE = ["sh", "-c", "date +%N > out.txt; echo ran"]
+
+
+def _runs_ended(proc: Reentr) -> int:
+    """Once every run started so far has exited and printed: how many there were."""
+    events = proc.events
+    assert events is not None
+
+    def settled() -> int | None:
+        records = [json.loads(x) for x in events.read_text().splitlines() if x]
+        starts = sum(r["event"] == "start" for r in records)
+        exits = sum(r["event"] == "exited" for r in records)
+        return starts if starts == exits and proc.out.count("^ran$") == starts else None
+
+    return wait_for(settled, what="every run to end")
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["run", "restart"])
+def test_a_command_that_writes_into_its_tree_runs_at_most_four_times(
+    reentr: Start, project: Path, restart: bool
+) -> None:
+    proc = reentr(["watch", "-n", *(["-r"] if restart else []), "--", *WRITES_ITS_TREE],
+                  files="", exits=True)
+    proc.err.expect(r"out\.txt was rewritten by 3 runs in a row: no longer reacting to it\. "
+                    r"If it is an output, --ignore out\.txt, or a \.gitignore line; if it is "
+                    r"an input, run with --no-loop-guard$")
+    runs = _runs_ended(proc)
+    assert 1 < runs <= 4
+    # Nothing more comes of it, and another file's edit runs once, as usual.
+    edit(project / "a.txt", "edited\n")
+    wait_for(lambda: _runs_ended(proc) == runs + 1, what="the run after the edit")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count("^ran$") == runs + 1
+    assert proc.err.count("rewritten by") == 1
+
+
+def test_an_edit_of_the_muted_path_is_ignored_but_others_run(
+    reentr: Start, project: Path
+) -> None:
+    proc = reentr(["watch", "-n", "--", *WRITES_ITS_TREE], files="", exits=True)
+    proc.err.expect(r"out\.txt was rewritten")
+    runs = _runs_ended(proc)
+    edit(project / "out.txt", "by hand\n")
+    edit(project / "b.txt", "edited\n")
+    wait_for(lambda: _runs_ended(proc) == runs + 1, what="the run after the edit")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count("^ran$") == runs + 1
+
+
+def test_no_loop_guard_keeps_reacting(reentr: Start, project: Path) -> None:
+    proc = reentr(["watch", "-n", "--no-loop-guard", "--", *WRITES_ITS_TREE], files="")
+    wait_for(lambda: proc.out.count("^ran$") >= 2 * ROUNDS, what="runs past the guard")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert "rewritten by" not in proc.err.text()
+
+
+@pytest.mark.parametrize("mode", ["entr", "watch"])
+def test_the_events_file_inside_the_tree_causes_no_run(
+    reentr: Start, project: Path, mode: str
+) -> None:
+    events = project / "restarts.jsonl"
+    args = ["-n", "-r", "--events", str(events), sys.executable, "-c",
+            "import time; print('ran', flush=True); time.sleep(60)"]
+    # In entr mode the file is even on the list.
+    proc = (reentr(["watch", *args[:4], "--", *args[4:]], files="") if mode == "watch"
+            else reentr(args, files=["a.txt", "restarts.jsonl"]))
+    proc.out.expect("^ran$")
+    edit(project / "a.txt", "edited\n")
+    proc.err.expect(r"restart #1 ")
+    proc.out.expect("^ran$")
+    # The restart wrote its own events; had they counted, a second restart would follow.
+    # A second edit is the evidence that reentr went on: exactly one more restart.
+    edit(project / "a.txt", "edited again\n")
+    proc.err.expect(r"restart #2 ")
+    proc.out.expect("^ran$")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    starts = [json.loads(x) for x in events.read_text().splitlines()]
+    assert sum(r["event"] == "start" for r in starts) == 3
+    assert proc.out.count("^ran$") == 3
+
+
+def test_a_build_is_run_as_a_shell_would(reentr: Start, project: Path) -> None:
+    proc = reentr(["-n", "--build", "exit 3", "-r", "sh", "-c", "sleep 60"])
+    proc.err.expect(r"build failed \(exit status 3\); nothing is running yet; the next "
+                    r"change builds again")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert "not found" not in proc.err.text()
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("make", "exec make"),
+    ("go build -o app .", "exec go build -o app ."),
+    ("exit 3", "exit 3"),
+    ("cd src && make", "cd src && make"),
+    ("make > log", "make > log"),
+    ("CC=clang make", "CC=clang make"),
+    ("no-such-program-here --flag", "no-such-program-here --flag"),
+    ("make 'a b'", "make 'a b'"),
+    ("echo $HOME", "echo $HOME"),
+    ("true", "exec true"),
+    ("wait", "wait"),
+    ("", ""),
+])
+def test_exec_is_prepended_only_to_a_single_external_program(command: str, expected: str) -> None:
+    assert _exec_form(command, None) == expected
+
+
+def test_the_program_a_build_writes_is_looked_up_after_the_build(
+    reentr: Start, project: Path
+) -> None:
+    (project / "prog.src").write_text("#!/bin/sh\necho serving $(cat prog.src | wc -l)\n"
+                                      "exec sleep 60\n")
+    build = "cp prog.src app && chmod +x app"
+    proc = reentr(["watch", "-n", "-r", "--build", build, "--", "./app"], files="")
+    proc.out.expect(r"^serving 3$")
+    # The build rewrote ./app: that is no change, so nothing restarts until a real edit.
+    edit(project / "prog.src", (project / "prog.src").read_text() + "# more\n")
+    proc.out.expect(r"^serving 4$")
+    proc.err.expect(r"restart #1 ")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count("^serving") == 2
+    assert proc.err.count("restart #") == 1
+
+
+def test_a_build_that_does_not_write_the_program_says_so_and_keeps_watching(
+    reentr: Start, project: Path
+) -> None:
+    proc = reentr(["watch", "-n", "-r", "--build", "true", "--", "./app"], files="")
+    proc.err.expect(r"cannot start './app' after the build: \./app: No such file or "
+                    r"directory; does the build write it\? The next change builds again$")
+    (project / "app").write_text("#!/bin/sh\necho serving\nexec sleep 60\n")
+    (project / "app").chmod(0o755)
+    # The program itself is no trigger (a build writes it); the next edit builds again.
+    edit(project / "a.txt", "edited\n")
+    proc.out.expect("^serving$")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+
+
+def test_without_a_build_a_missing_program_is_refused_up_front(
+    reentr: Start, project: Path
+) -> None:
+    proc = reentr(["watch", "-n", "-r", "--", "./app"], files="")
+    assert proc.wait() == 1
+    assert proc.err.text() == "reentr: cannot run './app': no such executable file"
