@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,65 @@ def reentr_command() -> list[str]:
     """The `reentr` beside this Python, or `python -m reentr`."""
     found = shutil.which("reentr", path=os.path.dirname(sys.executable))
     return [found] if found else [sys.executable, "-m", "reentr"]
+
+
+REFERENCE = r"""
+# The reference: inotify on the file's directory; on a write of the file, build (if a build
+# command is given; a failed build changes nothing), then run, or stop and start, the program.
+import ctypes, os, signal, struct, subprocess, sys
+restart, path, build, argv = sys.argv[1] == "restart", sys.argv[2], sys.argv[3], sys.argv[4:]
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+IN_CLOSE_WRITE, IN_MOVED_TO = 0x8, 0x80
+libc.inotify_add_watch(fd, os.path.dirname(path).encode(), IN_CLOSE_WRITE | IN_MOVED_TO)
+name = os.path.basename(path).encode()
+if build:
+    subprocess.run(build, shell=True, check=True)
+child = subprocess.Popen(argv, start_new_session=True) if restart else None
+signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:
+    while True:
+        data, names = os.read(fd, 65536), []
+        while data:
+            _, _, _, size = struct.unpack_from("iIII", data)
+            names.append(data[16:16 + size].rstrip(b"\0"))
+            data = data[16 + size:]
+        if name not in names or (build and subprocess.run(build, shell=True).returncode):
+            continue
+        if child is None:
+            subprocess.run(argv)
+            continue
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait()
+        child = subprocess.Popen(argv, start_new_session=True)
+except KeyboardInterrupt:
+    if child is not None:  # in a session of its own: stopping ours does not reach it
+        os.killpg(child.pid, signal.SIGKILL)
+"""
+"""A minimal watcher to measure reentr against, run as
+`python -c REFERENCE once|restart FILE BUILD PROGRAM [ARG ...]` (BUILD may be empty)."""
+
+
+def http_body(port: int) -> str | None:
+    """The body 127.0.0.1:PORT answers `GET /` with, or None. A bare HTTP/1.0 request on a
+    socket: an observer polls every millisecond or less, and urllib would cost it ten times
+    the CPU, which it would take from the very restart it measures."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+    except OSError:  # refused, reset, or cut off by a restart
+        return None
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return body.decode() if head.split(b" ", 2)[1:2] == [b"200"] and body else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def idle_cpu(pid: int, seconds: float) -> float:

@@ -24,7 +24,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from common import idle_cpu, reentr_command, stop
+from common import REFERENCE, free_port, idle_cpu, reentr_command, stop
+from common import http_body as get_pid
 
 from reentr.config import Config
 from reentr.timing import percentile
@@ -48,32 +48,6 @@ int main(void) {
     printf("%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
     return 0;
 }
-"""
-
-REFERENCE = r"""
-# The reference: inotify on the file's directory, and spawn (or restart) on the first event.
-import ctypes, os, signal, struct, subprocess, sys
-restart, path, argv = sys.argv[1] == "restart", sys.argv[2], sys.argv[3:]
-libc = ctypes.CDLL(None, use_errno=True)
-fd = libc.inotify_init1(0)
-IN_CLOSE_WRITE, IN_MOVED_TO = 0x8, 0x80
-libc.inotify_add_watch(fd, os.path.dirname(path).encode(), IN_CLOSE_WRITE | IN_MOVED_TO)
-name = os.path.basename(path).encode()
-child = subprocess.Popen(argv, start_new_session=True) if restart else None
-while True:
-    data, names = os.read(fd, 65536), []
-    while data:
-        _, _, _, size = struct.unpack_from("iIII", data)
-        names.append(data[16:16 + size].rstrip(b"\0"))
-        data = data[16 + size:]
-    if name not in names:
-        continue
-    if child is None:
-        subprocess.run(argv)
-        continue
-    os.killpg(child.pid, signal.SIGTERM)
-    child.wait()
-    child = subprocess.Popen(argv, start_new_session=True)
 """
 
 SERVER = r"""
@@ -110,7 +84,7 @@ def main() -> None:
         print(f"   {'watcher':<24}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
               f"{'runs/save':>11}{'idle CPU':>10}{'|printed-outside| p50':>23}")
         watchers: list[tuple[str, list[str], bool]] = [
-            ("reference (inotify)", [sys.executable, "-c", REFERENCE, "once", "{file}"], False)
+            ("reference (inotify)", [sys.executable, "-c", REFERENCE, "once", "{file}", ""], False)
         ]
         reentr = [*reentr_command(), "-n", "--events", "{events}"]
         watchers += [(f"reentr --debounce {s}ms", [*reentr, "--debounce", f"{s}ms"], True)
@@ -244,7 +218,8 @@ class ServerWatch:
         target = [sys.executable, str(server), str(self.port)]
         self.stdin: str | None = None
         if debounce is None:
-            self.argv = [sys.executable, "-c", REFERENCE, "restart", str(self.watched), *target]
+            self.argv = [sys.executable, "-c", REFERENCE, "restart", str(self.watched), "",
+                         *target]
         else:
             self.argv = [*reentr_command(), "-r", "-n", "--debounce", f"{debounce}ms",
                          "--ready-port", str(self.port), "--events", str(self.events), *target]
@@ -285,22 +260,6 @@ def server_latency(work: Path, debounce: int, runs: int) -> tuple[dict[str, obje
     return tuple(side.result() for side in sides)
 
 
-def get_pid(port: int) -> str | None:
-    """The PID the server answers with, or None. A bare HTTP/1.0 request on a socket: the
-    observer polls every half millisecond, and urllib would cost it ten times the CPU, which
-    it would take from the very restart it measures."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            answer = b""
-            while chunk := conn.recv(4096):
-                answer += chunk
-    except OSError:  # refused, reset, or cut off by a restart
-        return None
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return body.decode() if head.startswith(b"HTTP/1.0 200") and body else None
-
-
 def wait_for(predicate: Callable[[], object], timeout: float) -> object:
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
@@ -308,12 +267,6 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> object:
             raise SystemExit("benchmark: timed out waiting for the server")
         time.sleep(0.0005)
     return value
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def print_row(label: str, row: dict[str, object]) -> None:

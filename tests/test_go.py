@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Hammer, Reentr, edit, free_port, stays_false, wait_for
+from helpers import APPS, Hammer, Reentr, edit, free_port, stays_false, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -26,54 +26,9 @@ if GO is None and os.environ.get("CI") != "true":
     pytestmark = [pytestmark, pytest.mark.skip(reason="go is not installed (CI installs "
                                                       "Debian's golang-go)")]
 
-# The README's Go server: serves on the inherited socket when reentr holds one, else binds
-# itself, and finishes the requests it has begun when it gets SIGTERM.
-SERVER = """package main
-
-import (
-	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
-)
-
-const version = "v0"
-
-func listen() (net.Listener, error) {
-	if os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) && os.Getenv("LISTEN_FDS") != "" {
-		return net.FileListener(os.NewFile(3, "reentr"))
-	}
-	return net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
-}
-
-func main() {
-	ln, err := listen()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s %d\\n", version, os.Getpid())
-	})}
-	stopping, _ := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	done := make(chan struct{})
-	go func() {
-		<-stopping.Done()
-		server.Shutdown(context.Background())
-		close(done)
-	}()
-	fmt.Println("listening")
-	if err := server.Serve(ln); err != http.ErrServerClosed {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	<-done
-}
-"""
+SERVER = APPS / "server.go"
+"""The README's Go server: serves on the inherited socket when reentr holds one, else binds
+itself, and finishes the requests it has begun when it gets SIGTERM."""
 
 MODES = {
     "restart": ["-r"],
@@ -91,7 +46,7 @@ def go_project(tmp_path: Path) -> Path:
     root.mkdir()
     subprocess.run([GO, "mod", "init", "example.com/hello"], cwd=root, check=True,
                    capture_output=True, timeout=60, env=_go_env())
-    (root / "main.go").write_text(SERVER)
+    (root / "main.go").write_text(SERVER.read_text())
     return root
 
 

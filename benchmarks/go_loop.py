@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""The Go loop, edit -> served: reentr `--build 'go build -o app .'` against a minimal reference
+loop, in one run, on a real Go server (tests/apps/server.go) in a fresh `go mod init` project.
+
+The reference (below) is the least a loop can do: inotify on the project, then `go build`,
+SIGTERM to the old server, wait, start the new one. reentr runs with `-r`, `-r --socket` and
+`--handoff --socket`, each with `--ready-line listening`. The reference and reentr each have
+a project and a port of their own and are edited in turn, so the machine's load falls on both.
+An observer polls each server every millisecond; `edit -> served` is from just before the
+write until the first answer with the new version. reentr's own figure is its `restart`
+event's `total_ms`.
+
+Targets (the Go loop issue): reentr <= 1.05 x the reference at p50 (the build dominates:
+reentr must add next to nothing), and |reentr's total - edit -> served| <= 3 ms at the median.
+
+    python benchmarks/go_loop.py [--runs 10] [--mode restart,socket,handoff]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from common import REFERENCE, free_port, http_body, reentr_command, stop
+
+from reentr.timing import percentile
+
+SERVER = Path(__file__).resolve().parent.parent / "tests" / "apps" / "server.go"
+BUILD = "go build -o app ."
+
+MODES = {
+    "restart": ["-r"],
+    "socket": ["-r", "--socket", "{port}"],
+    "handoff": ["--handoff", "--socket", "{port}"],
+}
+
+
+class Observer:
+    """Polls one server every millisecond in a thread: answers as (monotonic ns, body), and
+    how many requests failed."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.first: dict[str, int] = {}
+        """When each version was first answered (monotonic ns)."""
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            body = http_body(self.port)
+            if body is None:
+                self.failed += 1
+            else:
+                self.first.setdefault(body.split()[0], time.monotonic_ns())
+
+    def served(self, version: str, since_ns: int) -> int | None:
+        """When `version` was first answered, if after `since_ns` (each edit is a new
+        version; a dictionary, so that looking costs the polling thread nothing)."""
+        at = self.first.get(version)
+        return at if at is not None and at >= since_ns else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def project(root: Path) -> Path:
+    root.mkdir()
+    subprocess.run(["go", "mod", "init", "example.com/bench"], cwd=root, check=True,
+                   capture_output=True, env=go_env())
+    (root / "main.go").write_text(SERVER.read_text())
+    return root
+
+
+def go_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "GOPROXY": "off", **extra}
+
+
+def set_version(main: Path, version: str) -> None:
+    text = main.read_text()
+    start = text.index('const version = "') + len('const version = "')
+    main.write_text(text[:start] + version + text[text.index('"', start):])
+
+
+@contextlib.contextmanager
+def running(argv: list[str], cwd: Path, port: int) -> Iterator[Observer]:
+    proc = subprocess.Popen(argv, cwd=cwd, env=go_env(PORT=str(port)), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    observer = Observer(port)
+    try:
+        wait(lambda: observer.served("v0", 0), 120, "the first build to serve")
+        yield observer
+    finally:
+        observer.close()
+        stop(proc, signal.SIGINT, 10)
+
+
+def wait(predicate: object, timeout: float, what: str) -> int:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"go_loop: timed out waiting for {what}")
+        time.sleep(0.001)
+    return int(value)
+
+
+def edit_served(main: Path, observer: Observer, version: str) -> float:
+    """Edit main.go to `version`; ms from just before the write until it is served."""
+    before = time.monotonic_ns()
+    set_version(main, version)
+    served = wait(lambda: observer.served(version, before), 60, f"{version} to be served")
+    return (served - before) / 1e6
+
+
+def totals(events: Path) -> list[float]:
+    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
+            if '"restart"' in line]
+
+
+def measure(work: Path, mode: str, runs: int) -> dict[str, object]:
+    ref_dir, own_dir = project(work / f"ref-{mode}"), project(work / f"reentr-{mode}")
+    events = work / f"events-{mode}.jsonl"
+    ref_port, own_port = free_port(), free_port()
+    options = [word.format(port=own_port) for word in MODES[mode]]
+    argv = [*reentr_command(), "watch", "-n", "-q", "--build", BUILD, *options,
+            "--ready-line", "listening", "--events", str(events), "--", "./app"]
+    ref_ms: list[float] = []
+    own_ms: list[float] = []
+    reference = [sys.executable, "-c", REFERENCE, "restart", str(ref_dir / "main.go"), BUILD,
+                 "./app"]
+    with running(reference, ref_dir, ref_port) as ref, \
+            running(argv, own_dir, own_port) as own:
+        failed_before = own.failed
+        for i in range(1, runs + 1):
+            # In turn, the order alternating, so that neither always builds on a warmer cache.
+            pair = [(ref_dir, ref, ref_ms), (own_dir, own, own_ms)]
+            for root, observer, times in pair if i % 2 else reversed(pair):
+                times.append(edit_served(root / "main.go", observer, f"v{i}"))
+        failed = own.failed - failed_before
+        wait(lambda: len(totals(events)) >= runs, 10, "reentr's restart events")
+    printed = totals(events)
+    return {"mode": mode, "reentr": own_ms, "reference": ref_ms, "failed": failed,
+            "restarts_reported": len(printed),
+            "printed_vs_outside": [abs(p - o) for p, o in zip(printed, own_ms, strict=False)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10, help="edits per mode (default 10)")
+    parser.add_argument("--mode", default=",".join(MODES), help="modes to measure")
+    args = parser.parse_args()
+    if shutil.which("go") is None:
+        raise SystemExit("go_loop: go is not installed (Debian: apt-get install golang-go)")
+    version = subprocess.run(["go", "version"], check=True, capture_output=True, text=True)
+    print(f"The Go loop, edit -> served, {args.runs} edits per mode; {version.stdout.strip()}\n")
+    print(f"{'mode':<10}{'reentr p50':>11}{'p95':>7}{'reference p50':>15}{'p95':>7}"
+          f"{'ratio p50':>11}{'failed':>8}{'restarts':>10}{'|printed-outside| p50':>23}")
+    with tempfile.TemporaryDirectory(prefix="reentr-go-loop-") as tmp:
+        for mode in args.mode.split(","):
+            row = measure(Path(tmp), mode, args.runs)
+            own, ref = row["reentr"], row["reference"]
+            assert isinstance(own, list) and isinstance(ref, list)
+            diffs = row["printed_vs_outside"]
+            assert isinstance(diffs, list)
+            print(f"{mode:<10}{percentile(own, 50):>11.0f}{percentile(own, 95):>7.0f}"
+                  f"{percentile(ref, 50):>15.0f}{percentile(ref, 95):>7.0f}"
+                  f"{percentile(own, 50) / percentile(ref, 50):>10.2f}x{row['failed']:>8}"
+                  f"{row['restarts_reported']:>5}/{args.runs:<4}"
+                  f"{statistics.median(diffs):>19.1f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
