@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -350,13 +351,28 @@ def test_shell_runs_the_command_with_the_file_as_dollar_zero(reentr: Start, proj
     proc.out.expect(rf"^shell {project / 'b.txt'}$")
 
 
+def test_shell_gets_the_argument_exactly_as_entr_gives_it(
+    reentr: Start, project: Path, tmp_path: Path
+) -> None:
+    """entr runs `$SHELL -c ARG FILE`: the text as written, the changed file as $0."""
+    record = tmp_path / "argv.json"
+    shell = tmp_path / "fake-shell"
+    shell.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                     f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n")
+    shell.chmod(0o755)
+    proc = reentr(["-s", "-n", "-z", "make test"], env={"SHELL": str(shell)})
+    assert proc.wait() == 0
+    assert json.loads(record.read_text()) == ["-c", "make test", str(project / "a.txt")]
+
+
 def test_shell_restart_signals_the_program_not_just_the_shell(
     reentr: Start, project: Path, fifos: Path
 ) -> None:
     command = " ".join([*TARGET, "--state", str(fifos)])
     proc = reentr(["-r", "-s", command], env={"SHELL": "/bin/sh"})
     pid = int(proc.out.expect(r"started pid=(\d+) gen=1").group(1))
-    # exec: the program is the shell's own process, so SIGTERM reaches it directly.
+    # reentr passes the text as written; sh itself runs a lone command in its own process,
+    # and reentr signals the whole group in any case.
     assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1].endswith(b"target.py")
     edit(project / "a.txt", "x")
     proc.out.expect(r"gen=2")
