@@ -134,6 +134,9 @@ class _Loop:
         self.awaiting: int | None = None
         """The started target whose readiness completes the open timeline."""
         self.summary = Summary()
+        self.build_argv = None if config.build is None else [
+            "/bin/sh", "-c", _exec_form(config.build, environ.get("PATH"))]
+        """The build's command, worked out once (it looks the program up on PATH)."""
 
     def run(self) -> int:
         with ExitStack() as stack:
@@ -318,8 +321,8 @@ class _Loop:
     def _argv(self, role: Role, trigger: str | None) -> list[str]:
         config = self.config
         if role is Role.BUILD:
-            assert config.build is not None
-            return ["/bin/sh", "-c", _exec_form(config.build, self.environ.get("PATH"))]
+            assert self.build_argv is not None
+            return self.build_argv
         watch = config.watch
         first = trigger or str(watch.files[0] if isinstance(watch, WatchList) else watch.paths[0])
         if config.shell:
