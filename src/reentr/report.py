@@ -58,7 +58,7 @@ class Reporter:
                    total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()},
                    builds=timeline.builds, cancelled_builds=timeline.cancelled)
         config = self._config
-        what = "restart" if config.restart or config.signal is not None else "run"
+        what = self._what()
         shown: tuple[str, ...] = ("detect", "build", "stop", "spawn", "ready")
         done, note = "ready", ""
         if config.signal is not None:
@@ -102,8 +102,7 @@ class Reporter:
         if not summary.restarts:
             return
         count = len(summary.restarts)
-        config = self._config
-        what = "restart" if config.restart or config.signal is not None else "run"
+        what = self._what()
         self.line(f"{count} {what}{'s' * (count != 1)}, in ms:   p50     p95     max")
         for stage, p50, p95, high in summary.rows():
             self.line(f"  {stage:<22}{p50:>6.0f}  {p95:>6.0f}  {high:>6.0f}")
@@ -208,6 +207,11 @@ class Reporter:
             self._out.flush()
         elif not runs_to_completion or status != 0:
             self.line(f"{name} exited ({describe_status(status)})")
+
+    def _what(self) -> str:
+        """What one start of the target is called: a restart, or (entr without -r) a run."""
+        config = self._config
+        return "restart" if config.restart or config.signal is not None else "run"
 
     def _name(self, role: Role | None) -> str:
         if role is Role.BUILD:
