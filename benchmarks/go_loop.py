@@ -56,12 +56,17 @@ class Observer:
         self.first: dict[str, int] = {}
         """When each version was first answered (monotonic ns)."""
         self.failed = 0
+        self.active = threading.Event()
+        """Polls only while set: the observer of the loop not being measured keeps still, so
+        that its requests take no CPU from the restart being measured."""
+        self.active.set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.001):
+            self.active.wait()
             body = http_body(self.port)
             if body is None:
                 self.failed += 1
@@ -76,6 +81,7 @@ class Observer:
 
     def close(self) -> None:
         self._stop.set()
+        self.active.set()
         self._thread.join(5)
 
 
@@ -152,7 +158,13 @@ def measure(work: Path, mode: str, runs: int) -> dict[str, object]:
             # In turn, the order alternating, so that neither always builds on a warmer cache.
             pair = [(ref_dir, ref, ref_ms), (own_dir, own, own_ms)]
             for root, observer, times in pair if i % 2 else reversed(pair):
+                other = ref if observer is own else own
+                other.active.clear()
                 times.append(edit_served(root / "main.go", observer, f"v{i}"))
+                other.active.set()
+                if observer is own:
+                    # The next edit waits for this restart's report: one restart per edit.
+                    wait(lambda n=i: len(totals(events)) >= n, 10, f"reentr's restart #{i}")
         failed = own.failed - failed_before
         wait(lambda: len(totals(events)) >= runs, 10, "reentr's restart events")
     printed = totals(events)
