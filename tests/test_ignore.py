@@ -50,6 +50,10 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
         ["logs/1", "x/logs/2", "a/b", "a/x/b", "a/x/y/b", "ab", "deep/t.tmp", "q/deep/w/t.tmp",
          "deep/t.txt"],
     ),
+    "a reversed range is its first character, as git reads it": (
+        {".gitignore": "[z-a]\n[!n-b]x\nd[9-05]\n[]q-c]r\n"},
+        ["z", "a", "m", "cx", "nx", "bx", "d9", "d5", "d1", "qr", "cr", "]r"],
+    ),
     "directory-only patterns do not match files": (
         {".gitignore": "out/\n"},
         ["out/a", "sub/out/b", "file/out", "x/out"],

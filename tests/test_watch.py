@@ -71,6 +71,28 @@ def test_watch_runs_on_files_git_would_list_and_not_on_ignored_ones(
     assert proc.out.count(r"^run ") == 2
 
 
+def test_a_reversed_range_is_read_as_git_reads_it_in_every_kind_of_pattern(
+    reentr: Start, repo: Path
+) -> None:
+    # Python's re refuses `[z-a]`; git matches its first character with it.
+    (repo / ".gitignore").write_text("[z-a]\n")
+    proc = reentr(["watch", "-n", "-p", "--ignore", "x[9-0]", "--glob", "[s-a]rc/**",
+                   "--glob", "[z-a]", "--", *SHOW], files="", cwd=repo, exits=True)
+    proc.err.expect(r"watching \d+ directories")
+    edit(repo / "z", "ignored by .gitignore\n")
+    edit(repo / "x9", "ignored by --ignore\n")
+    edit(repo / "arc.txt", "not matched by --glob\n")
+    edit(repo / "src" / "app.py", "v2\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    proc.run_ended()
+    (repo / ".gitignore").write_text("[z-a]\n[y-b]rc/\n")  # read again: must not stop watching
+    edit(repo / "src" / "app.py", "v3\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert not [line for line in proc.err.lines if "Traceback" in line or "Error" in line]
+
+
 def test_new_directories_are_watched_and_their_files_not_missed(
     reentr: Start, repo: Path
 ) -> None:

@@ -111,6 +111,10 @@ def _compile(line: str) -> re.Pattern[str] | None:
         return None
     try:
         pattern = GitIgnoreSpecPattern(line)
+    except re.error:
+        # A reversed range (`[z-a]`), which Python's re refuses: git reads it as its first
+        # character alone.
+        return _compile(_unreverse(line)) if _unreverse(line) != line else None
     except ValueError:
         return None  # e.g. a trailing backslash: git matches nothing with it either
     if pattern.include is None or pattern.regex is None:
@@ -121,6 +125,65 @@ def _compile(line: str) -> re.Pattern[str] | None:
         # pathspec folds `dir/**` into `dir/`; git's `dir/**` is everything *inside* dir.
         source += ".+"
     return re.compile(f"(?:{source})\\Z")
+
+
+def _unreverse(line: str) -> str:
+    """The line with each reversed range of a bracket expression (`z-a`) replaced by its first
+    character, which is what git's wildmatch matches with it: it takes the first character as
+    a member before it sees the `-`, and no character lies in the range."""
+    out, i = [], 0
+    while i < len(line):
+        char = line[i]
+        if char == "\\":
+            out.append(line[i:i + 2])
+            i += 2
+        elif char == "[":
+            end, members = _bracket(line, i)
+            if end is None:
+                return line  # no closing bracket: git matches nothing with it, nor does pathspec
+            out.append(members)
+            i = end
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _bracket(line: str, start: int) -> tuple[int | None, str]:
+    """The bracket expression at `start`: where it ends, and its text with reversed ranges
+    replaced by their first character (as git's wildmatch reads it)."""
+    i = start + 1
+    out = ["["]
+    if i < len(line) and line[i] in "!^":
+        out.append(line[i])
+        i += 1
+    first = True
+    while i < len(line):
+        if line[i] == "]" and not first:
+            return i + 1, "".join(out) + "]"
+        first = False
+        if line.startswith("[:", i) and (close := line.find(":]", i + 2)) != -1:
+            out.append(line[i:close + 2])
+            i = close + 2
+            continue
+        low, i = _member(line, i)
+        if line.startswith("-", i) and i + 1 < len(line) and line[i + 1] != "]":
+            high, after = _member(line, i + 1)
+            if high[-1] >= low[-1]:
+                out.append(f"{low}-{high}")
+            else:
+                out.append(low)
+            i = after
+        else:
+            out.append(low)
+    return None, line[start:]
+
+
+def _member(line: str, i: int) -> tuple[str, int]:
+    """One character of a bracket expression, with its escape if it has one."""
+    if line[i] == "\\" and i + 1 < len(line):
+        return line[i:i + 2], i + 2
+    return line[i], i + 1
 
 
 @dataclass(frozen=True)
