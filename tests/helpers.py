@@ -159,7 +159,7 @@ class Reentr:
         self.out = Stream(out_r)
         self.err = Stream(err_r)
         assert self.proc.stdin is not None
-        self.proc.stdin.write(stdin_text.encode())
+        self.proc.stdin.write(os.fsencode(stdin_text))
         self.proc.stdin.close()
 
     def run_ended(self) -> None:

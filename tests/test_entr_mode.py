@@ -55,10 +55,12 @@ def test_help_and_version() -> None:
         (["true"], "\n\n", "no regular files to watch"),
         (["true"], "missing.txt\n", "no regular files to watch"),
         (["true"], ".\n", "no regular files to watch"),
+        (["touch", "ran"], "a.txt\0b.txt\0", "holds a NUL byte: give one path per line "
+         "(find -print, not -print0)"),
     ],
     ids=["unknown-flag", "no-utility", "shell-words", "no-program", "bad-signal",
          "bad-duration", "bad-choice", "empty-list", "blank-lines", "missing-only",
-         "directory-only"],
+         "directory-only", "nul-separated"],
 )
 def test_bad_input_is_one_line_and_status_1(
     project: Path, args: list[str], stdin: str, message: str
@@ -69,6 +71,7 @@ def test_bad_input_is_one_line_and_status_1(
     assert len(lines) == 1, done.stderr
     assert message in lines[0]
     assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not (project / "ran").exists()
 
 
 def test_missing_file_is_warned_and_skipped(reentr: Start) -> None:

@@ -49,6 +49,24 @@ def test_the_target_gets_the_sockets_by_the_socket_activation_contract(
     assert not path.exists(), "reentr removes the socket file it made"
 
 
+@pytest.mark.parametrize("build", [False, True])
+def test_what_reentr_inherited_of_these_protocols_never_reaches_a_child(
+    reentr: Callable[..., Reentr], project: Path, build: bool
+) -> None:
+    # reentr was itself started with sockets and a notify socket (by systemd, or by another
+    # reentr): they are reentr's, and the child has neither.
+    names = ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+    show = ("import os; print('env', sorted(k for k in os.environ if k in "
+            f"{names!r}), flush=True)")
+    inherited = {"NOTIFY_SOCKET": "/run/elsewhere", "LISTEN_FDS": "1", "LISTEN_PID": "1",
+                 "LISTEN_FDNAMES": "x"}
+    options = ["--build", f"{shlex.quote(sys.executable)} -c {shlex.quote(show)}"] * build
+    proc = reentr(["-n", *options, "-z", sys.executable, "-c", show], env=inherited)
+    assert proc.wait() == 0
+    assert proc.out.lines.count("env []") == 1
+    assert proc.err.lines.count("env []") == build  # the build's output goes to stderr
+
+
 def test_a_port_in_use_is_one_line_and_nothing_starts(
     reentr: Callable[..., Reentr], project: Path
 ) -> None:

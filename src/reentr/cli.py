@@ -509,7 +509,7 @@ def entr_mode(
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
         no_loop_guard=no_loop_guard,
     )
-    watch, warnings = read_watch_list(sys.stdin, dir_watch)
+    watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
     config = Config(command=command, watch=watch, all_events=all_events, dir_watch=dir_watch,
                     shell=shell, **settings)
     for warning in warnings:

@@ -274,9 +274,16 @@ def ignores_signal(pid: int, signum: int) -> bool:
     return False
 
 
+INHERITED_PROTOCOL = ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+"""Set for reentr by whatever started it, they describe reentr's sockets, not the child's:
+passed on, a server would talk to another supervisor, or take descriptors it does not have.
+reentr sets them itself for `--ready-notify` and `--socket`."""
+
+
 def child_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    """The child's environment: `base`, with entr's defaults for PAGER and SHELL, then `extra`."""
-    env = dict(base)
+    """The child's environment: `base` without `INHERITED_PROTOCOL`, with entr's defaults for
+    PAGER and SHELL, then `extra`."""
+    env = {name: value for name, value in base.items() if name not in INHERITED_PROTOCOL}
     # entr sets these when unset, so a pager cannot block a run (entr(1), ENVIRONMENT).
     env.setdefault("PAGER", "/bin/cat")
     env.setdefault("SHELL", "/bin/sh")
