@@ -36,7 +36,7 @@ from reentr.config import (
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.filters import Filter, walk
 from reentr.ignore import Rules, Sources, root_of
-from reentr.report import PREFIX, Reporter
+from reentr.report import PREFIX, Reporter, shown
 from reentr.sources import read_watch_list
 
 # typer 0.29 vendors click privately, earlier versions use click itself: take the exception
@@ -674,8 +674,8 @@ def watch_mode(
     for path in paths or ["."]:
         if not os.path.isdir(path):
             kind = "a file" if os.path.exists(path) else "not found"
-            raise UsageError(f"cannot watch '{path}': {kind}; reentr watch takes directories "
-                             "(for single files use entr mode: ls FILE | reentr CMD)")
+            raise UsageError(f"cannot watch '{shown(path)}': {kind}; reentr watch takes "
+                             "directories (for single files use entr mode: ls FILE | reentr CMD)")
         roots.append(Path(path).resolve())
     tree = WatchTree(
         tuple(roots), _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore,
@@ -684,8 +684,10 @@ def watch_mode(
         parse_duration(poll_interval, "--poll") if poll else None,
     )
     if list_:
+        # The names exactly, as bytes: the list is for other programs (xargs, entr mode).
         for line in watched_files(tree):
-            typer.echo(line)
+            sys.stdout.buffer.write(os.fsencode(line) + b"\n")
+        sys.stdout.flush()
         return ExitStatus.OK
     command = tuple(ctx.obj or ()) or tuple((ctx.default_map or {}).get("command", ()))
     if not command:
@@ -764,7 +766,7 @@ def explain_mode(
             said = f"watched: re-included by {verdict.rule.describe()}"
         else:
             said = "watched: no rule matches"
-        typer.echo(f"{path}: {said}")
+        typer.echo(f"{shown(path)}: {said}")
     return ExitStatus.OK
 
 

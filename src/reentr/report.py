@@ -234,6 +234,23 @@ def _whole_ms(parts: dict[str, float], total: float) -> dict[str, int]:
 
 
 def _relative(path: str) -> str:
-    """A path relative to the working directory when it is inside it."""
+    """A path relative to the working directory when it is inside it, as `shown`."""
     relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
+    return shown(path if relative.startswith("..") else relative)
+
+
+def shown(name: str) -> str:
+    """A file name as a status line prints it: a byte that is not UTF-8 as `\\xff`, a control
+    character escaped (`\\n`, `\\x1b`), so no name can break a line or drive the terminal."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    special = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    if char in special:
+        return special[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

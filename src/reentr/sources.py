@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reentr.config import WatchList
 from reentr.errors import UsageError
+from reentr.report import shown
 
 
 def read_watch_list(lines: Iterable[bytes], dir_watch: int) -> tuple[WatchList, list[str]]:
@@ -37,7 +38,7 @@ def read_watch_list(lines: Iterable[bytes], dir_watch: int) -> tuple[WatchList, 
         try:
             mode = os.stat(path).st_mode
         except OSError as error:
-            warnings.append(f"cannot watch '{name}': {error.strerror}; skipped")
+            warnings.append(f"cannot watch '{shown(name)}': {error.strerror}; skipped")
             continue
         if stat.S_ISREG(mode):
             files[path] = None

@@ -12,9 +12,12 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import signal
+import stat
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +32,7 @@ from reentr.errors import ReentrError
 from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
 from reentr.filters import Filter, walk
 from reentr.ignore import Rules
-from reentr.report import Reporter
+from reentr.report import Reporter, shown
 
 _SETTLE_TRIES = 5
 _SETTLE_S = 0.1
@@ -51,6 +54,9 @@ _SAFETY_S = 1.0
 _FALLBACK_STEP_MS = 5
 """Without the wakeup, RustNotify wakes every step even while nothing happens: at least 5 ms,
 about 0.6 % of a core (2 ms would cost 1.3 %)."""
+_COARSE_NS = 10_000_000
+"""How far a file's modification time may lag the clock: the kernel stamps it from a coarse
+clock, which lags by up to a tick (4 ms at 250 Hz)."""
 _F_SETOWN_EX, _F_OWNER_TID = 15, 0
 """fcntl(2) on Linux: deliver a descriptor's SIGIO to one thread (struct f_owner_ex)."""
 
@@ -211,6 +217,51 @@ class _Poller:
         pass
 
 
+class _Aliases:
+    """UTF-8 names for directories whose names are not: RustNotify takes only `str` paths that
+    encode to UTF-8, so such a directory is watched through a symbolic link of reentr's own
+    (the kernel's watch follows it), and the paths of its events are translated back."""
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.real: dict[str, str] = {}
+        """Alias -> the directory's own path (a `str` holding the name's bytes as surrogates)."""
+        self.alias: dict[str, str] = {}
+
+    def name(self, directory: str) -> str:
+        """A name RustNotify can take for `directory`."""
+        if _utf8(directory):
+            return directory
+        if directory not in self.alias:
+            if self.root is None:
+                self.root = tempfile.mkdtemp(prefix="reentr-names-")
+            alias = os.path.join(self.root, str(len(self.alias)))
+            os.symlink(directory, alias)
+            self.alias[directory], self.real[alias] = alias, directory
+        return self.alias[directory]
+
+    def translate(self, path: str) -> str:
+        """An event's path with the alias of its directory replaced by the directory."""
+        if not self.real:
+            return path
+        if path in self.real:
+            return self.real[path]
+        head, _, tail = path.rpartition(os.sep)
+        return os.path.join(self.real[head], tail) if head in self.real else path
+
+    def close(self) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Notify:
     """The current RustNotify, which `reentr watch` replaces when the watched directories change
     (RustNotify cannot add a watch to a running instance)."""
@@ -218,6 +269,8 @@ class _Notify:
     def __init__(self, dirs: list[str], poll: float | None, reporter: Reporter):
         self.poll = poll
         self.reporter = reporter
+        self.aliases = _Aliases()
+        self.dirs = dirs
         self.current = self._open(dirs)
 
     def _open(self, dirs: list[str]) -> RustNotify | _Poller:
@@ -240,20 +293,22 @@ class _Notify:
         self.poll = 0.5
         return self._open(dirs)
 
-    @staticmethod
-    def _rust(dirs: list[str]) -> RustNotify:
+    def _rust(self, dirs: list[str]) -> RustNotify:
         # ignore_permission_denied=False: with True, watchfiles also swallows the inotify
         # limit, and the directories past it would go unwatched without a word.
+        names = [self.aliases.name(d) for d in dirs]
         with signals.blocked():  # RustNotify starts its own thread here
-            return RustNotify(dirs, False, False, 0, False, False)
+            return RustNotify(names, False, False, 0, False, False)
 
     def replace(self, dirs: list[str]) -> None:
         """Watch `dirs` from now on: the new watch is in place before the old one goes."""
         old, self.current = self.current, self._open(dirs)
+        self.dirs = dirs
         old.close()
 
     def close(self) -> None:
         self.current.close()
+        self.aliases.close()
 
 
 @contextmanager
@@ -292,6 +347,8 @@ def _loop(
 ) -> None:
     try:
         _gather(notify, config, scope, events, wakeup)
+    except Exception as error:  # a thread that died would leave reentr deaf, without a word
+        events.put(WatcherFailed(f"{type(error).__name__}: {error}"))
     finally:
         wakeup.done()
 
@@ -309,6 +366,10 @@ def _gather(
     listed = isinstance(watch, WatchList)
     order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(watch, WatchList) else {}
     step = max(config.debounce_ms, _FALLBACK_STEP_MS)  # without the wakeup; the poller ignores it
+    since_ns = time.time_ns()
+    """When the last batch was taken, on the wall clock (a file's modification time)."""
+    reported: dict[str, int] = {}
+    """The modification time of each path of the last batch (see `_recover`)."""
     while not stop.is_set():
         current = notify.current
         batch: set[tuple[int, str]] | str
@@ -317,11 +378,21 @@ def _gather(
                 batch = current.watch(config.gather_ms, 0, 0, wakeup)
             else:
                 batch = current.watch(config.gather_ms, step, 0, stop)
-        except Exception as error:  # the runner reports it and stops
-            events.put(WatcherFailed(str(error)))
-            return
+        except Exception as error:
+            name = _undecodable(error)
+            if name is None:  # the runner reports it and stops
+                events.put(WatcherFailed(str(error)))
+                return
+            try:
+                batch = _recover(notify, name, since_ns, watch, tree, reported=reported)
+            except ReentrError as failed:
+                events.put(WatcherFailed(str(failed)))
+                return
+            woken = notify.poll is None and wakeup.arm()
         if isinstance(batch, str):
             continue  # 'stop' ends the loop; 'signal' and 'timeout' are not used here
+        since_ns = time.time_ns()
+        batch = {(change, notify.aliases.translate(path)) for change, path in batch}
         detected_ns = time.monotonic_ns()
         wakeup.batch_taken()
         if listing and _altered(listing, config.dir_watch, stop):
@@ -344,9 +415,87 @@ def _gather(
                 paths = list(dict.fromkeys([*paths, *more]))
         paths = [p for p in paths if p not in config.unwatched]
         if paths:
+            reported = _mtimes(paths)
             stamped = _leading_edge_first(paths, order, detected_ns)
             events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
                                     tuple(w for _, w in stamped)))
+
+
+def _undecodable(error: BaseException) -> str | None:
+    """The path RustNotify could not make a `str` of, from its error, or None for any other
+    error. It writes the path as Rust's `Debug` does: in quotes, a byte that is not UTF-8 as
+    `\\xFF`, and `\\n`, `\\"`, `\\u{7f}` and the like for the rest."""
+    text = str(error)
+    prefix, suffix = 'Unable to decode path "', '" to string'
+    if not (text.startswith(prefix) and text.endswith(suffix)):
+        return None
+    quoted, out, i = text[len(prefix):-len(suffix)], bytearray(), 0
+    simple = {"n": b"\n", "t": b"\t", "r": b"\r", "0": b"\0", "\\": b"\\", '"': b'"', "'": b"'"}
+    while i < len(quoted):
+        char = quoted[i]
+        if char != "\\" or i + 1 == len(quoted):
+            out += char.encode()
+            i += 1
+        elif quoted[i + 1] == "x":
+            out.append(int(quoted[i + 2:i + 4], 16))
+            i += 4
+        elif quoted[i + 1] == "u":
+            end = quoted.index("}", i)
+            out += chr(int(quoted[i + 3:end], 16)).encode()
+            i = end + 1
+        else:
+            out += simple.get(quoted[i + 1], quoted[i + 1].encode())
+            i += 2
+    return os.fsdecode(bytes(out))
+
+
+def _mtimes(paths: list[str]) -> dict[str, int]:
+    found = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            found[path] = os.stat(path).st_mtime_ns
+    return found
+
+
+def _recover(
+    notify: _Notify, name: str, since_ns: int, watch: WatchList | WatchTree, tree: _Tree | None,
+    *, reported: dict[str, int],
+) -> set[tuple[int, str]]:
+    """After RustNotify met a file name that is not UTF-8 (in any event, a mere read too): a
+    new RustNotify (the old one fails from then on, and lost the batch it was gathering), and
+    the batch as it can be known again: each file written since the last batch (`since_ns`;
+    not one `reported` in it with the same modification time), that name if it is gone, and
+    any directory that is new.
+
+    It reads no directory whose own name is not UTF-8: opening one is an event in its parent,
+    which would fail the new RustNotify in turn."""
+    notify.replace(notify.dirs)
+    name = notify.aliases.translate(name)
+    since_ns -= _COARSE_NS
+    batch = set()
+    if isinstance(watch, WatchList):
+        candidates = [name, *map(str, watch.files)]
+    else:
+        assert tree is not None
+        candidates = [name]
+        for directory in sorted(tree.dirs):
+            if _utf8(os.path.basename(directory)):
+                with contextlib.suppress(OSError):
+                    candidates.extend(os.path.join(directory, n) for n in os.listdir(directory))
+    for path in dict.fromkeys(candidates):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            if path == name:
+                batch.add((_DELETED, path))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if tree is not None and path not in tree.dirs:
+                batch.add((_ADDED, path))  # new: `take` watches it
+        elif st.st_mtime_ns >= since_ns and reported.get(path) != st.st_mtime_ns:
+            batch.add((_MODIFIED, path))
+            reported[path] = st.st_mtime_ns
+    return batch
 
 
 class _Tree:
@@ -449,7 +598,7 @@ def _max_watches() -> str:
 
 
 def _some(dirs: list[str]) -> str:
-    return ", ".join(dirs[:3]) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
+    return ", ".join(map(shown, dirs[:3])) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
 
 
 def _leading_edge_first(

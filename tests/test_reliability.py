@@ -1,0 +1,100 @@
+"""What a supervisor must survive, end to end: file names that are not UTF-8 or that hold
+control characters, and the other faults of the reliability issue, with real files and
+processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import REENTR, Reentr, edit, wait_for
+
+Start = Callable[..., Reentr]
+# Prints, in hex, the bytes of REENTR_CHANGED and of its first argument (/_).
+SHOW_BYTES = [sys.executable, "-c",
+              "import os, sys; print('run', os.environb.get(b'REENTR_CHANGED', b'').hex(), "
+              "os.fsencode(sys.argv[1]).hex(), flush=True)"]
+BAD = os.fsdecode(b"bad\xff.txt")
+"""A file name that is not UTF-8 (0xff never appears in UTF-8), as Python holds it."""
+
+
+def _ran(proc: Reentr, path: Path) -> None:
+    """Wait for a run whose REENTR_CHANGED and /_ are exactly the bytes of `path`."""
+    raw = os.fsencode(str(path)).hex()
+    proc.out.expect(rf"^run {raw} {raw}$")
+
+
+@pytest.mark.timeout(60)
+def test_entr_mode_runs_for_a_name_that_is_not_utf8_with_its_exact_bytes(
+    reentr: Start, project: Path
+) -> None:
+    (project / BAD).write_text("1\n")
+    proc = reentr(["-n", "-p", *SHOW_BYTES, "/_"], files=[BAD, "a.txt"], exits=True)
+    proc.err.expect(r"watching 2 files")
+    # Another such name in the same directory, not on the list, must not stop the watch.
+    (project / os.fsdecode(b"other\xfe.txt")).write_text("x\n")
+    edit(project / BAD, "2\n")
+    _ran(proc, project / BAD)
+    proc.run_ended()
+    edit(project / "a.txt", "a2\n")
+    _ran(proc, project / "a.txt")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert "watching failed" not in proc.err.text()
+    assert "\\xff" in proc.err.text(), "the status line shows the byte escaped"
+
+
+@pytest.mark.timeout(60)
+def test_watch_follows_directories_and_files_whose_names_are_not_utf8(
+    reentr: Start, project: Path
+) -> None:
+    odd = project / os.fsdecode(b"dir\xfd")
+    odd.mkdir()
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW_BYTES, "/_"], files="", exits=True)
+    proc.err.expect(r"watching 2 directories")
+    inside = odd / os.fsdecode(b"g\xfc.txt")
+    edit(inside, "1\n")
+    _ran(proc, inside)
+    proc.run_ended()
+    newer = project / os.fsdecode(b"new\xfa")
+    newer.mkdir()
+    edit(newer / "x.txt", "1\n")
+    _ran(proc, newer / "x.txt")
+    proc.run_ended()
+    edit(project / "a.txt", "a2\n")  # and the ordinary files are still seen
+    _ran(proc, project / "a.txt")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert "watching failed" not in proc.err.text()
+    assert "dir\\xfd/g\\xfc.txt" in proc.err.text()
+
+
+def test_watch_list_prints_names_as_their_exact_bytes(project: Path) -> None:
+    (project / BAD).write_text("1\n")
+    done = subprocess.run([*REENTR, "watch", "--list"], cwd=project, capture_output=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert b"bad\xff.txt" in done.stdout.split(b"\n")
+
+
+@pytest.mark.timeout(60)
+def test_a_name_with_a_newline_or_an_escape_cannot_break_a_status_line(
+    reentr: Start, project: Path
+) -> None:
+    name = "evil\n\x1b[31mred.txt"
+    (project / name).write_text("1\n")
+    watch = reentr(["watch", "-n", "-p", "--", *SHOW_BYTES, "/_"], files="", exits=True)
+    watch.err.expect(r"watching 1 directory")
+    edit(project / name, "2\n")
+    _ran(watch, project / name)
+    line = wait_for(lambda: next((x for x in watch.err.lines if " run #1 " in x), None))
+    assert line.endswith("evil\\n\\x1b[31mred.txt")
+    assert "\x1b" not in watch.err.text()
+    watch.signal(signal.SIGINT)
+    assert watch.wait() == 0
