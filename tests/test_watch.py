@@ -93,6 +93,45 @@ def test_a_reversed_range_is_read_as_git_reads_it_in_every_kind_of_pattern(
     assert not [line for line in proc.err.lines if "Traceback" in line or "Error" in line]
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("poll", [[], ["--poll=20ms"]], ids=["inotify", "poll"])
+def test_a_root_that_is_deleted_and_made_again_is_watched_again(
+    reentr: Start, repo: Path, poll: list[str]
+) -> None:
+    gen = repo / "gen"
+    gen.mkdir()
+    (gen / "a.txt").write_text("1\n")
+    proc = reentr(["watch", "gen", *poll, "-n", "-p", "--", *SHOW], files="", cwd=repo,
+                  exits=True)
+    proc.err.expect(r"watching 1 directory")
+    shutil.rmtree(gen)  # as `rm -rf gen && regenerate` does, or a branch switch
+    gen.mkdir()
+    (gen / "sub").mkdir()
+    edit(gen / "sub" / "b.txt", "2\n")
+    wait_for(lambda: any(str(gen / "sub" / "b.txt") in changed(x)
+                         for x in proc.out.lines if x.startswith("run ")),
+             what="a run for the file in the new tree")
+    wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
+             == proc.out.count(r"^run "), what="the runs to end")
+    before = proc.out.count(r"^run ")
+    edit(gen / "sub" / "b.txt", "3\n")  # the new tree's directories are watched too
+    wait_for(lambda: proc.out.count(r"^run ") > before, what="a run for the edit")
+    wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
+             == proc.out.count(r"^run "), what="the runs to end")
+    shutil.rmtree(gen / "sub")  # the same with a directory inside the tree
+    (gen / "sub").mkdir()
+    before = proc.out.count(r"^run ")
+    edit(gen / "sub" / "c.txt", "4\n")
+    wait_for(lambda: proc.out.count(r"^run ") > before, what="a run for the new sub")
+    wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
+             == proc.out.count(r"^run "), what="the runs to end")
+    before = proc.out.count(r"^run ")
+    edit(gen / "sub" / "c.txt", "5\n")
+    wait_for(lambda: proc.out.count(r"^run ") > before, what="a run for the edit in it")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+
+
 def test_new_directories_are_watched_and_their_files_not_missed(
     reentr: Start, repo: Path
 ) -> None:

@@ -319,7 +319,7 @@ def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None
     listing: dict[Path, frozenset[str]] = {}
     if isinstance(watch, WatchTree):
         tree = _Tree(watch)
-        notify = _Notify(sorted(tree.dirs), watch.poll, reporter)
+        notify = _Notify(tree.watch_set(), watch.poll, reporter)
         reporter.watching_tree(len(tree.dirs), notify.poll)
     else:
         notify = _Notify([str(d) for d in watch.watched_dirs()], None, reporter)
@@ -405,7 +405,7 @@ def _gather(
             paths, rewatch = tree.take(batch)
             while rewatch:
                 try:
-                    notify.replace(sorted(tree.dirs))
+                    notify.replace(tree.watch_set())
                 except ReentrError as error:
                     events.put(WatcherFailed(str(error)))
                     return
@@ -508,7 +508,15 @@ class _Tree:
         self.dirs: set[str] = set()
         self.fresh: set[str] = set()
         """New directories whose watch is not in place yet: `rescan` looks into them again."""
+        self.roots = {str(path) for path in spec.paths}
+        self.parents = {str(path.parent) for path in spec.paths if path.parent != path}
+        """Watched too (only for the roots' own entries): a root that is deleted and made
+        again (`rm -rf out && regenerate`, a branch switch) is seen when it comes back."""
         self._load()
+
+    def watch_set(self) -> list[str]:
+        """Every directory that needs a kernel watch."""
+        return sorted(self.dirs | self.parents)
 
     def _load(self) -> None:
         self.filters = []
@@ -527,11 +535,15 @@ class _Tree:
         return None
 
     def take(self, batch: set[tuple[int, str]]) -> tuple[list[str], bool]:
-        """The changed paths that matter, and whether the set of watched directories changed."""
+        """The changed paths that matter, and whether the watches must change: a directory
+        went, or came (a new one, or a new one by the name of one that went: the old watch
+        follows the deleted directory)."""
         changed: list[str] = []
         before = set(self.dirs)
         reload = False
-        for change, path in sorted(batch, key=lambda item: item[1]):
+        # A path's deletion before its creation, whatever their order: the directory exists
+        # or not, and the checks below look.
+        for change, path in sorted(batch, key=lambda item: (item[1], item[0] != _DELETED)):
             filter_ = self._filter_for(path)
             if filter_ is None:
                 continue
@@ -555,10 +567,14 @@ class _Tree:
                     self.dirs.update(str(d) for d, _ in walk(filter_, Path(path), dirs_only=True))
             elif filter_.wants(rel):
                 changed.append(path)
+        remade = {root for root in self.roots - self.dirs if os.path.isdir(root)}
+        if remade:  # a root made again: a new directory by the same name, all of it new
+            reload = True
+            self.fresh |= remade
         if reload:
             self._load()
             self.fresh &= self.dirs
-        return list(dict.fromkeys(changed)), self.dirs != before
+        return list(dict.fromkeys(changed)), self.dirs != before or bool(self.fresh)
 
     def rescan(self) -> tuple[list[str], bool]:
         """Once the new directories are watched: the files in them (written before the watch
