@@ -508,15 +508,15 @@ class _Tree:
         self.dirs: set[str] = set()
         self.fresh: set[str] = set()
         """New directories whose watch is not in place yet: `rescan` looks into them again."""
-        self.roots = {str(path) for path in spec.paths}
-        self.parents = {str(path.parent) for path in spec.paths if path.parent != path}
-        """Watched too (only for the roots' own entries): a root that is deleted and made
-        again (`rm -rf out && regenerate`, a branch switch) is seen when it comes back."""
+        self.roots = {str(path): str(path.parent) for path in spec.paths}
         self._load()
 
     def watch_set(self) -> list[str]:
-        """Every directory that needs a kernel watch."""
-        return sorted(self.dirs | self.parents)
+        """Every directory that needs a kernel watch: the tree's, and the parent of a root
+        that was deleted, to see it when it comes back (`rm -rf out && regenerate`, a
+        branch switch)."""
+        gone = {parent for root, parent in self.roots.items() if root not in self.dirs}
+        return sorted(self.dirs | gone)
 
     def _load(self) -> None:
         self.filters = []
@@ -567,22 +567,26 @@ class _Tree:
                     self.dirs.update(str(d) for d, _ in walk(filter_, Path(path), dirs_only=True))
             elif filter_.wants(rel):
                 changed.append(path)
-        remade = {root for root in self.roots - self.dirs if os.path.isdir(root)}
-        if remade:  # a root made again: a new directory by the same name, all of it new
-            reload = True
-            self.fresh |= remade
-        if reload:
+        if self._remade() or reload:
             self._load()
             self.fresh &= self.dirs
         return list(dict.fromkeys(changed)), self.dirs != before or bool(self.fresh)
+
+    def _remade(self) -> bool:
+        """Whether a deleted root is back: a new directory by its name, all of it new."""
+        remade = {root for root in self.roots if root not in self.dirs and os.path.isdir(root)}
+        self.fresh |= remade
+        return bool(remade)
 
     def rescan(self) -> tuple[list[str], bool]:
         """Once the new directories are watched: the files in them (written before the watch
         was in place, they raised no event), and whether more directories appeared meanwhile,
         which need a watch of their own."""
+        added = self._remade()  # it came back before its parent's watch was in place
+        if added:
+            self._load()
         fresh, self.fresh = self.fresh, set()
         files: list[str] = []
-        added = False
         for root in sorted(fresh):
             filter_ = self._filter_for(root)
             if filter_ is None:
