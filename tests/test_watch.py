@@ -132,6 +132,34 @@ def test_a_root_that_is_deleted_and_made_again_is_watched_again(
     assert proc.wait() == 0
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flags", [[], ["-a"]], ids=["default", "entr-habit-a"])
+def test_a_save_made_during_a_run_is_run_after_it(
+    reentr: Start, repo: Path, tmp_path: Path, flags: list[str]
+) -> None:
+    # Unlike entr without -a, `reentr watch` never drops a change: the last save always runs.
+    gate = tmp_path / "gate"  # outside the tree: each run waits until the test opens it
+    os.mkfifo(gate)
+    (repo / "data.txt").write_text("1\n")
+    show = [sys.executable, "-c", "import sys; print('run', open('data.txt').read().strip(), "
+            "flush=True); open(sys.argv[1]).read()", str(gate)]
+    proc = reentr(["watch", *flags, "-n", "--", *show], files="", cwd=repo, exits=True)
+    proc.err.expect(r"watching")
+    proc.out.expect(r"^run 1$")
+    edit(repo / "data.txt", "2\n")  # while the run is under way
+    events = proc.events
+    assert events is not None
+    wait_for(lambda: '"change"' in events.read_text(), what="reentr to see the change")
+    with open(gate, "w"):
+        pass  # the first run ends
+    proc.out.expect(r"^run 2$")
+    with open(gate, "w"):
+        pass
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count(r"^run ") == 2
+
+
 def test_new_directories_are_watched_and_their_files_not_missed(
     reentr: Start, repo: Path
 ) -> None:

@@ -644,6 +644,11 @@ def watch_mode(
     no_dot_ignore: _NoDotIgnore = False,
     no_default_ignore: _NoDefaultIgnore = False,
     restart: _Restart = False,
+    all_events: Annotated[
+        bool, typer.Option("-a", help="Accepted as in entr mode, where it is needed: reentr "
+                           "watch always runs once more after changes made during a run.",
+                           rich_help_panel=RUNNING)
+    ] = True,
     postpone: _Postpone = False,
     clear: _Clear = 0,
     non_interactive: _NonInteractive = False,
@@ -704,7 +709,8 @@ def watch_mode(
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
         no_loop_guard=no_loop_guard,
     )
-    return _run(Config(command=command, watch=tree, **settings), events)
+    # Unlike entr, a change made during a run is never dropped: the last save always runs.
+    return _run(Config(command=command, watch=tree, all_events=True, **settings), events)
 
 
 def watched_files(tree: WatchTree) -> list[str]:
@@ -715,8 +721,8 @@ def watched_files(tree: WatchTree) -> list[str]:
         filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs)
         found.update(str(path) for path, is_dir in walk(filter_, root) if not is_dir)
     here = os.getcwd()
-    shown = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]
-    return sorted(shown, key=os.fsencode)
+    listed = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]
+    return sorted(listed, key=os.fsencode)
 
 
 @app.command(
