@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REENTR, Reentr, edit, wait_for
+from helpers import APPS, REENTR, Reentr, edit, wait_for
 
 Start = Callable[..., Reentr]
 # Prints, in hex, the bytes of REENTR_CHANGED and of its first argument (/_).
@@ -98,3 +98,33 @@ def test_a_name_with_a_newline_or_an_escape_cannot_break_a_status_line(
     assert "\x1b" not in watch.err.text()
     watch.signal(signal.SIGINT)
     assert watch.wait() == 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a child subreaper is a Linux feature")
+@pytest.mark.timeout(60)
+def test_a_process_that_leaves_its_group_is_stopped_at_each_restart_and_at_exit(
+    reentr: Start, project: Path
+) -> None:
+    proc = reentr(["-r", sys.executable, str(APPS / "escape.py")])
+    escaped = [int(proc.out.expect(r"^escaped (\d+)$").group(1))]
+    for number in range(1, 4):
+        edit(project / "a.txt", f"a{number}\n")
+        escaped.append(int(proc.out.expect(r"^escaped (\d+)$").group(1)))
+        wait_for(lambda pid=escaped[-2]: not _alive(pid),
+                 what=f"the process that escaped before restart #{number} to be stopped")
+        proc.err.expect(rf"stopping 1 process that had left its process group and outlived "
+                        rf"the run: {escaped[-2]} \(python")
+    assert _alive(escaped[-1])
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert not _alive(escaped[-1]), "the last one is stopped before reentr exits"
+    proc.err.expect(rf"outlived the run: {escaped[-1]} ")

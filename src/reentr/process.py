@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -38,6 +38,116 @@ for pgid in groups:
 """
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+"""prctl(2), Linux 3.4."""
+_OWN: set[int] = set()
+"""The PIDs of every process reentr started itself, until reaped: a child of reentr that is
+not one of them is a descendant that outlived its parent (see `strays`)."""
+
+
+def become_subreaper() -> bool:
+    """On Linux, make reentr the child subreaper of its descendants: a process that leaves
+    its group (`setsid`, `setpgid`) and outlives its parent becomes reentr's child, not
+    init's, so reentr can still find and stop it. Whether that took effect."""
+    if sys.platform != "linux":
+        return False
+    import ctypes  # only here: it costs startup time
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _own(popen: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Note a process reentr started (`forget` it once reaped)."""
+    _OWN.add(popen.pid)
+    return popen
+
+
+def _forget(popen: subprocess.Popen[bytes]) -> None:
+    _OWN.discard(popen.pid)
+
+
+def strays(groups: set[int]) -> list[tuple[int, str]]:
+    """reentr's children that it did not start, outside the process `groups` it supervises:
+    descendants that left their group and whose parent has died (they came to reentr as its
+    subreaper), with their command names. Each belongs to a run that is over. The dead among
+    reentr's adopted children are reaped here."""
+    found = []
+    me = os.getpid()
+    for pid, ppid, pgid, state, name in _processes():
+        if ppid != me or pid in _OWN:
+            continue
+        if state in (b"Z", b"X"):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        elif pgid not in groups:
+            found.append((pid, name))
+    return found
+
+
+def stop_strays(found: list[tuple[int, str]], grace: float, *, wait: bool) -> None:
+    """SIGTERM to each stray and to its group when it leads one, SIGKILL to what is left after
+    `grace` seconds, and reap them: in a thread, or before returning with `wait`."""
+    for pid, _ in found:
+        _signal_stray(pid, signal.SIGTERM)
+
+    def finish() -> None:
+        deadline = time.monotonic() + grace
+        left = [pid for pid, _ in found]
+        delay = 0.001
+        while left:
+            left = [pid for pid in left if not _reaped(pid)]
+            if left and time.monotonic() > deadline:
+                for pid in left:
+                    _signal_stray(pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    if wait:
+        finish()
+    else:
+        start_thread(finish, name="reentr-strays")
+
+
+def _signal_stray(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
+
+
+def _processes() -> Iterator[tuple[int, int, int, bytes, str]]:
+    """(pid, parent pid, process group, state, command name) of every process /proc shows."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            # The command name is in parentheses and may contain anything, ")" included.
+            name, fields = stat.split(b"(", 1)[1].rsplit(b")", 1)
+            parts = fields.split()
+            if len(parts) > 2:
+                yield (int(entry.name), int(parts[1]), int(parts[2]), parts[0],
+                       name.decode(errors="replace"))
+
+
 class Guardian:
     """A tiny process that outlives reentr only to kill its children's process groups.
 
@@ -51,10 +161,10 @@ class Guardian:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._popen = subprocess.Popen(
+        self._popen = _own(subprocess.Popen(
             [sys.executable, "-S", "-c", _GUARDIAN], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, start_new_session=True,
-        )
+        ))
 
     def hold(self, pgid: int) -> None:
         self._tell(f"+{pgid}\n")
@@ -79,6 +189,7 @@ class Guardian:
         except subprocess.TimeoutExpired:
             self._popen.kill()
             self._popen.wait()
+        _forget(self._popen)
 
 
 @dataclass
@@ -138,7 +249,7 @@ def start(
             if error.errno != errno.ETXTBSY or attempt == _ETXTBSY_TRIES - 1:
                 raise
             time.sleep(0.001)
-    child = Child(role, popen, time.monotonic_ns())
+    child = Child(role, _own(popen), time.monotonic_ns())
     guardian.hold(child.pid)
     if on_line is not None:
         for stream, fd in ((popen.stdout, 1), (popen.stderr, 2)):
@@ -166,6 +277,7 @@ def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) 
 
 def _reap(child: Child, events: Queue, guardian: Guardian) -> None:
     status = child.popen.wait()
+    _forget(child.popen)
     now = time.monotonic_ns()
     events.put(ProcessExited(child.role, child.pid, status, (now - child.started_ns) / 1e9, now))
     delay = 0.001
@@ -182,8 +294,8 @@ def start_helper(
     """Start a program that reentr drives but does not supervise (`reentr bench` runs reentr
     itself so): in a process group of its own, `stdin` written and closed, its stdout and
     stderr to the file descriptor `output`. Stop it with `stop_helper`."""
-    popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=output, stderr=output,
-                             cwd=cwd, start_new_session=True)
+    popen = _own(subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=output,
+                                  stderr=output, cwd=cwd, start_new_session=True))
     assert popen.stdin is not None
     with popen.stdin, contextlib.suppress(BrokenPipeError):
         popen.stdin.write(stdin)
@@ -199,6 +311,7 @@ def stop_helper(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
+    _forget(popen)
 
 
 def notify(title: str, body: str) -> None:
@@ -209,12 +322,17 @@ def notify(title: str, body: str) -> None:
     if program is None:
         return
     try:
-        popen = subprocess.Popen([program, "--app-name=reentr", title, body],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        popen = _own(subprocess.Popen([program, "--app-name=reentr", title, body],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True))
     except OSError:
         return
-    start_thread(popen.wait, name="reentr-notify-send")
+
+    def reap() -> None:
+        popen.wait()
+        _forget(popen)
+
+    start_thread(reap, name="reentr-notify-send")
 
 
 def output_of(argv: Sequence[str], cwd: str | os.PathLike[str]) -> str | None:
@@ -247,19 +365,8 @@ def group_alive(pgid: int) -> bool:
         return True
     if not os.path.isdir("/proc/self"):
         return True
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # Fields after the command name, which is in parentheses and may contain anything.
-        fields = stat.rsplit(b")", 1)[-1].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+    return any(group == pgid and state not in (b"Z", b"X")
+               for _, _, group, state, _ in _processes())
 
 
 def ignores_signal(pid: int, signum: int) -> bool:

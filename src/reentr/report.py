@@ -132,6 +132,14 @@ class Reporter:
         if role is Role.TARGET:
             self._serving_since = time.strftime("%H:%M:%S")
 
+    def strays(self, found: list[tuple[int, str]]) -> None:
+        """Processes that had left their run's process group and outlived it: stopped."""
+        count = len(found)
+        names = ", ".join(f"{pid} ({shown(name)})" for pid, name in found)
+        self.error(f"stopping {count} process{'es' * (count != 1)} that had left "
+                   f"{'their' if count != 1 else 'its'} process group and outlived the run: "
+                   f"{names}")
+
     def ignores_stop_signal(self, pid: int, signal_name: str) -> None:
         self.error(
             f"warning: the target (pid {pid}) ignores {signal_name}; it will be killed with "

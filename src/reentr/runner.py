@@ -139,9 +139,11 @@ class _Loop:
         """The build's command, worked out once (it looks the program up on PATH)."""
 
     def run(self) -> int:
+        process.become_subreaper()
         with ExitStack() as stack:
             stack.callback(self.events.close)
             stack.callback(self.guardian.close)
+            stack.callback(self._stop_strays, wait=True)
             stack.callback(self.reporter.summary, self.summary)
             if self.config.ready is not None and self.config.ready.kind is ProbeKind.NOTIFY:
                 self.notifier = ready.Notifier()
@@ -168,6 +170,7 @@ class _Loop:
                 # Before the actions: an Exit among them must not leave a gone group here,
                 # where the cleanup below would signal a process group id that may be reused.
                 self.children.pop(event.pid, None)
+                self._stop_strays(wait=False)
             self._stamp_event(event)
             for action in actions:
                 self._stamp_action(event, action)
@@ -334,6 +337,15 @@ class _Loop:
             # Only the first word that is exactly "/_" is replaced (entr(1)).
             argv[argv.index(PLACEHOLDER)] = os.path.realpath(first)
         return argv
+
+    def _stop_strays(self, *, wait: bool) -> None:
+        """Stop the processes that left their group and outlived the run they belong to."""
+        for _ in range(5 if wait else 1):  # on the way out, those they leave behind too
+            found = process.strays(set(self.children))
+            if not found:
+                return
+            self.reporter.strays(found)
+            process.stop_strays(found, self.config.grace, wait=wait)
 
     def _signal(self, role: Role, pid: int, signum: int, stop: bool) -> None:
         if (
