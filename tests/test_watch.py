@@ -297,17 +297,48 @@ def _can_lower_the_limit() -> bool:
 
 @pytest.mark.skipif(not _can_lower_the_limit(),
                     reason="needs unshare -Ur to lower the inotify limit in a user namespace")
-def test_the_inotify_limit_falls_back_to_polling(reentr: Start, repo: Path) -> None:
-    # A user namespace has an inotify limit of its own: 1 watch, for 2 directories.
-    wrap = ["unshare", "-Ur", "sh", "-c",
-            'echo 1 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh"]
-    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, wrap=wrap)
-    proc.err.expect(r"^reentr: the inotify watch limit \(1\) is reached \(2 directories to "
-                    r"watch\); polling every 0\.5s instead\. Raise the limit with: sudo sysctl "
-                    r"fs\.inotify\.max_user_watches=524288$")
-    proc.err.expect(r"watching 2 directories \(polling every 0\.5s")
+def _limited(watches: int) -> list[str]:
+    """Run in a user namespace whose own inotify limit is `watches`."""
+    return ["unshare", "-Ur", "sh", "-c",
+            f'echo {watches} > /proc/sys/user/max_inotify_watches && exec "$@"', "sh"]
+
+
+@pytest.mark.timeout(60)
+def test_the_inotify_limit_falls_back_to_polling_and_back_once_they_fit(
+    reentr: Start, repo: Path
+) -> None:
+    # A user namespace has an inotify limit of its own: 2 watches, for 3 directories.
+    (repo / "lib").mkdir()
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, wrap=_limited(2))
+    proc.err.expect(r"^reentr: the inotify watch limit \(2, this user namespace's "
+                    r"user\.max_inotify_watches\) is reached \(3 directories to watch\); "
+                    r"polling every 0\.5s until they fit\. Raise the limit with: sysctl -w "
+                    r"user\.max_inotify_watches=524288, as the namespace's owner$")
+    proc.err.expect(r"watching 3 directories \(polling every 0\.5s")
     edit(repo / "src" / "app.py", "seen by polling\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    (repo / "lib").rmdir()
+    proc.err.expect(r"the inotify watches fit again \(2 directories\): watching with inotify")
+    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
+    edit(repo / "src" / "app.py", "seen by inotify\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+
+
+@pytest.mark.timeout(60)
+def test_a_new_directory_needs_only_its_own_watch_under_the_limit(
+    reentr: Start, repo: Path
+) -> None:
+    # 2 directories, then 3, under a limit of 3: the old watches go before the new ones come,
+    # so the limit is not reached at half of it; a file written meanwhile is not missed.
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, wrap=_limited(3))
+    proc.err.expect(r"watching 2 directories \(inotify")
+    (repo / "lib").mkdir()
+    edit(repo / "lib" / "x.py", "x\n")
+    proc.out.expect(r"^run .*lib/x\.py")
+    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 3, what="3 inotify watches")
+    edit(repo / "src" / "app.py", "v2\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    assert "limit" not in proc.err.text()
 
 
 def test_changed_is_empty_at_the_first_start_whatever_reentr_inherited(

@@ -57,6 +57,10 @@ about 0.6 % of a core (2 ms would cost 1.3 %)."""
 _COARSE_NS = 10_000_000
 """How far a file's modification time may lag the clock: the kernel stamps it from a coarse
 clock, which lags by up to a tick (4 ms at 250 Hz)."""
+_LIMITED_POLL_S = 0.5
+"""How often the poller looks while the inotify limit keeps inotify out."""
+_RETRY_S = 30.0
+"""How often inotify is tried again meanwhile (other programs may have freed watches)."""
 _F_SETOWN_EX, _F_OWNER_TID = 15, 0
 """fcntl(2) on Linux: deliver a descriptor's SIGIO to one thread (struct f_owner_ex)."""
 
@@ -201,17 +205,26 @@ class _Poller:
     def watch(
         self, gather_ms: int, debounce_ms: int, timeout_ms: int, stop: threading.Event
     ) -> set[tuple[int, str]] | str:
-        """Like `RustNotify.watch`: the changes since the last call, or 'stop'."""
+        """Like `RustNotify.watch`: the changes since the last call, 'stop', or 'timeout'
+        after `timeout_ms` without a change (0: none)."""
+        deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
         while not stop.wait(self.interval):
-            now = self._scan()
-            changes = {(_DELETED, p) for p in self.last.keys() - now.keys()}
-            changes |= {(_ADDED, p) for p in now.keys() - self.last.keys()}
-            changes |= {(_MODIFIED, p) for p in now.keys() & self.last.keys()
-                        if now[p] != self.last[p]}
-            self.last = now
+            changes = self.look()
             if changes:
                 return changes
+            if deadline is not None and time.monotonic() > deadline:
+                return "timeout"
         return "stop"
+
+    def look(self) -> set[tuple[int, str]]:
+        """The changes since the last look."""
+        now = self._scan()
+        changes = {(_DELETED, p) for p in self.last.keys() - now.keys()}
+        changes |= {(_ADDED, p) for p in now.keys() - self.last.keys()}
+        changes |= {(_MODIFIED, p) for p in now.keys() & self.last.keys()
+                    if now[p] != self.last[p]}
+        self.last = now
+        return changes
 
     def close(self) -> None:
         pass
@@ -262,20 +275,50 @@ def _utf8(path: str) -> bool:
     return True
 
 
+class _AtLimit(Exception):
+    """The inotify watch limit does not let RustNotify watch every directory."""
+
+
 class _Notify:
     """The current RustNotify, which `reentr watch` replaces when the watched directories change
-    (RustNotify cannot add a watch to a running instance)."""
+    (RustNotify cannot add a watch to a running instance), or the poller: by choice (`--poll`)
+    or while the inotify limit is reached, when inotify is tried again every `_RETRY_S`."""
 
     def __init__(self, dirs: list[str], poll: float | None, reporter: Reporter):
         self.poll = poll
+        self.limited = False
+        """Polling because the inotify limit was reached."""
         self.reporter = reporter
         self.aliases = _Aliases()
         self.dirs = dirs
         self.current = self._open(dirs)
 
+    @property
+    def interval(self) -> float | None:
+        """How often the poller looks, or None with inotify."""
+        return self.current.interval if isinstance(self.current, _Poller) else None
+
     def _open(self, dirs: list[str]) -> RustNotify | _Poller:
         if self.poll is not None:
             return _Poller(dirs, self.poll)
+        try:
+            current: RustNotify | _Poller = self._inotify(dirs)
+        except _AtLimit:
+            if not self.limited:
+                limit, fix = _limit_in_force()
+                self.reporter.error(
+                    f"the inotify watch limit ({limit}) is reached ({len(dirs)} directories to "
+                    f"watch); polling every {_LIMITED_POLL_S:g}s until they fit. Raise the "
+                    f"limit with: {fix}")
+            self.limited = True
+            return _Poller(dirs, _LIMITED_POLL_S)
+        if self.limited:
+            self.limited = False
+            self.reporter.line(f"the inotify watches fit again ({len(dirs)} directories): "
+                               "watching with inotify")
+        return current
+
+    def _inotify(self, dirs: list[str]) -> RustNotify:
         try:
             try:
                 return self._rust(dirs)
@@ -283,15 +326,9 @@ class _Notify:
                 # A directory went away or became unreadable since the walk: watch the rest.
                 return self._rust([d for d in dirs if os.access(d, os.R_OK | os.X_OK)])
         except (OSError, RuntimeError) as error:
-            if not _at_limit(error):
-                raise ReentrError(f"cannot watch {_some(dirs)}: {error}") from None
-        self.reporter.error(
-            f"the inotify watch limit ({_max_watches()}) is reached ({len(dirs)} directories "
-            "to watch); polling every 0.5s instead. Raise the limit with: "
-            "sudo sysctl fs.inotify.max_user_watches=524288"
-        )
-        self.poll = 0.5
-        return self._open(dirs)
+            if _at_limit(error):
+                raise _AtLimit from None
+            raise ReentrError(f"cannot watch {_some(dirs)}: {error}") from None
 
     def _rust(self, dirs: list[str]) -> RustNotify:
         # ignore_permission_denied=False: with True, watchfiles also swallows the inotify
@@ -300,11 +337,32 @@ class _Notify:
         with signals.blocked():  # RustNotify starts its own thread here
             return RustNotify(names, False, False, 0, False, False)
 
-    def replace(self, dirs: list[str]) -> None:
-        """Watch `dirs` from now on: the new watch is in place before the old one goes."""
-        old, self.current = self.current, self._open(dirs)
-        self.dirs = dirs
+    def replace(self, dirs: list[str]) -> bool:
+        """Watch `dirs` from now on. The new watch is in place before the old one goes, unless
+        the two do not fit under the inotify limit together: then the old one goes first, and
+        the answer is True (a change made in between raised no event)."""
+        old, self.dirs = self.current, dirs
+        if isinstance(old, RustNotify):
+            try:
+                self.current = self._inotify(dirs)
+            except _AtLimit:
+                old.close()  # its watches count against the limit too
+                self.current = self._open(dirs)
+                return True
+        else:
+            self.current = self._open(dirs)
         old.close()
+        return False
+
+    def retry(self) -> set[tuple[int, str]]:
+        """While the limit keeps inotify out: try it again. The poller's last look is taken
+        once inotify is in place, so that no change falls between the two."""
+        poller = self.current
+        assert isinstance(poller, _Poller)
+        self.current = self._open(self.dirs)
+        if self.current is poller or isinstance(self.current, _Poller):
+            return set()
+        return poller.look()
 
     def close(self) -> None:
         self.current.close()
@@ -320,7 +378,7 @@ def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None
     if isinstance(watch, WatchTree):
         tree = _Tree(watch)
         notify = _Notify(tree.watch_set(), watch.poll, reporter)
-        reporter.watching_tree(len(tree.dirs), notify.poll)
+        reporter.watching_tree(len(tree.dirs), notify.interval)
     else:
         notify = _Notify([str(d) for d in watch.watched_dirs()], None, reporter)
         # Read before the watch is announced, so that no later change is in the baseline.
@@ -359,7 +417,7 @@ def _gather(
 ) -> None:
     """Gather batches; `scope` is the tree (`reentr watch`) or `-d`'s directory listing."""
     stop = wakeup.stop
-    woken = notify.poll is None and wakeup.arm()
+    woken = notify.interval is None and wakeup.arm()
     tree = scope if isinstance(scope, _Tree) else None
     listing = scope if isinstance(scope, dict) else {}
     watch = config.watch
@@ -377,7 +435,13 @@ def _gather(
             if woken and isinstance(current, RustNotify):
                 batch = current.watch(config.gather_ms, 0, 0, wakeup)
             else:
-                batch = current.watch(config.gather_ms, step, 0, stop)
+                retry_ms = int(_RETRY_S * 1000) if notify.limited else 0
+                batch = current.watch(config.gather_ms, step, retry_ms, stop)
+                if batch == "timeout":
+                    batch = notify.retry()
+                    woken = notify.interval is None and wakeup.arm()
+                    if not batch:
+                        continue
         except Exception as error:
             name = _undecodable(error)
             if name is None:  # the runner reports it and stops
@@ -388,7 +452,7 @@ def _gather(
             except ReentrError as failed:
                 events.put(WatcherFailed(str(failed)))
                 return
-            woken = notify.poll is None and wakeup.arm()
+            woken = notify.interval is None and wakeup.arm()
         if isinstance(batch, str):
             continue  # 'stop' ends the loop; 'signal' and 'timeout' are not used here
         since_ns = time.time_ns()
@@ -405,13 +469,16 @@ def _gather(
             paths, rewatch = tree.take(batch)
             while rewatch:
                 try:
-                    notify.replace(tree.watch_set())
+                    gap = notify.replace(tree.watch_set())
                 except ReentrError as error:
                     events.put(WatcherFailed(str(error)))
                     return
-                woken = notify.poll is None and wakeup.arm()
+                woken = notify.interval is None and wakeup.arm()
                 # What was written into the new directories before their watch was in place.
                 more, rewatch = tree.rescan()
+                if gap:  # and anywhere while no watch was in place
+                    found, again = tree.take(_written_since(since_ns, watch, tree, reported))
+                    more, rewatch = [*more, *found], rewatch or again
                 paths = list(dict.fromkeys([*paths, *more]))
         paths = [p for p in paths if p not in config.unwatched]
         if paths:
@@ -471,13 +538,27 @@ def _recover(
     which would fail the new RustNotify in turn."""
     notify.replace(notify.dirs)
     name = notify.aliases.translate(name)
+    batch = _written_since(since_ns, watch, tree, reported, name=name)
+    if not os.path.lexists(name):
+        batch.add((_DELETED, name))
+    return batch
+
+
+def _written_since(
+    since_ns: int, watch: WatchList | WatchTree, tree: _Tree | None, reported: dict[str, int],
+    name: str | None = None,
+) -> set[tuple[int, str]]:
+    """What changed since `since_ns`, as far as modification times tell (a deletion does not
+    show): files written (not one `reported` with the same time), and new directories; `name`
+    is looked at too. It reads no directory whose own name is not UTF-8 (see `_recover`)."""
     since_ns -= _COARSE_NS
     batch = set()
+    extra = [] if name is None else [name]
     if isinstance(watch, WatchList):
-        candidates = [name, *map(str, watch.files)]
+        candidates = [*extra, *map(str, watch.files)]
     else:
         assert tree is not None
-        candidates = [name]
+        candidates = extra
         for directory in sorted(tree.dirs):
             if _utf8(os.path.basename(directory)):
                 with contextlib.suppress(OSError):
@@ -486,8 +567,6 @@ def _recover(
         try:
             st = os.lstat(path)
         except OSError:
-            if path == name:
-                batch.add((_DELETED, path))
             continue
         if stat.S_ISDIR(st.st_mode):
             if tree is not None and path not in tree.dirs:
@@ -609,12 +688,21 @@ def _at_limit(error: BaseException) -> bool:
             or "no space left on device" in text or "os error 28" in text)
 
 
-def _max_watches() -> str:
-    """The limit in force: a user namespace's own (/proc/sys/user), else the system's."""
-    for path in ("/proc/sys/user/max_inotify_watches", "/proc/sys/fs/inotify/max_user_watches"):
-        with contextlib.suppress(OSError):
-            return Path(path).read_text().strip()
-    return "unknown"
+def _limit_in_force() -> tuple[str, str]:
+    """The inotify watch limit in force, and the command that raises it. Each user namespace
+    has a limit of its own (`user.max_inotify_watches`), which counts as well as the host's
+    (`fs.inotify.max_user_watches`): the lower one is the one reached."""
+    limits = {}
+    for name in ("fs.inotify.max_user_watches", "user.max_inotify_watches"):
+        with contextlib.suppress(OSError, ValueError):
+            limits[name] = int(Path("/proc/sys", *name.split(".")).read_text())
+    if not limits:
+        return "unknown", "sudo sysctl fs.inotify.max_user_watches=524288"
+    name = min(limits, key=lambda n: (limits[n], n.startswith("user.")))
+    if name.startswith("user."):
+        return (f"{limits[name]}, this user namespace's {name}",
+                f"sysctl -w {name}=524288, as the namespace's owner")
+    return str(limits[name]), f"sudo sysctl {name}=524288"
 
 
 def _some(dirs: list[str]) -> str:
