@@ -6,8 +6,9 @@ import signal
 
 import pytest
 
-from reentr.config import describe_status, parse_duration, parse_signal, shell_status
+from reentr.config import parse_duration, parse_signal, shell_status
 from reentr.errors import UsageError
+from reentr.process import describe_status
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ processes."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,3 +129,86 @@ def test_a_process_that_leaves_its_group_is_stopped_at_each_restart_and_at_exit(
     assert proc.wait() == 0
     assert not _alive(escaped[-1]), "the last one is stopped before reentr exits"
     proc.err.expect(rf"outlived the run: {escaped[-1]} ")
+
+
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of each child of `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[-1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == pid:
+            found.append((int(entry), cmdline))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the guardian is found through /proc")
+@pytest.mark.timeout(60)
+def test_a_killed_guardian_is_said_and_replaced_so_a_sigkill_still_takes_the_children(
+    reentr: Start, project: Path
+) -> None:
+    show_pid = "import os, signal; print('pid', os.getpid(), flush=True); signal.pause()"
+    proc = reentr(["-r", sys.executable, "-c", show_pid])
+    target = int(proc.out.expect(r"^pid (\d+)$").group(1))
+    guardian = next(pid for pid, cmdline in _children(proc.proc.pid)
+                    if b"\0-S\0-c\0" in cmdline)
+    os.kill(guardian, signal.SIGKILL)
+    proc.err.expect(rf"the guardian \(pid {guardian}\) ended \(killed by SIGKILL\); another one "
+                    r"\(pid \d+\) now holds its 1 process group$")
+    proc.signal(signal.SIGKILL)
+    proc.proc.wait(30)
+    wait_for(lambda: not _alive(target), what="the target to be killed by the new guardian")
+
+
+def _without_dac_override() -> list[str]:
+    """A prefix that runs reentr unable to read what its permissions forbid, root included."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and setpriv (util-linux) is not there to drop "
+                    "CAP_DAC_OVERRIDE, so no directory is unreadable")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.timeout(60)
+def test_a_directory_that_cannot_be_read_is_said_once(
+    reentr: Start, project: Path
+) -> None:
+    wrap = _without_dac_override()
+    (project / "locked").mkdir(mode=0)
+    try:
+        proc = reentr(["watch", "-n", "-p", "--", "true"], files="", wrap=wrap, exits=True)
+        proc.err.expect(r"^reentr: cannot read 1 directory \(permission denied\): "
+                        rf"{project / 'locked'}; the files in it are not watched$")
+        (project / "later").mkdir(mode=0)  # found when it appears
+        proc.err.expect(rf"cannot read 1 directory \(permission denied\): {project / 'later'};")
+        edit(project / "a.txt", "a2\n")  # and the rest is watched
+        proc.run_ended()
+        proc.signal(signal.SIGINT)
+        assert proc.wait() == 0
+        assert proc.err.count("cannot read") == 2
+    finally:
+        (project / "locked").chmod(0o755)
+        if (project / "later").exists():
+            (project / "later").chmod(0o755)
+
+
+def test_events_never_writes_through_a_symbolic_link(project: Path) -> None:
+    victim = project / "precious.txt"
+    victim.write_text("keep me\n")
+    (project / "events.jsonl").symlink_to(victim)
+    done = subprocess.run([*REENTR, "--events", "events.jsonl", "touch", "ran"], cwd=project,
+                          input=b"a.txt\n", capture_output=True, timeout=30, check=False)
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines() == [
+        "reentr: --events: 'events.jsonl' is a symbolic link; give the path of the file itself"]
+    assert victim.read_text() == "keep me\n"
+    assert not (project / "ran").exists()

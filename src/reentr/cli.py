@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import errno
 import functools
 import os
 import shutil
@@ -561,9 +562,16 @@ def _run(config: Config, events: str | None) -> int:
             stream = sys.stdout
         elif events is not None:
             try:
-                stream = stack.enter_context(open(events, "w", encoding="utf-8"))
+                # Never through a symbolic link: one planted at the path would have reentr
+                # truncate whatever it points to.
+                fd = os.open(events, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+                stream = stack.enter_context(open(fd, "w", encoding="utf-8"))
             except OSError as error:
-                raise UsageError(f"--events: cannot write '{events}': {error.strerror}") from None
+                if error.errno == errno.ELOOP:
+                    raise UsageError(f"--events: '{shown(events)}' is a symbolic link; give "
+                                     "the path of the file itself") from None
+                raise UsageError(f"--events: cannot write '{shown(events)}': "
+                                 f"{error.strerror}") from None
         return runner.run(config, Reporter(config, events=stream), sockets=held)
 
 

@@ -266,16 +266,6 @@ def signal_names() -> list[str]:
     return sorted({s.name for s in Signals})
 
 
-def describe_status(status: int) -> str:
-    """Say how a process ended, from a `Popen.returncode` (negative: killed by a signal)."""
-    if status < 0:
-        try:
-            return f"killed by {Signals(-status).name}"
-        except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
-
-
 def shell_status(status: int) -> int:
     """A `Popen.returncode` as a shell reports it: the status, or 128+N for signal N."""
     return 128 - status if status < 0 else status

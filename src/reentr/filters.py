@@ -38,9 +38,12 @@ class Filter:
         return self._globs is None or self._globs.decide(rel, False) is not None
 
 
-def walk(filter_: Filter, start: Path, *, dirs_only: bool = False) -> Iterator[tuple[Path, bool]]:
+def walk(
+    filter_: Filter, start: Path, *, dirs_only: bool = False, unreadable: list[Path] | None = None
+) -> Iterator[tuple[Path, bool]]:
     """Every directory (`True`) and wanted file (`False`) under `start`, top-down, never
-    entering an ignored directory or following a symbolic link to one (git does not either)."""
+    entering an ignored directory or following a symbolic link to one (git does not either).
+    A directory that may not be read is added to `unreadable`."""
     rules = filter_.rules
     stack = [start]
     while stack:
@@ -50,8 +53,12 @@ def walk(filter_: Filter, start: Path, *, dirs_only: bool = False) -> Iterator[t
             continue
         try:
             entries = list(os.scandir(directory))
+        except PermissionError:
+            if unreadable is not None:
+                unreadable.append(directory)
+            continue
         except OSError:
-            continue  # unreadable, or gone: nothing to watch there
+            continue  # gone: nothing to watch there
         yield directory, True
         prefix = rel_dir + "/" if rel_dir else ""
         subdirs = []

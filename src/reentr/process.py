@@ -159,29 +159,58 @@ class Guardian:
     vfork, which costs about 1.5 ms on every start.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_lost: Callable[[str], None] = lambda _: None) -> None:
         self._lock = threading.Lock()
-        self._popen = _own(subprocess.Popen(
+        self._groups: set[int] = set()
+        self._closing = False
+        self._on_lost = on_lost
+        self._popen = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        popen = _own(subprocess.Popen(
             [sys.executable, "-S", "-c", _GUARDIAN], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, start_new_session=True,
         ))
+        start_thread(self._watch, popen, name="reentr-guardian")
+        return popen
+
+    def _watch(self, popen: subprocess.Popen[bytes]) -> None:
+        """If the guardian dies while reentr runs (someone killed it), start another one and
+        tell it every group: a SIGKILL of reentr must still take its children along."""
+        status = popen.wait()
+        _forget(popen)
+        with self._lock:
+            if self._closing:
+                return
+            self._popen = self._start()
+            for pgid in self._groups:
+                self._write(f"+{pgid}\n")
+        count = len(self._groups)
+        self._on_lost(f"the guardian (pid {popen.pid}) ended ({describe_status(status)}); "
+                      f"another one (pid {self._popen.pid}) now holds its {count} process "
+                      f"group{'s' * (count != 1)}")
 
     def hold(self, pgid: int) -> None:
-        self._tell(f"+{pgid}\n")
+        with self._lock:
+            self._groups.add(pgid)
+            self._write(f"+{pgid}\n")
 
     def release(self, pgid: int) -> None:
-        self._tell(f"-{pgid}\n")
+        with self._lock:
+            self._groups.discard(pgid)
+            self._write(f"-{pgid}\n")
 
-    def _tell(self, line: str) -> None:
+    def _write(self, line: str) -> None:
         stdin = self._popen.stdin
         assert stdin is not None
-        with self._lock, contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):
             stdin.write(line.encode())
             stdin.flush()
 
     def close(self) -> None:
         """Let the guardian go: it kills what is still listed (nothing, after a clean stop)."""
         with self._lock, contextlib.suppress(OSError):
+            self._closing = True
             assert self._popen.stdin is not None
             self._popen.stdin.close()
         try:
@@ -189,7 +218,6 @@ class Guardian:
         except subprocess.TimeoutExpired:
             self._popen.kill()
             self._popen.wait()
-        _forget(self._popen)
 
 
 @dataclass
@@ -343,6 +371,16 @@ def output_of(argv: Sequence[str], cwd: str | os.PathLike[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def describe_status(status: int) -> str:
+    """Say how a process ended, from a `Popen.returncode` (negative: killed by a signal)."""
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
 
 
 def signal_group(pgid: int, signum: int) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import TextIO
 
 from reentr import loops, process
-from reentr.config import Config, Probe, ProbeKind, WatchTree, describe_status
+from reentr.config import Config, Probe, ProbeKind, WatchTree
 from reentr.events import Role, Say
 from reentr.timing import Summary, Timeline
 
@@ -158,11 +158,12 @@ class Reporter:
                     if self._serving_since else "nothing is running yet"
                 )
                 self.error(
-                    f"build failed ({describe_status(note.status or 0)}); {since}; "
+                    f"build failed ({process.describe_status(note.status or 0)}); {since}; "
                     "the next change builds again"
                 )
                 if self._config.notify:
-                    process.notify("reentr: build failed", describe_status(note.status or 0))
+                    process.notify("reentr: build failed",
+                                   process.describe_status(note.status or 0))
             case "changed":
                 if self._config.verbose:
                     self.line(f"changed: {note.detail}")
@@ -214,7 +215,7 @@ class Reporter:
             self._out.write(f"{shell} {verdict}\n")
             self._out.flush()
         elif not runs_to_completion or status != 0:
-            self.line(f"{name} exited ({describe_status(status)})")
+            self.line(f"{name} exited ({process.describe_status(status)})")
 
     def _what(self) -> str:
         """What one start of the target is called: a restart, or (entr without -r) a run."""

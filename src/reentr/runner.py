@@ -128,7 +128,7 @@ class _Loop:
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
         self.warned_ignores = False
-        self.guardian = process.Guardian()
+        self.guardian = process.Guardian(reporter.error)
         self.waiters: dict[int, ready.Waiter] = {}
         self.timeline: Timeline | None = None
         self.awaiting: int | None = None

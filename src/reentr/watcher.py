@@ -379,6 +379,7 @@ def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None
         tree = _Tree(watch)
         notify = _Notify(tree.watch_set(), watch.poll, reporter)
         reporter.watching_tree(len(tree.dirs), notify.interval)
+        _say_unreadable(tree, reporter)
     else:
         notify = _Notify([str(d) for d in watch.watched_dirs()], None, reporter)
         # Read before the watch is announced, so that no later change is in the baseline.
@@ -480,12 +481,22 @@ def _gather(
                     found, again = tree.take(_written_since(since_ns, watch, tree, reported))
                     more, rewatch = [*more, *found], rewatch or again
                 paths = list(dict.fromkeys([*paths, *more]))
+            _say_unreadable(tree, notify.reporter)
         paths = [p for p in paths if p not in config.unwatched]
         if paths:
             reported = _mtimes(paths)
             stamped = _leading_edge_first(paths, order, detected_ns)
             events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
                                     tuple(w for _, w in stamped)))
+
+
+def _say_unreadable(tree: _Tree, reporter: Reporter) -> None:
+    found = tree.said_unreadable()
+    if found:
+        count = len(found)
+        reporter.error(f"cannot read {count} director{'ies' if count != 1 else 'y'} "
+                       f"(permission denied): {_some([str(d) for d in found])}; the files in "
+                       f"{'them' if count != 1 else 'it'} are not watched")
 
 
 def _undecodable(error: BaseException) -> str | None:
@@ -588,7 +599,17 @@ class _Tree:
         self.fresh: set[str] = set()
         """New directories whose watch is not in place yet: `rescan` looks into them again."""
         self.roots = {str(path): str(path.parent) for path in spec.paths}
+        self.unreadable: list[Path] = []
+        """Directories that may not be read, not said yet (`said_unreadable`)."""
+        self._told: set[Path] = set()
         self._load()
+
+    def said_unreadable(self) -> list[Path]:
+        """The directories found unreadable since the last call, each once."""
+        new = [d for d in dict.fromkeys(self.unreadable) if d not in self._told]
+        self._told.update(new)
+        self.unreadable = []
+        return new
 
     def watch_set(self) -> list[str]:
         """Every directory that needs a kernel watch: the tree's, and the parent of a root
@@ -603,7 +624,8 @@ class _Tree:
         for path in self.spec.paths:
             filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs)
             self.filters.append((str(path), filter_))
-            self.dirs.update(str(d) for d, _ in walk(filter_, path, dirs_only=True))
+            self.dirs.update(str(d) for d, _ in walk(filter_, path, dirs_only=True,
+                                                     unreadable=self.unreadable))
         # The deepest path first, so a path inside another one uses its own filter.
         self.filters.sort(key=lambda item: -len(item[0]))
 
@@ -643,7 +665,8 @@ class _Tree:
                     # A new directory: watch it and those inside it; once the watch is in
                     # place, `rescan` counts the files already there as changed.
                     self.fresh.add(path)
-                    self.dirs.update(str(d) for d, _ in walk(filter_, Path(path), dirs_only=True))
+                    self.dirs.update(str(d) for d, _ in walk(
+                        filter_, Path(path), dirs_only=True, unreadable=self.unreadable))
             elif filter_.wants(rel):
                 changed.append(path)
         if self._remade() or reload:
@@ -670,7 +693,7 @@ class _Tree:
             filter_ = self._filter_for(root)
             if filter_ is None:
                 continue
-            for found, is_dir in walk(filter_, Path(root)):
+            for found, is_dir in walk(filter_, Path(root), unreadable=self.unreadable):
                 if not is_dir:
                     files.append(str(found))
                 elif str(found) not in self.dirs:
