@@ -4,6 +4,7 @@ processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -212,3 +213,49 @@ def test_events_never_writes_through_a_symbolic_link(project: Path) -> None:
         "reentr: --events: 'events.jsonl' is a symbolic link; give the path of the file itself"]
     assert victim.read_text() == "keep me\n"
     assert not (project / "ran").exists()
+
+
+PACED_WRITER = """
+import select, sys, time
+for i in range(int(sys.argv[2])):
+    last = time.time()
+    with open(sys.argv[1], "w") as f:
+        f.write(f"{i}\\n")
+    select.select([], [], [], 0.005)  # a writer that waits for a core between writes
+print(last)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="load is read from /proc")
+@pytest.mark.timeout(60)
+def test_a_burst_of_uneven_writes_on_a_loaded_machine_stays_one_run_or_two(
+    reentr: Start, project: Path
+) -> None:
+    # 30 writes 5 ms apart: each pause is longer than the 2 ms --debounce. With every core
+    # busy, reentr takes the pause after its first batch as a burst cut short and widens its
+    # window, so the burst gives at most two runs (entr's fixed window would give 30).
+    proc = reentr(["-r", "-n", sys.executable, "-c", "import signal; signal.pause()"],
+                  files=["a.txt"], exits=True)
+    proc.err.expect(r"watching 1 file")
+    events = proc.events
+    assert events is not None
+    wait_for(lambda: '"spawned"' in events.read_text(), what="the first start")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             start_new_session=True) for _ in range((os.cpu_count() or 1) + 2)]
+    try:
+        writer = subprocess.run([sys.executable, "-c", PACED_WRITER, str(project / "a.txt"),
+                                 "30"], check=True, timeout=30, capture_output=True, text=True)
+    finally:
+        for loop in busy:
+            os.killpg(loop.pid, signal.SIGKILL)
+            loop.wait()
+    written = float(writer.stdout)  # just before the last write
+
+    def started_after_the_last_write() -> bool:
+        return any(json.loads(line)["event"] == "spawned" and json.loads(line)["time"] > written
+                   for line in events.read_text().splitlines())
+
+    wait_for(started_after_the_last_write, what="the start with the burst's last write")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert events.read_text().count('"restart"') <= 2

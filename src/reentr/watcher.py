@@ -49,6 +49,12 @@ millisecond for `_LINGER_S` after an event, then blocks."""
 _LINGER_S = 0.01
 """How long the watcher keeps looking after the last event before it blocks again: the notify
 thread inserts an event microseconds after the kernel has queued it."""
+_WIDEN = 3
+_WIDEST_S = 0.1
+"""A burst ends after a pause of 3 times the longest one between its events, at most 100 ms,
+and never less than `--debounce`."""
+_KEEP_S = 1.0
+"""A widened window still holds for a burst that starts within this time of the last event."""
 _SAFETY_S = 1.0
 """The longest `_Wakeup` blocks before RustNotify takes one look anyway."""
 _FALLBACK_STEP_MS = 5
@@ -88,6 +94,8 @@ class _Wakeup:
         self.quiet_s = quiet_s
         self.gather_s = gather_s
         self.last = time.monotonic()
+        self.window = quiet_s
+        """How long the events must be quiet to end a burst (see `_absorb`)."""
         self.burst: float | None = None
         self.confirm = False
         self.armed_now = False
@@ -141,12 +149,29 @@ class _Wakeup:
         return signal.sigtimedwait({signal.SIGIO}, timeout) is not None
 
     def _absorb(self) -> None:
-        """Wait until the events have been quiet for `quiet_s`, at most `gather_s` a burst."""
-        self.last = time.monotonic()
+        """Wait until the events have been quiet for the window, at most `gather_s` a burst.
+
+        The window is `quiet_s` (`--debounce`), widened to `_WIDEN` times the longest pause
+        seen between the events of a burst, at most `_WIDEST_S`. While more processes than
+        there are cores are ready to run besides reentr (a loaded machine, where a writer
+        waits for a core between two writes), a burst that follows the last one within
+        `_WIDEST_S` is taken as more of it, cut short: the pause between them widens the
+        window too, which holds until `_KEEP_S` pass without an event. So writes that come
+        unevenly stay one burst, while on a quiet machine an editor's save, whose events come
+        within microseconds, and saves in quick succession keep `quiet_s`."""
+        now = time.monotonic()
         if self.burst is None:
-            self.burst = self.last
-        while self.last < self.burst + self.gather_s and self._take(self.quiet_s):
-            self.last = time.monotonic()
+            self.burst = now
+            pause = now - self.last
+            if pause > _KEEP_S or not _cpu_contended():
+                self.window = self.quiet_s
+            elif pause < _WIDEST_S:  # the last burst was cut short: this is more of it
+                self.window = min(max(self.window, _WIDEN * pause), _WIDEST_S)
+        self.last = now
+        while self.last < self.burst + self.gather_s and self._take(self.window):
+            now = time.monotonic()
+            self.window = min(max(self.window, _WIDEN * (now - self.last)), _WIDEST_S)
+            self.last = now
         self.confirm = True
 
     def wake(self) -> None:
@@ -159,6 +184,17 @@ class _Wakeup:
         """From the watcher thread as it ends: its thread id is no longer valid to signal."""
         with self._lock:
             self._thread = None
+
+
+def _cpu_contended() -> bool:
+    """Whether more processes are ready to run right now than there are cores, besides this
+    one (Linux: the fourth field of /proc/loadavg, which counts the reader)."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running - 1 > (os.cpu_count() or 1)
 
 
 def _inotify_fds() -> set[int]:
