@@ -383,6 +383,19 @@ def describe_status(status: int) -> str:
     return f"exit status {status}"
 
 
+def leader_exited(child: Child) -> bool:
+    """Whether the child itself has exited, reaped or not (its group may live on)."""
+    if child.popen.returncode is not None:
+        return True
+    try:
+        with open(f"/proc/{child.pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return sys.platform == "linux"  # gone from /proc: reaped, its event on the way
+    except IndexError:
+        return False
+
+
 def signal_group(pgid: int, signum: int) -> None:
     """Send `signum` to every process in the group; a group already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):

@@ -127,6 +127,8 @@ class _Loop:
         self.events = EventQueue()
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.children: dict[int, process.Child] = {}
+        self.exits_seen: set[int] = set()
+        """The children whose leader's `ProcessExited` the loop has processed."""
         self.warned_ignores = False
         self.guardian = process.Guardian(reporter.error)
         self.waiters: dict[int, ready.Waiter] = {}
@@ -163,13 +165,26 @@ class _Loop:
     def _loop(self) -> int:
         state = policy.initial()
         immediate: deque[Event] = deque([Began()])
+        held: list[Event] = []
         while True:
             event = immediate.popleft() if immediate else self._next_event()
+            if isinstance(event, FilesChanged) and self._exit_in_flight():
+                # A program that wrote and exited at once: its exit, on its way from the
+                # reaper, happened before this batch was seen, and the loop guard must know
+                # of it to tell the program's own write from the user's.
+                held.append(event)
+                continue
             state, actions = policy.step(self.config, state, event)
+            if isinstance(event, ProcessExited):
+                self.exits_seen.add(event.pid)
+                if held and not self._exit_in_flight():
+                    immediate.extend(held)
+                    held.clear()
             if isinstance(event, GroupEmptied):
                 # Before the actions: an Exit among them must not leave a gone group here,
                 # where the cleanup below would signal a process group id that may be reused.
                 self.children.pop(event.pid, None)
+                self.exits_seen.discard(event.pid)
                 self._stop_strays(wait=False)
             self._stamp_event(event)
             for action in actions:
@@ -337,6 +352,11 @@ class _Loop:
             # Only the first word that is exactly "/_" is replaced (entr(1)).
             argv[argv.index(PLACEHOLDER)] = os.path.realpath(first)
         return argv
+
+    def _exit_in_flight(self) -> bool:
+        """Whether a child's leader has exited but its `ProcessExited` is not processed yet."""
+        return any(pid not in self.exits_seen and process.leader_exited(child)
+                   for pid, child in self.children.items())
 
     def _stop_strays(self, *, wait: bool) -> None:
         """Stop the processes that left their group and outlived the run they belong to."""
