@@ -422,6 +422,17 @@ def test_d_accepts_listed_directories(reentr: Start, project: Path) -> None:
     assert proc.wait() == 2
 
 
+def test_d_watches_a_directory_listed_alone(reentr: Start, project: Path) -> None:
+    # `echo src | entr -d make`: the directory alone is a list; /_ is that directory.
+    (project / "src").mkdir()
+    proc = reentr(["-d", "-n", *RUN, "/_"], files=["src"])
+    proc.err.expect(r"watching 0 files and 1 directory")
+    proc.out.expect(rf"^run {project / 'src'}$")
+    (project / "src" / "added.txt").write_text("x")
+    assert proc.wait() == 2
+    assert proc.out.count(r"^run ") == 2  # once more, then the exit
+
+
 # Keys ----------------------------------------------------------------------------------------
 
 

@@ -515,7 +515,7 @@ def entr_mode(
                     shell=shell, **settings)
     for warning in warnings:
         sys.stderr.write(f"{PREFIX}{warning}\n")
-    if not watch.files:
+    if not watch.files and not watch.dirs:  # with -d, a listed directory counts (entr.c)
         raise ReentrError(
             "no regular files to watch: list existing files on standard input, "
             "for example: ls *.py | reentr make"

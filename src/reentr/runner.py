@@ -342,7 +342,10 @@ class _Loop:
             assert self.build_argv is not None
             return self.build_argv
         watch = config.watch
-        first = trigger or str(watch.files[0] if isinstance(watch, WatchList) else watch.paths[0])
+        if isinstance(watch, WatchList):  # as entr: the first entry, a -d directory if alone
+            first = trigger or str((*watch.files, *watch.dirs)[0])
+        else:
+            first = trigger or str(watch.paths[0])
         if config.shell:
             shell = self.environ.get("SHELL") or "/bin/sh"
             # Exactly as entr -s: the text as written, and the changed file as the shell's $0.
