@@ -84,7 +84,7 @@ def strays(groups: set[int]) -> list[tuple[int, str]]:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
         elif pgid not in groups:
-            found.append((pid, name))
+            found.append((pid, name.decode(errors="replace")))
     return found
 
 
@@ -129,7 +129,7 @@ def _reaped(pid: int) -> bool:
     return done == pid
 
 
-def _processes() -> Iterator[tuple[int, int, int, bytes, str]]:
+def _processes() -> Iterator[tuple[int, int, int, bytes, bytes]]:
     """(pid, parent pid, process group, state, command name) of every process /proc shows."""
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
@@ -144,8 +144,7 @@ def _processes() -> Iterator[tuple[int, int, int, bytes, str]]:
             name, fields = stat.split(b"(", 1)[1].rsplit(b")", 1)
             parts = fields.split()
             if len(parts) > 2:
-                yield (int(entry.name), int(parts[1]), int(parts[2]), parts[0],
-                       name.decode(errors="replace"))
+                yield int(entry.name), int(parts[1]), int(parts[2]), parts[0], name
 
 
 class Guardian:

@@ -185,7 +185,6 @@ class _Loop:
                 # where the cleanup below would signal a process group id that may be reused.
                 self.children.pop(event.pid, None)
                 self.exits_seen.discard(event.pid)
-                self._stop_strays(wait=False)
             self._stamp_event(event)
             for action in actions:
                 self._stamp_action(event, action)
@@ -205,6 +204,9 @@ class _Loop:
                         terminal.clear_screen(level)
                     case Say():
                         self.reporter.say(action)
+            if isinstance(event, GroupEmptied):
+                # After the actions, so that the next start does not wait for this look.
+                self._stop_strays(wait=False)
 
     def _stamp_event(self, event: Event) -> None:
         """Record on the open timeline, and in the event stream, what `event` says happened."""
