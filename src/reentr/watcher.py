@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import shutil
 import signal
@@ -54,7 +55,7 @@ _WIDEST_S = 0.1
 """A burst ends after a pause of 3 times the longest one between its events, at most 100 ms,
 and never less than `--debounce`."""
 _KEEP_S = 1.0
-"""A widened window still holds for a burst that starts within this time of the last event."""
+"""A widened window still holds for a burst that starts within this time of the last cut."""
 _SAFETY_S = 1.0
 """The longest `_Wakeup` blocks before RustNotify takes one look anyway."""
 _FALLBACK_STEP_MS = 5
@@ -96,6 +97,12 @@ class _Wakeup:
         self.last = time.monotonic()
         self.window = quiet_s
         """How long the events must be quiet to end a burst (see `_absorb`)."""
+        self.acted = -math.inf
+        """When the last event came of the last burst that mattered (`mattered`)."""
+        self.cut = -math.inf
+        """When a burst was last found cut short."""
+        self.began = -math.inf
+        """When the current (or last) burst began."""
         self.burst: float | None = None
         self.confirm = False
         self.armed_now = False
@@ -142,6 +149,16 @@ class _Wakeup:
     def batch_taken(self) -> None:
         self.burst = None
 
+    def mattered(self) -> None:
+        """The burst just taken held a change that matters (not only ignored files, nor only
+        reads, which wake the watcher too). If, on a loaded machine, it began soon after the
+        last such burst (which was cut short) or needed a wider window, the window is kept
+        for a while."""
+        uneven = self.began - self.acted < _WIDEST_S or self.window > self.quiet_s
+        if uneven and _cpu_contended():
+            self.cut = self.last
+        self.acted = self.last
+
     def _take(self, timeout: float) -> bool:
         """Whether an event is (or, within `timeout`, becomes) pending; never once stopping."""
         if self.stop.is_set():
@@ -154,19 +171,22 @@ class _Wakeup:
         The window is `quiet_s` (`--debounce`), widened to `_WIDEN` times the longest pause
         seen between the events of a burst, at most `_WIDEST_S`. While more processes than
         there are cores are ready to run besides reentr (a loaded machine, where a writer
-        waits for a core between two writes), a burst that follows the last one within
-        `_WIDEST_S` is taken as more of it, cut short: the pause between them widens the
-        window too, which holds until `_KEEP_S` pass without an event. So writes that come
-        unevenly stay one burst, while on a quiet machine an editor's save, whose events come
-        within microseconds, and saves in quick succession keep `quiet_s`."""
+        waits for a core between two writes), a burst that mattered and followed within
+        `_WIDEST_S` the last one that mattered is likely more of it, cut short: the pause
+        between them widens the window too, and when such a burst matters (`mattered`) the
+        window is kept for the bursts that begin within `_KEEP_S` of it. Otherwise each
+        burst begins at `quiet_s`. So writes that come unevenly stay one burst, while an
+        editor's save, whose events come within microseconds, saves in quick succession on
+        a quiet machine, and an edit after a build's own writes and reads keep `quiet_s`."""
         now = time.monotonic()
         if self.burst is None:
-            self.burst = now
-            pause = now - self.last
-            if pause > _KEEP_S or not _cpu_contended():
-                self.window = self.quiet_s
-            elif pause < _WIDEST_S:  # the last burst was cut short: this is more of it
+            self.burst = self.began = now
+            contended = _cpu_contended()
+            pause = now - self.acted
+            if contended and pause < _WIDEST_S:  # likely more of the last burst, cut short
                 self.window = min(max(self.window, _WIDEN * pause), _WIDEST_S)
+            elif now - self.cut > _KEEP_S or not contended:
+                self.window = self.quiet_s
         self.last = now
         while self.last < self.burst + self.gather_s and self._take(self.window):
             now = time.monotonic()
@@ -520,6 +540,7 @@ def _gather(
             _say_unreadable(tree, notify.reporter)
         paths = [p for p in paths if p not in config.unwatched]
         if paths:
+            wakeup.mattered()
             reported = _mtimes(paths)
             stamped = _leading_edge_first(paths, order, detected_ns)
             events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
