@@ -93,6 +93,13 @@ class GroupEmptied:
 
 
 @dataclass(frozen=True)
+class JobStopped:
+    """A utility that holds the terminal was stopped by it (Ctrl-Z): the job stops with it."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
 class TargetReady:
     """The readiness probe succeeded for the target `pid`."""
 
@@ -134,6 +141,7 @@ Event = (
     | ProcessStartFailed
     | ProcessExited
     | GroupEmptied
+    | JobStopped
     | TargetReady
     | ReadyTimedOut
     | TimerFired

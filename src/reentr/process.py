@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from reentr.events import GroupEmptied, ProcessExited, Queue, Role
+from reentr.events import GroupEmptied, JobStopped, ProcessExited, Queue, Role
 from reentr.signals import start_thread
 
 _LONGEST_LINE = 65536
@@ -240,6 +240,8 @@ def start(
     to_stderr: bool = False,
     on_line: Callable[[bytes], None] | None = None,
     pass_fds: Sequence[int] = (),
+    tty: int | None = None,
+    foreground: Callable[[], None] | None = None,
 ) -> Child:
     """Start `argv` as the leader of a new session and process group.
 
@@ -250,6 +252,12 @@ def start(
     their own and on to reentr's stdout and stderr unchanged, chunk by chunk, and every
     complete line is also given to `on_line` (the line readiness probe). The descriptors in
     `pass_fds` stay open in the child at the same numbers (the `--socket` sockets).
+
+    With `tty` (an interactive utility), the terminal is its stdin, and `foreground` runs in
+    it before the exec: it puts the child in a process group of its own, in the same session,
+    and makes that group the terminal's foreground. (That code between fork and exec makes
+    Python fork rather than vfork: only such a utility pays for it.) A stop of it by the
+    terminal (Ctrl-Z) is reported as `JobStopped`.
 
     Raises:
         OSError: the program could not be started (not found, not executable).
@@ -264,11 +272,12 @@ def start(
         try:
             popen = subprocess.Popen(
                 list(argv),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if tty is None else tty,
                 stdout=stdout,
                 stderr=stderr,
                 env=dict(env),
-                start_new_session=True,
+                start_new_session=tty is None,
+                preexec_fn=foreground,  # noqa: PLW1509 (it only sets the process group)
                 pass_fds=tuple(pass_fds),
             )
             break
@@ -282,7 +291,8 @@ def start(
         for stream, fd in ((popen.stdout, 1), (popen.stderr, 2)):
             assert stream is not None
             start_thread(_pass_through, stream, fd, on_line, name=f"reentr-output-{fd}")
-    start_thread(_reap, child, events, guardian, name=f"reentr-{role.value}-reaper")
+    start_thread(_reap, child, events, guardian, tty is not None,
+                 name=f"reentr-{role.value}-reaper")
     return child
 
 
@@ -302,7 +312,14 @@ def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) 
             partial = partial[-_LONGEST_LINE:]
 
 
-def _reap(child: Child, events: Queue, guardian: Guardian) -> None:
+def _reap(child: Child, events: Queue, guardian: Guardian, job_control: bool) -> None:
+    while job_control:
+        # Not reaped here (WNOWAIT): Popen does that below, so that it knows the status.
+        seen = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+        if seen is None or seen.si_code != os.CLD_STOPPED:
+            break
+        os.waitid(os.P_PID, child.pid, os.WSTOPPED)  # this stop is taken: wait for the next
+        events.put(JobStopped(child.pid))
     status = child.popen.wait()
     _forget(child.popen)
     now = time.monotonic_ns()
@@ -380,6 +397,12 @@ def describe_status(status: int) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
+
+
+def suspend_self() -> None:
+    """Stop reentr, as the terminal stops a job (SIGSTOP: it cannot be caught); this returns
+    once something continues it (`fg`, `bg`, SIGCONT)."""
+    os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def leader_exited(child: Child) -> bool:

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from contextlib import ExitStack
+from functools import partial
 
 from reentr import policy, process, ready, signals, terminal, watcher
 from reentr.config import Config, ProbeKind, WatchList
@@ -29,6 +30,7 @@ from reentr.events import (
     Exit,
     FilesChanged,
     GroupEmptied,
+    JobStopped,
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
@@ -37,6 +39,7 @@ from reentr.events import (
     Say,
     SetTimer,
     SignalGroup,
+    SignalReceived,
     Start,
     TargetReady,
     TimerFired,
@@ -130,6 +133,7 @@ class _Loop:
         self.exits_seen: set[int] = set()
         """The children whose leader's `ProcessExited` the loop has processed."""
         self.warned_ignores = False
+        self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
         self.waiters: dict[int, ready.Waiter] = {}
         self.timeline: Timeline | None = None
@@ -152,7 +156,8 @@ class _Loop:
                 stack.callback(self.notifier.close)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             stack.enter_context(watcher.watching(self.config, self.events, self.reporter))
-            stack.enter_context(terminal.keys(self.events, self.config.interactive))
+            self.term = stack.enter_context(
+                terminal.opened(self.events, self.config.interactive))
             try:
                 return self._loop()
             finally:
@@ -168,6 +173,9 @@ class _Loop:
         held: list[Event] = []
         while True:
             event = immediate.popleft() if immediate else self._next_event()
+            if isinstance(event, JobStopped) or event == SignalReceived(signal.SIGTSTP):
+                self._suspend()  # Ctrl-Z: job control, which decides nothing
+                continue
             if isinstance(event, FilesChanged) and self._exit_in_flight():
                 # A program that wrote and exited at once: its exit, on its way from the
                 # reaper, happened before this batch was seen, and the loop guard must know
@@ -177,6 +185,12 @@ class _Loop:
             state, actions = policy.step(self.config, state, event)
             if isinstance(event, ProcessExited):
                 self.exits_seen.add(event.pid)
+                if self.term is not None and self.term.holder == event.pid:
+                    self.term.take_back()
+                    if event.status == -signal.SIGINT:
+                        # Ctrl-C went to the utility, which held the terminal: as in entr,
+                        # reentr quits once it has ended.
+                        immediate.append(SignalReceived(signal.SIGINT))
                 if held and not self._exit_in_flight():
                     immediate.extend(held)
                     held.clear()
@@ -320,6 +334,11 @@ class _Loop:
         if sockets is not None:
             extra.update(sockets.env())
         env = process.child_env(self.environ, extra)
+        tty = self._terminal_for(role)
+        if tty is not None and self.term is not None:
+            # Before the child exists: once it holds the terminal, a read by reentr's key
+            # thread would stop reentr (SIGTTIN), and the child must find the terminal's mode.
+            self.term.keys_off()
         try:
             if sockets is not None:
                 argv = sockets.wrap(argv, env)
@@ -328,15 +347,31 @@ class _Loop:
                 to_stderr=role is Role.BUILD,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
                 pass_fds=sockets.fds if sockets is not None else (),
+                tty=tty, foreground=None if tty is None else partial(terminal.in_foreground, tty),
             )
         except OSError as error:
+            if tty is not None and self.term is not None:
+                self.term.give(0)  # it may have taken the terminal before its exec failed
+                self.term.take_back()
             return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}")
         self.children[child.pid] = child
+        if tty is not None and self.term is not None:
+            self.term.give(child.pid)
         if waiter is not None:
             waiter.started(child.pid)
             self.waiters[child.pid] = waiter
         self.reporter.started(role, child.pid)
         return ProcessStarted(role, child.pid, child.started_ns)
+
+    def _terminal_for(self, role: Role) -> int | None:
+        """The terminal, for a utility that runs to completion while reentr holds it: it gets
+        the terminal as its stdin and as the foreground, as in a shell (and as in entr). With
+        -r or --signal its stdin stays /dev/null, as in entr."""
+        term = self.term
+        if (role is not Role.TARGET or self.config.restart or self.config.signal is not None
+                or term is None or term.holder is not None or not term.foreground()):
+            return None
+        return term.fd
 
     def _argv(self, role: Role, trigger: str | None) -> list[str]:
         config = self.config
@@ -357,6 +392,22 @@ class _Loop:
             # Only the first word that is exactly "/_" is replaced (entr(1)).
             argv[argv.index(PLACEHOLDER)] = os.path.realpath(first)
         return argv
+
+    def _suspend(self) -> None:
+        """Ctrl-Z: stop every process of the job, reentr last, as a shell stops a job; once
+        continued (`fg`), continue them and give the terminal back to whoever had it."""
+        term = self.term
+        if term is not None:
+            term.keys_off()
+        for pid in self.children:
+            process.signal_group(pid, signal.SIGSTOP)
+        process.suspend_self()
+        if term is not None:
+            term.give_again()
+        for pid in self.children:
+            process.signal_group(pid, signal.SIGCONT)
+        if term is not None and term.holder is None:
+            term.keys_on()
 
     def _exit_in_flight(self) -> bool:
         """Whether a child's leader has exited but its `ProcessExited` is not processed yet."""

@@ -15,7 +15,8 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @contextmanager
 def forwarded(events: Queue, wake_fd: int) -> Iterator[None]:
-    """Turn SIGINT, SIGTERM and SIGHUP into `SignalReceived` events while the block runs.
+    """Turn SIGINT, SIGTERM, SIGHUP and SIGTSTP into `SignalReceived` events while the block
+    runs.
 
     The handlers only enqueue; the runner decides what a signal means. Python runs a handler
     only at the main thread's next bytecode, so the signal also writes to `wake_fd` at once
@@ -24,13 +25,18 @@ def forwarded(events: Queue, wake_fd: int) -> Iterator[None]:
     SIGINT ignored (a background job of a script): exec resets handled signals, not ignored
     ones.
     """
-    previous = {signum: signal.getsignal(signum) for signum in HANDLED}
+    handled: tuple[signal.Signals, ...] = HANDLED
+    if signal.getsignal(signal.SIGTSTP) == signal.SIG_DFL:
+        # Ctrl-Z: the runner suspends the whole job, itself last (not when started with it
+        # ignored, by a shell without job control).
+        handled = (*HANDLED, signal.SIGTSTP)
+    previous = {signum: signal.getsignal(signum) for signum in handled}
     previous_wake_fd = signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)
 
     def enqueue(signum: int, frame: FrameType | None) -> None:
         events.put(SignalReceived(signum))
 
-    for signum in HANDLED:
+    for signum in handled:
         signal.signal(signum, enqueue)
     try:
         yield
@@ -49,7 +55,7 @@ def blocked() -> Iterator[None]:
     only the main thread runs Python's handlers, and it runs them promptly only if it is the
     thread interrupted. So every helper thread, the watcher's own included, is created here.
     """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, (*HANDLED, signal.SIGTSTP))
     try:
         yield
     finally:

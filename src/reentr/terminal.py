@@ -1,11 +1,14 @@
-"""The controlling terminal: keys (space: run now, q: quit) and clearing the screen."""
+"""The controlling terminal: keys (space: run now, q: quit), clearing the screen, and, as a
+shell's job control does, the terminal handed to an interactive utility and taken back."""
 
 from __future__ import annotations
 
 import os
 import select
+import signal
 import sys
 import termios
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -22,57 +25,143 @@ def clear_screen(level: int) -> None:
     sys.stdout.flush()
 
 
-@contextmanager
-def keys(events: Queue, enabled: bool) -> Iterator[bool]:
-    """Read single keys from /dev/tty while the block runs; yields whether keys are read.
+class Terminal:
+    """reentr's controlling terminal, when it has one and keys are wanted (not `-n`).
 
-    Keys are read only when reentr is in the terminal's foreground process group: changing the
-    modes of a terminal from the background would stop reentr with SIGTTOU. Unlike entr, having
-    no terminal is not an error: reentr then simply runs without keys.
+    While reentr holds it (it is the terminal's foreground process group), keys are read one
+    at a time, unechoed. `give` hands it to a utility's process group, in the mode reentr
+    found it in, and `take_back` takes it back, as a shell does for a foreground job. Nothing
+    is done from the background: changing the terminal from there would stop reentr with
+    SIGTTOU. Unlike entr, having no terminal is not an error: reentr then runs without keys.
     """
-    if not enabled:
-        yield False
-        return
-    try:
-        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
-    except OSError:
-        yield False
-        return
-    try:
-        if os.tcgetpgrp(fd) != os.getpgrp():
-            yield False
+
+    def __init__(self, events: Queue, fd: int):
+        self._events = events
+        self.fd = fd
+        """/dev/tty, read and write: also the stdin of an interactive utility."""
+        self._saved = termios.tcgetattr(fd)
+        self._reader: threading.Thread | None = None
+        self._wake_w: int | None = None
+        self.holder: int | None = None
+        """The process group it was given to, if any."""
+
+    def foreground(self) -> bool:
+        """Whether reentr is the terminal's foreground process group."""
+        try:
+            return os.tcgetpgrp(self.fd) == os.getpgrp()
+        except OSError:
+            return False
+
+    def keys_on(self) -> None:
+        """Single-key mode, and a thread that turns keys into events; only in the foreground."""
+        if self._reader is not None or not self.foreground():
             return
-        saved = termios.tcgetattr(fd)
-        mode = termios.tcgetattr(fd)
+        mode = termios.tcgetattr(self.fd)
         mode[3] &= ~(termios.ICANON | termios.ECHO)
         mode[6][termios.VMIN] = 1
         mode[6][termios.VTIME] = 0
-        termios.tcsetattr(fd, termios.TCSANOW, mode)
-        wake_r, wake_w = os.pipe()
-        reader = start_thread(_read_keys, fd, wake_r, events, name="reentr-keys")
-        try:
-            yield True
-        finally:
-            os.write(wake_w, b"x")
-            reader.join(timeout=1.0)
-            os.close(wake_w)
-            os.close(wake_r)
-            with suppress(termios.error):
-                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with suppress(termios.error):
+            termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+        wake_r, self._wake_w = os.pipe()
+        self._reader = start_thread(_read_keys, self.fd, wake_r, self._events,
+                                    name="reentr-keys")
+
+    def keys_off(self) -> None:
+        """No more keys: the reader is gone and the terminal is in the mode reentr found."""
+        if self._reader is None or self._wake_w is None:
+            return
+        os.write(self._wake_w, b"x")
+        self._reader.join(timeout=1.0)
+        os.close(self._wake_w)
+        self._reader = self._wake_w = None
+        with suppress(termios.error):
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+
+    def give(self, pgid: int) -> None:
+        """The utility's group `pgid` has the terminal (it took it itself before its exec:
+        see `process.start`); reentr reads no key meanwhile."""
+        self.keys_off()
+        self.holder = pgid
+
+    def give_again(self) -> None:
+        """After a suspension: the shell's `fg` gave reentr the terminal; its utility has it."""
+        if self.holder is not None and self.foreground():
+            _set_foreground(self.fd, self.holder)
+
+    def take_back(self) -> None:
+        """The terminal is reentr's again, in single-key mode."""
+        if self.holder is not None:
+            self.holder = None
+            _set_foreground(self.fd, os.getpgrp())
+        self.keys_on()
+
+    def close(self) -> None:
+        self.keys_off()
+        os.close(self.fd)
+
+
+def _set_foreground(fd: int, pgid: int) -> None:
+    """Make `pgid` the terminal's foreground group; from the background too (SIGTTOU is
+    blocked meanwhile, which the kernel takes as leave to do it)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        with suppress(OSError):
+            os.tcsetpgrp(fd, pgid)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def in_foreground(fd: int) -> None:
+    """In a new utility, between fork and exec: a process group of its own, made the
+    terminal's foreground group, as a shell does for a foreground job."""
+    os.setpgid(0, 0)
+    _set_foreground(fd, os.getpgrp())
+
+
+@contextmanager
+def opened(events: Queue, enabled: bool) -> Iterator[Terminal | None]:
+    """The controlling terminal, with keys read while the block runs, if reentr is in its
+    foreground when it starts and keys are `enabled`; else None."""
+    if not enabled:
+        yield None
+        return
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        yield None
+        return
+    try:
+        if os.tcgetpgrp(fd) != os.getpgrp():
+            os.close(fd)
+            yield None
+            return
+        term = Terminal(events, fd)
+    except (OSError, termios.error):
         os.close(fd)
+        yield None
+        return
+    term.keys_on()
+    try:
+        yield term
+    finally:
+        if term.holder is not None:
+            term.take_back()
+        term.close()
 
 
 def _read_keys(fd: int, wake: int, events: Queue) -> None:
-    while True:
-        ready, _, _ = select.select([fd, wake], [], [])
-        if wake in ready:
-            return
-        try:
-            data = os.read(fd, 32)
-        except OSError:
-            return
-        if not data:
-            return  # EOF: like entr, stop reading keys.
-        for key in data.decode(errors="replace"):
-            events.put(KeyPressed(key))
+    try:
+        while True:
+            ready, _, _ = select.select([fd, wake], [], [])
+            if wake in ready:
+                return
+            try:
+                data = os.read(fd, 32)
+            except OSError:
+                return
+            if not data:
+                return  # EOF: like entr, stop reading keys.
+            for key in data.decode(errors="replace"):
+                events.put(KeyPressed(key))
+    finally:
+        os.close(wake)
