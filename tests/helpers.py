@@ -226,6 +226,16 @@ def fifo_holders_gone(path: Path, timeout: float = DEADLINE) -> bool:
         os.close(fd)
 
 
+def process_state(pid: int) -> str:
+    """The process's state letter in /proc (`S` sleeping, `T` stopped, `Z` zombie), or ""
+    once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except OSError:
+        return ""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPS, REENTR, Reentr, edit, wait_for
+from helpers import APPS, REENTR, Reentr, edit, process_state, wait_for
 
 Start = Callable[..., Reentr]
 # Prints, in hex, the bytes of REENTR_CHANGED and of its first argument (/_).
@@ -104,11 +104,7 @@ def test_a_name_with_a_newline_or_an_escape_cannot_break_a_status_line(
 
 def _alive(pid: int) -> bool:
     """Whether `pid` is a live process (a zombie is dead)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
+    return process_state(pid) not in ("", "Z", "X")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a child subreaper is a Linux feature")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Reentr, edit, wait_for
+from helpers import Reentr, edit, process_state, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"),
                                 reason="process states are read from /proc")
@@ -24,15 +24,6 @@ ASK = [sys.executable, "-c", "import os; print('asking', os.getpid(), flush=True
 # Says its PID and runs until stopped.
 FOREVER = [sys.executable, "-c", "import os, signal; print('pid', os.getpid(), flush=True); "
            "signal.pause()"]
-
-
-def _state(pid: int) -> str:
-    """The process's state letter (`T`: stopped), or "" once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except OSError:
-        return ""
 
 
 @pytest.mark.timeout(60)
@@ -60,10 +51,10 @@ def test_ctrl_c_reaches_the_interactive_utility_and_reentr_then_exits_0(
 ) -> None:
     proc = reentr([*ASK], tty=True)
     pid = int(proc.out.expect(r"^asking (\d+)$").group(1))
-    wait_for(lambda: _state(pid) == "S", what="the utility to wait for a line")
+    wait_for(lambda: process_state(pid) == "S", what="the utility to wait for a line")
     proc.press("\x03")  # the terminal sends SIGINT to its foreground group: the utility's
     assert proc.wait() == 0
-    assert _state(pid) == ""
+    assert process_state(pid) == ""
     assert "got" not in proc.out.text()
 
 
@@ -74,14 +65,14 @@ def test_ctrl_z_suspends_the_whole_job_and_fg_resumes_it_with_one_run_for_the_ch
     proc = reentr(["-r", *FOREVER], tty=True)
     target = int(proc.out.expect(r"^pid (\d+)$").group(1))
     proc.press("\x1a")  # Ctrl-Z: SIGTSTP to reentr, which holds the terminal
-    wait_for(lambda: _state(proc.proc.pid) == "T" and _state(target) == "T",
+    wait_for(lambda: process_state(proc.proc.pid) == "T" and process_state(target) == "T",
              what="reentr and its target to be stopped")
     edit(project / "a.txt", "changed while suspended\n")
     edit(project / "b.txt", "this too\n")
     os.kill(proc.proc.pid, signal.SIGCONT)  # what `fg` sends (the terminal is still reentr's)
     restarted = int(proc.out.expect(r"^pid (\d+)$").group(1))
     assert restarted != target
-    assert _state(target) == ""
+    assert process_state(target) == ""
     proc.press(" ")  # the keys work again
     proc.out.expect(r"^pid \d+$")
     proc.press("q")
@@ -96,10 +87,10 @@ def test_ctrl_z_while_the_utility_holds_the_terminal_suspends_the_job_too(
     proc = reentr([*ASK], tty=True)
     pid = int(proc.out.expect(r"^asking (\d+)$").group(1))
     proc.press("\x1a")  # SIGTSTP to the utility's group, which has the terminal
-    wait_for(lambda: _state(proc.proc.pid) == "T" and _state(pid) == "T",
+    wait_for(lambda: process_state(proc.proc.pid) == "T" and process_state(pid) == "T",
              what="reentr and the utility to be stopped")
     os.kill(proc.proc.pid, signal.SIGCONT)
-    wait_for(lambda: _state(pid) in ("S", "R"), what="the utility to run again")
+    wait_for(lambda: process_state(pid) in ("S", "R"), what="the utility to run again")
     proc.press("after\n")
     proc.out.expect(r"^got after$")
     proc.signal(signal.SIGINT)
