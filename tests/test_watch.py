@@ -255,6 +255,8 @@ def test_list_is_what_git_lists(repo: Path) -> None:
 
 def test_explain_names_the_rule_as_git_check_ignore_does(repo: Path) -> None:
     paths = ["build/out.o", "debug.log", "keep.log", "src/app.py", "node_modules/m1/lib"]
+    for name in ("debug.log", "keep.log"):
+        (repo / name).write_text("log\n")
     ours = subprocess.run([*REENTR, "explain", "--no-default-ignore", *paths], cwd=repo,
                           capture_output=True, text=True, timeout=20, check=True).stdout
     git = subprocess.run(["git", "check-ignore", "-v", "-n", *paths], cwd=repo,
@@ -269,6 +271,32 @@ def test_explain_names_the_rule_as_git_check_ignore_does(repo: Path) -> None:
     assert said["build/out.o"] == (
         "ignored by .gitignore:1:build/ (its directory build/ is ignored)")
     assert said["keep.log"] == "watched: re-included by .gitignore:4:!keep.log"
+
+
+def test_explain_of_a_missing_path_says_so_and_exits_1(repo: Path) -> None:
+    done = subprocess.run([*REENTR, "explain", "src/app.py", "src/gone.py"], cwd=repo,
+                          capture_output=True, text=True, timeout=20, check=False)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "src/app.py: watched: no rule matches",
+        "src/gone.py: no such file or directory; if it were a file: watched: no rule matches"]
+
+
+@pytest.mark.timeout(60)
+def test_verbose_names_a_few_files_of_a_large_batch_and_counts_the_rest(
+    reentr: Start, repo: Path, tmp_path: Path
+) -> None:
+    proc = reentr(["watch", "-v", "-n", "-p", "--", "true"], files="", cwd=repo)
+    proc.err.expect(r"watching")
+    many = tmp_path / "many"  # made outside, then moved in at once: one batch of 12 files
+    many.mkdir()
+    for i in range(12):
+        (many / f"f{i:02}.py").write_text("x\n")
+    many.rename(repo / "src" / "many")
+    line = proc.err.expect(r"changed: 12 files: (.*) and 7 more$")
+    assert len(line.group(1).split(", ")) == 5
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
 
 
 @pytest.mark.parametrize(

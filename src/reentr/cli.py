@@ -757,8 +757,12 @@ def explain_mode(
     sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
                        no_default_ignore)
     filters: dict[Path, Filter] = {}  # one load per root, however many paths lie under it
+    status = ExitStatus.OK
     for path in paths:
         target = Path(path).resolve()
+        missing = not os.path.lexists(target)
+        if missing:
+            status = ExitStatus.ERROR
         is_dir = target.is_dir()
         start = target if is_dir else target.parent
         root = root_of(start)
@@ -780,8 +784,10 @@ def explain_mode(
             said = f"watched: re-included by {verdict.rule.describe()}"
         else:
             said = "watched: no rule matches"
+        if missing:
+            said = f"no such file or directory; if it were a file: {said}"
         typer.echo(f"{shown(path)}: {said}")
-    return ExitStatus.OK
+    return status
 
 
 def _sources(

@@ -192,6 +192,7 @@ class Say:
     role: Role | None = None
     status: int | None = None
     detail: str = ""
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

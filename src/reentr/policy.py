@@ -129,7 +129,7 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
                 if not paths:
                     return s
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
-            out.append(Say("changed", detail=", ".join(paths) + dropped))
+            out.append(Say("changed", detail=dropped, paths=paths))
             return _changed(config, s, paths, out)
         case KeyPressed(key=" "):
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.

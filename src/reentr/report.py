@@ -166,7 +166,7 @@ class Reporter:
                                    process.describe_status(note.status or 0))
             case "changed":
                 if self._config.verbose:
-                    self.line(f"changed: {note.detail}")
+                    self.line(f"changed: {_some_paths(note.paths)}{note.detail}")
             case "build-succeeded":
                 pass
             case "start-failed" if note.role is Role.TARGET and self._config.build is not None:
@@ -240,6 +240,17 @@ def _whole_ms(parts: dict[str, float], total: float) -> dict[str, int]:
     for name in sorted(parts, key=lambda n: whole[n] - parts[n])[:max(missing, 0)]:
         whole[name] += 1
     return whole
+
+
+_LISTED = 5
+"""How many paths of a batch `-v` names; a larger batch is a count and the first ones."""
+
+
+def _some_paths(paths: tuple[str, ...]) -> str:
+    named = ", ".join(_relative(p) for p in paths[:_LISTED])
+    if len(paths) <= _LISTED:
+        return named
+    return f"{len(paths)} files: {named} and {len(paths) - _LISTED} more"
 
 
 def _relative(path: str) -> str:
