@@ -65,6 +65,24 @@ def test_quiet_keeps_only_errors(reentr: Start, project: Path) -> None:
     assert proc.err.text() == ""
 
 
+@pytest.mark.parametrize("probe", [[], ["--ready-line", "started"]], ids=["plain", "line"])
+def test_events_to_stdout_keep_stdout_pure_json(
+    reentr: Start, project: Path, probe: list[str]
+) -> None:
+    # The command's and the build's stdout go to stderr: stdout is the event stream alone.
+    build = f"{sys.executable} -c \"print('built')\""
+    proc = reentr(["-r", "-q", "--events", "-", "--build", build, *probe, *TARGET])
+    proc.err.expect(r"started")
+    edit(project / "a.txt", "x")
+    wait_for(lambda: '"restart"' in proc.out.text(), what="the restart event")
+    proc.err.expect(r"started")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    records = [json.loads(line) for line in proc.out.lines if line]
+    assert [r["event"] for r in records].count("restart") == 1
+    assert proc.err.count(r"^built$") == 2 and proc.err.count(r"started") == 2
+
+
 def test_events_to_a_path_that_cannot_be_written(reentr: Start, project: Path) -> None:
     proc = reentr(["--events", str(project / "no" / "such" / "dir.jsonl"), *TARGET])
     assert proc.wait() == 1

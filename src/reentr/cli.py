@@ -308,7 +308,8 @@ _ReadyTimeout = Annotated[
 
 _Events = Annotated[
     str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
-                             "lifecycle event to FILE (- for stdout).", show_default=False,
+                             "lifecycle event to FILE (- for stdout; the command's own stdout "
+                             "then goes to stderr).", show_default=False,
                              rich_help_panel=LATENCY)
 ]
 
@@ -553,7 +554,8 @@ def _settings(
 
 def _run(config: Config, events: str | None) -> int:
     """Bind the `--socket` sockets, open the `--events` stream, then run."""
-    config = dataclasses.replace(config, unwatched=_own_files(config, events))
+    config = dataclasses.replace(config, unwatched=_own_files(config, events),
+                                 stdout_to_stderr=events == "-")
     with contextlib.ExitStack() as stack:
         # First: the sockets take descriptors 3, 4, ... before anything else is opened.
         held = stack.enter_context(sockets.held(config.sockets))

@@ -152,6 +152,9 @@ class Config:
     """`--notify`: a desktop notification after each restart and on a failed build."""
     loop_guard: bool = True
     """Stop reacting to a path that the runs keep rewriting (`loops.py`); `--no-loop-guard`."""
+    stdout_to_stderr: bool = False
+    """`--events -`: reentr's stdout is the event stream, so the children's stdout goes to
+    its stderr and the stream stays pure JSON lines."""
     unwatched: frozenset[str] = frozenset()
     """Absolute paths that never count as changes: reentr's own files (the `--events` file, a
     `--socket` file) and, with `--build`, the target's executable, which the build writes."""

@@ -288,7 +288,7 @@ def start(
     child = Child(role, _own(popen), time.monotonic_ns())
     guardian.hold(child.pid)
     if on_line is not None:
-        for stream, fd in ((popen.stdout, 1), (popen.stderr, 2)):
+        for stream, fd in ((popen.stdout, 2 if to_stderr else 1), (popen.stderr, 2)):
             assert stream is not None
             start_thread(_pass_through, stream, fd, on_line, name=f"reentr-output-{fd}")
     start_thread(_reap, child, events, guardian, tty is not None,

@@ -344,7 +344,7 @@ class _Loop:
                 argv = sockets.wrap(argv, env)
             child = process.start(
                 role, argv, self.events, env, self.guardian,
-                to_stderr=role is Role.BUILD,
+                to_stderr=role is Role.BUILD or self.config.stdout_to_stderr,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
                 pass_fds=sockets.fds if sockets is not None else (),
                 tty=tty, foreground=None if tty is None else partial(terminal.in_foreground, tty),
