@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REENTR, Reentr, edit, wait_for
+from helpers import REENTR, Reentr, edit, free_port, wait_for
 from reentr.config import Config, WatchList
 from reentr.events import Role, Say
 from reentr.report import Reporter
@@ -87,9 +89,15 @@ def test_watch_runs_the_command_from_the_file(
 @pytest.mark.parametrize(("content", "said"), [
     ("stop-timout = '2s'\n",
      "reentr.toml: unknown key 'stop-timout'; did you mean 'stop-timeout'?"),
-    ("stop-timeout = true\n", "reentr.toml: stop-timeout must be a string, not a boolean (True)"),
+    ("stop-timeout = true\n",
+     "reentr.toml: stop-timeout must be a string or a number, not a boolean (True)"),
+    ("stop-timeout = 'soon'\n",
+     "reentr.toml: stop-timeout: 'soon' is not a duration; write it as 500ms, 2s or 1m"),
+    ("stop-signal = 'NOPE'\n", "reentr.toml: stop-signal: unknown signal 'NOPE'"),
+    ("socket = ['unix:']\n", "reentr.toml: socket: 'unix:' has no path"),
     ("restart = 'yes'\n", "reentr.toml: restart must be true or false, not a string ('yes')"),
-    ("socket = [8000, 8001]\n", "reentr.toml: socket must be a list of strings, not a list"),
+    ("socket = [true]\n",
+     "reentr.toml: socket must be a list of strings (or numbers), not a list"),
     ("command = []\n", "reentr.toml: command must be a command: a string, or a list of str"),
     ("restart = \n", "reentr.toml: not valid TOML: "),
 ])
@@ -103,6 +111,18 @@ def test_a_wrong_key_or_type_is_one_line_naming_file_key_and_expectation(
     assert said in done.stderr
     assert done.stderr.startswith("reentr: ")
     assert not (project / "started").exists()
+
+
+def test_ports_and_durations_may_be_numbers(reentr: Callable[..., Reentr], project: Path) -> None:
+    port = free_port()
+    (project / "reentr.toml").write_text(f"socket = [{port}]\nstop-timeout = 2\n"
+                                         "command = 'true'\npostpone = true\n")
+    proc = reentr([], files=["a.txt"])
+    proc.err.expect("watching")
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # reentr holds the socket the number names
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
 
 
 def test_a_pyproject_error_names_its_table(project: Path) -> None:

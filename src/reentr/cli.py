@@ -196,8 +196,8 @@ def _version(value: bool) -> None:
 
 # Options that entr mode and `reentr watch` share.
 _Clear = Annotated[
-    int, typer.Option("-c", count=True, help="Clear the screen before each run; -cc also "
-                      "clears the scrollback.", rich_help_panel=RUNNING)
+    int, typer.Option("-c", "--clear", count=True, help="Clear the screen before each run; "
+                      "-cc also clears the scrollback.", rich_help_panel=RUNNING)
 ]
 
 _NonInteractive = Annotated[
@@ -206,8 +206,8 @@ _NonInteractive = Annotated[
 ]
 
 _Postpone = Annotated[
-    bool, typer.Option("-p", help="Wait for the first change before the first run.",
-                       rich_help_panel=RUNNING)
+    bool, typer.Option("-p", "--postpone", help="Wait for the first change before the first "
+                       "run.", rich_help_panel=RUNNING)
 ]
 
 _Restart = Annotated[

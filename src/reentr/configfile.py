@@ -17,6 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover (Python 3.10)
     import tomli as tomllib
 
+from reentr.config import parse_duration, parse_signal, parse_socket
 from reentr.errors import UsageError
 
 NAMES = ("reentr.toml", "pyproject.toml")
@@ -28,8 +29,8 @@ class Kind:
 
     FLAG = "true or false"
     COUNT = "a whole number"
-    TEXT = "a string"
-    LIST = "a list of strings"
+    TEXT = "a string or a number"
+    LIST = "a list of strings (or numbers)"
     COMMAND = "a command: a string, or a list of strings"
 
 
@@ -117,16 +118,38 @@ def _checked(found: Found, key: str, value: Any, kind: str) -> Any:
         ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
         value = str(value) if ok else value
     elif kind == Kind.LIST:
-        if isinstance(value, str):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]
-        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        ok = isinstance(value, list) and all(
+            isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in value)
+        value = [str(item) for item in value] if ok else value
     else:
         if isinstance(value, str):
             value = shlex.split(value)
         ok = isinstance(value, list) and bool(value) and all(isinstance(x, str) for x in value)
     if not ok:
         raise UsageError(f"{found.where}: {key} must be {kind}, not {_describe(value)}")
+    _parse(found, key, value)
     return value
+
+
+_DURATIONS = frozenset(("stop-timeout", "ready-timeout", "debounce", "poll-interval"))
+_SIGNALS = frozenset(("stop-signal", "signal"))
+
+
+def _parse(found: Found, key: str, value: Any) -> None:
+    """The checks the command line makes of a value, named by the file and the key."""
+    where = f"{found.where}: {key}"
+    if key in _DURATIONS:
+        parse_duration(value, where)
+    elif key in _SIGNALS:
+        parse_signal(value, where)
+    elif key == "socket":
+        for item in value:
+            try:
+                parse_socket(item)
+            except UsageError as error:
+                raise UsageError(f"{where}: {str(error).removeprefix('--socket: ')}") from None
 
 
 def _describe(value: Any) -> str:
