@@ -95,3 +95,14 @@ def test_ctrl_z_while_the_utility_holds_the_terminal_suspends_the_job_too(
     proc.out.expect(r"^got after$")
     proc.signal(signal.SIGINT)
     assert proc.wait() == 0
+
+
+@pytest.mark.timeout(60)
+def test_rs_and_enter_restarts_as_in_nodemon(reentr: Start, project: Path) -> None:
+    proc = reentr(["-r", *FOREVER], tty=True)
+    first = int(proc.out.expect(r"^pid (\d+)$").group(1))
+    proc.press("rs\n")
+    second = int(proc.out.expect(r"^pid (\d+)$").group(1))
+    assert second != first
+    proc.press("q")
+    assert proc.wait() == 0

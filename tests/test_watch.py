@@ -273,6 +273,21 @@ def test_explain_names_the_rule_as_git_check_ignore_does(repo: Path) -> None:
     assert said["keep.log"] == "watched: re-included by .gitignore:4:!keep.log"
 
 
+def test_the_peers_habits_watch_exts_and_shell(reentr: Start, repo: Path) -> None:
+    # watchexec's -w PATH and --exts, and a command given as one shell string.
+    (repo / "lib").mkdir()
+    proc = reentr(["watch", "-w", "src", "--exts", "py", "-s", "-n", "-p", "--",
+                   "echo", "ran", "$0"], files="", cwd=repo)
+    proc.err.expect(r"watching 1 directory")
+    edit(repo / "lib" / "x.py", "not watched: lib is not a -w tree\n")
+    edit(repo / "src" / "notes.md", "not a .py file\n")
+    edit(repo / "src" / "app.py", "v2\n")
+    proc.out.expect(rf"^ran {repo / 'src' / 'app.py'}$")  # $0 is the changed file, as in -s
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count(r"^ran ") == 1
+
+
 def test_explain_of_a_missing_path_says_so_and_exits_1(repo: Path) -> None:
     done = subprocess.run([*REENTR, "explain", "src/app.py", "src/gone.py"], cwd=repo,
                           capture_output=True, text=True, timeout=20, check=False)

@@ -578,8 +578,9 @@ def _run(config: Config, events: str | None) -> int:
 
 
 _Ext = Annotated[
-    list[str] | None, typer.Option("-e", "--ext", metavar="EXT[,EXT]", help="Only files with "
-                                   "these extensions (repeatable): -e py,toml.",
+    list[str] | None, typer.Option("-e", "--ext", "--exts", metavar="EXT[,EXT]",
+                                   help="Only files with these extensions (repeatable): "
+                                   "-e py,toml.",
                                    show_default=False, rich_help_panel=FILTERING)
 ]
 _Glob = Annotated[
@@ -633,6 +634,11 @@ def watch_mode(
         list[str] | None,
         typer.Argument(help="Directories to watch, recursively.", show_default=False),
     ] = None,
+    watch: Annotated[
+        list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree to "
+                                       "watch, as a PATH argument is (repeatable).",
+                                       show_default=False, rich_help_panel=WATCHING)
+    ] = None,
     list_: Annotated[
         bool, typer.Option("--list", help="Print every file reentr would react to, one per "
                            "line, and exit.", rich_help_panel=WATCHING)
@@ -654,6 +660,11 @@ def watch_mode(
     no_dot_ignore: _NoDotIgnore = False,
     no_default_ignore: _NoDefaultIgnore = False,
     restart: _Restart = False,
+    shell: Annotated[
+        bool, typer.Option("-s", "--shell", help="Run COMMAND with $SHELL -c, as one string "
+                           "(its words joined by spaces); the first changed file is $0.",
+                           rich_help_panel=RUNNING)
+    ] = False,
     all_events: Annotated[
         bool, typer.Option("-a", help="Accepted as in entr mode, where it is needed: reentr "
                            "watch always runs once more after changes made during a run.",
@@ -686,7 +697,7 @@ def watch_mode(
     config_file: _Config = None,
 ) -> int:
     roots = []
-    for path in paths or ["."]:
+    for path in [*(paths or ()), *(watch or ())] or ["."]:
         if not os.path.isdir(path):
             kind = "a file" if os.path.exists(path) else "not found"
             raise UsageError(f"cannot watch '{shown(path)}': {kind}; reentr watch takes "
@@ -707,7 +718,9 @@ def watch_mode(
     command = tuple(ctx.obj or ()) or tuple((ctx.default_map or {}).get("command", ()))
     if not command:
         raise UsageError("give the command after --: reentr watch src -- make")
-    if build is None:
+    if shell:
+        command = (" ".join(command),)
+    elif build is None:
         # With --build the program may not exist until the build has made it.
         _check_program(command[0])
     settings = _settings(
@@ -720,7 +733,8 @@ def watch_mode(
         no_loop_guard=no_loop_guard,
     )
     # Unlike entr, a change made during a run is never dropped: the last save always runs.
-    return _run(Config(command=command, watch=tree, all_events=True, **settings), events)
+    return _run(Config(command=command, watch=tree, all_events=True, shell=shell, **settings),
+                events)
 
 
 def watched_files(tree: WatchTree) -> list[str]:

@@ -150,6 +150,7 @@ def opened(events: Queue, enabled: bool) -> Iterator[Terminal | None]:
 
 
 def _read_keys(fd: int, wake: int, events: Queue) -> None:
+    typed = ""  # the last keys, for nodemon's `rs` and Enter
     try:
         while True:
             ready, _, _ = select.select([fd, wake], [], [])
@@ -162,6 +163,9 @@ def _read_keys(fd: int, wake: int, events: Queue) -> None:
             if not data:
                 return  # EOF: like entr, stop reading keys.
             for key in data.decode(errors="replace"):
-                events.put(KeyPressed(key))
+                typed = (typed + key)[-3:]
+                # `rs` and Enter, as nodemon users type it, is space: run now.
+                rs = key in "\r\n" and typed[:-1].endswith("rs")
+                events.put(KeyPressed(" " if rs else key))
     finally:
         os.close(wake)
