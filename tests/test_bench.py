@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from helpers import APPS, REENTR, free_port
+from helpers import APPS, REENTR, free_port, wait_for
 
 
 def bench(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -56,6 +58,62 @@ def test_bench_on_a_command_of_the_users(tmp_path: Path) -> None:
     assert [m["mode"] for m in figures["modes"]] == ["plain"]
     assert len(figures["modes"][0]["edits"]) == 2
     assert (tmp_path / "app.txt").read_text() == "source\n"  # edited, but not altered
+
+
+APP = (b"# -*- coding: latin-1 -*-\r\n"
+       b"# caf\xe9: the bytes of this file must come back as they were\r\n"
+       b"import http.server, os\r\n"
+       b"class Handler(http.server.BaseHTTPRequestHandler):\r\n"
+       b"    def do_GET(self):\r\n"
+       b"        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\r\n"
+       b"    def log_message(self, *args): pass\r\n"
+       b"http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), Handler).serve_forever()"
+       b"\r\n")
+
+
+@pytest.mark.timeout(120)
+def test_the_readme_line_for_your_own_app_runs_in_your_project_and_keeps_your_bytes(
+    tmp_path: Path
+) -> None:
+    port = free_port()
+    (tmp_path / "app.py").write_bytes(APP)
+    done = bench(["--runs", "2", "--mode", "plain", "--port", str(port), "--edit", "app.py",
+                  "--", "python3", "app.py"], tmp_path, env={"PORT": str(port)}, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert "plain (2 edits)" in done.stdout
+    assert (tmp_path / "app.py").read_bytes() == APP
+
+
+@pytest.mark.timeout(120)
+def test_a_ctrl_c_in_the_middle_gives_your_file_back(tmp_path: Path) -> None:
+    port = free_port()
+    app = tmp_path / "app.py"
+    app.write_bytes(APP)
+    written = app.stat().st_mtime_ns
+    proc = subprocess.Popen([*REENTR, "bench", "--runs", "50", "--mode", "plain", "--port",
+                             str(port), "--edit", "app.py", "--", "python3", "app.py"],
+                            cwd=tmp_path, env={**os.environ, "PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: app.stat().st_mtime_ns != written, timeout=60, what="the first edit")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert app.read_bytes() == APP
+
+
+@pytest.mark.timeout(60)
+def test_an_app_that_exits_at_once_ends_the_bench_at_once(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("raise SystemExit('no such database')\n")
+    started = time.monotonic()
+    done = bench(["--port", str(free_port()), "--edit", "app.py", "--", "python3", "app.py"],
+                 tmp_path)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    assert "the app exited before it answered (status 1): no such database" in done.stderr
 
 
 @pytest.mark.parametrize(

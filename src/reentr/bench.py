@@ -81,16 +81,22 @@ def run(plan: Plan, out: TextIO) -> list[Result]:
         else:
             assert plan.edit is not None
             command, edited, what = plan.command, plan.edit, f"'{' '.join(plan.command)}'"
+            original = edited.read_bytes()
         out.write(f"reentr bench: {plan.runs} edits of {edited.name} per mode, {what}; a client "
                   f"polls 127.0.0.1:{port} every {POLL_S * 1000:g} ms\n")
         out.flush()
         out.write(f"\nedit → served, ms{'':<10}{'p50':>7}{'p95':>7}{'max':>7}   failed requests"
                   "   longest stall   |reentr's figure - this| p50\n")
         results = []
-        for mode in plan.modes:
-            results.append(_bench_mode(mode, plan, command=command, edited=edited, port=port,
-                                       work=work))
-            _print_row(results[-1], out)
+        try:
+            for mode in plan.modes:
+                results.append(_bench_mode(mode, plan, command=command, edited=edited,
+                                           port=port, work=work))
+                _print_row(results[-1], out)
+        finally:
+            if plan.command is not None:
+                # Your file as it was, to the byte, however the bench ends (Ctrl-C included).
+                edited.write_bytes(original)
         out.write("\n")
         for result in results:
             _print_histogram(result, out)
@@ -166,13 +172,16 @@ def _bench_mode(
             *command]
     restarts = _Restarts(events)
     result = Result(mode)
-    with _reentr(argv, edited, work) as log, _polling(port) as client:
-        _wait(lambda: _answer(client, 0), "the app to answer", log)
+    # Your app runs where you are, as you would run it; the sample app in the bench's folder.
+    cwd = work if sample else Path.cwd()
+    with _reentr(argv, edited, cwd, work / f"reentr-{mode}.log") as log, \
+            _polling(port) as client:
+        _wait(partial(_answered, client, events, log), "the app to answer", log)
         for number in range(1, plan.runs + 1):
-            content = str(number) if sample else edited.read_text()
+            content = str(number).encode() if sample else edited.read_bytes()
             before = time.monotonic_ns()
-            edited.write_text(content)
-            version = content if sample else None
+            edited.write_bytes(content)
+            version = content.decode() if sample else None
             served = _wait(partial(_served_at, client, before, version, restarts, number),
                            f"edit {number} to be served", log)
             meanwhile = [r for r in client.since(before) if r.began < served]
@@ -251,9 +260,27 @@ class _Restarts:
         return [self._done[n][1] for n in sorted(self._done)]
 
 
+def _answered(client: _Client, events: Path, log: Path) -> int | None:
+    """When the app first answered; if it has exited before, the bench ends at once, with what
+    the app said last."""
+    answered = _answer(client, 0)
+    if answered is not None:
+        return answered
+    try:
+        text = events.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        record = json.loads(line)
+        if record["event"] == "exited" and record["role"] == "target":
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise ReentrError(f"bench: the app exited before it answered (status "
+                              f"{record['status']})" + (f": {' | '.join(tail)}" if tail else ""))
+    return None
+
+
 @contextlib.contextmanager
-def _reentr(argv: list[str], edited: Path, cwd: Path) -> Iterator[Path]:
-    log = cwd / "reentr.log"
+def _reentr(argv: list[str], edited: Path, cwd: Path, log: Path) -> Iterator[Path]:
     with open(log, "wb") as sink:
         child = process.start_helper(argv, stdin=f"{edited}\n".encode(), output=sink.fileno(),
                                      cwd=cwd)
