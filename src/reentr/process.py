@@ -424,6 +424,12 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def group_members(pgid: int) -> set[int]:
+    """The live processes of the group `pgid` (Linux; elsewhere none is known)."""
+    return {pid for pid, _, group, state, _ in _processes()
+            if group == pgid and state not in (b"Z", b"X")}
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any live (not zombie) process is left in the group.
 

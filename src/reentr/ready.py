@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
+from reentr import process
 from reentr.config import Probe, ProbeKind, parse_address
 from reentr.events import Queue, ReadyTimedOut, TargetReady
 from reentr.signals import start_thread
@@ -143,7 +144,8 @@ def _connects(address: tuple[str, int]) -> bool:
 
 def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool:
     """Whether a GET of `url` answers 2xx or 3xx (a redirect is an answer: not followed), and,
-    when `pid` is given, names it as a whole word in the body or in a header's value."""
+    when `pid` is given, names it or another process of its group (a worker of a new
+    gunicorn master) as a whole word in the body or in a header's value."""
     import http.client  # only for this probe: it costs startup time
 
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -162,8 +164,9 @@ def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool:
         connection.close()
     if pid is not None:
         headers = " ".join(response.headers.values()).encode(errors="replace")
-        words = re.split(rb"\W+", said + b" " + headers)
-        if str(pid).encode() not in words:
+        words = set(re.split(rb"\W+", said + b" " + headers))
+        if str(pid).encode() not in words and not any(
+                str(member).encode() in words for member in process.group_members(pid)):
             return False
     return 200 <= status < 400
 
