@@ -225,9 +225,12 @@ def test_real_servers_serve_through_the_held_socket(
         "uvicorn": ["-m", "uvicorn", "--fd", "3", "--log-level", "info", "app:asgi"],
         "gunicorn": ["-m", "gunicorn", "--workers", "1", "app:wsgi"],
     }[server]
-    ready = {"uvicorn": "Application startup complete", "gunicorn": "Booting worker"}[server]
-    proc = reentr(["-n", "-r", "--socket", str(port), "--ready-line", ready, sys.executable,
-                   *command], ["version.txt"])
+    # The README's probes: uvicorn's line comes once it serves; gunicorn's would come before
+    # a worker can answer, so an answer is its probe.
+    ready = {"uvicorn": ["--ready-line", "Application startup complete"],
+             "gunicorn": ["--ready-url", f"http://127.0.0.1:{port}/"]}[server]
+    proc = reentr(["-n", "-r", "--socket", str(port), *ready, sys.executable, *command],
+                  ["version.txt"])
     proc.err.expect("watching")
     hammer = Hammer(port)
     pids = [wait_for(lambda: hammer.served("v0"), what="v0", timeout=DEADLINE * 2)]
