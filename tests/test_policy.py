@@ -110,11 +110,23 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10
         (cfg(), [Began(), *started(T, 10), KeyPressed(" "), *gone(T, 10)], []),
         (cfg(), [Began(), *started(T, 10), *gone(T, 10), KeyPressed(" ")], [Start(T, None)]),
         (cfg(), [Began(), KeyPressed("x")], []),
+        # --delay-run: the wait comes before each start, after the old target is gone.
+        (cfg(delay_run=0.5), [Began()], [SetTimer(policy.DELAY, 0, 0.5)]),
+        (cfg(delay_run=0.5), [Began(), TimerFired(policy.DELAY, 0)], [Start(T, None)]),
+        (cfg(restart=True, delay_run=0.5),
+         [Began(), TimerFired(policy.DELAY, 0), *started(T, 10), changed()], STOP),
+        (cfg(restart=True, delay_run=0.5),
+         [Began(), TimerFired(policy.DELAY, 0), *started(T, 10), changed(), *gone(T, 10)],
+         [SetTimer(policy.DELAY, 0, 0.5)]),
+        (cfg(restart=True, delay_run=0.5),
+         [Began(), TimerFired(policy.DELAY, 0), *started(T, 10), changed(), *gone(T, 10),
+          changed(), TimerFired(policy.DELAY, 0)], [Start(T, "/p/a", ("/p/a",))]),
     ],
     ids=["start", "postpone", "postpone-then-change", "clear", "r-stops", "r-waits-for-group",
          "r-starts-when-gone", "r-coalesces", "grace-kills", "grace-after-exit",
          "non-r-drops", "a-keeps", "signal", "signal-starts", "space-restarts",
-         "space-during-run", "space-reruns", "other-key"],
+         "space-during-run", "space-reruns", "other-key", "delay-first", "delay-then-start",
+         "delay-stop-first", "delay-after-stop", "delay-coalesces"],
 )
 def test_lifecycle(config: Config, events: list[Event], last: list[Action]) -> None:
     _, steps = run(config, events)

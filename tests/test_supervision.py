@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -234,3 +235,19 @@ def test_only_the_main_thread_can_receive_the_handled_signals(
     assert len(tasks) >= 4  # main, watcher (and its own thread), keys, reaper
     for tid in tasks:
         assert blocked(tid) == (set() if tid == str(pid) else handled), tid
+
+
+@pytest.mark.timeout(60)
+def test_delay_run_waits_before_each_start(reentr: Start, project: Path) -> None:
+    proc = reentr(["-p", "--delay-run", "300ms", sys.executable, "-c", "print('ran')"],
+                  exits=True)
+    proc.err.expect("watching")
+    edit(project / "a.txt", "x")
+    proc.out.expect("^ran$")
+    assert proc.events is not None
+    records = [json.loads(line) for line in proc.events.read_text().splitlines()]
+    changed = next(r["time"] for r in records if r["event"] == "change")
+    spawned = next(r["time"] for r in records if r["event"] == "spawned")
+    assert spawned - changed >= 0.29
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0

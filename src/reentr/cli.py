@@ -256,6 +256,11 @@ _StopSignal = Annotated[
                       "utility.", autocompletion=_complete_signal, rich_help_panel=PROCESS)
 ]
 
+_DelayRun = Annotated[
+    str, typer.Option("--delay-run", metavar="DURATION", help="Wait this long before each "
+                      "start of the command (after a restart's stop).", rich_help_panel=PROCESS)
+]
+
 _StopTimeout = Annotated[
     str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
                       "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
@@ -471,6 +476,7 @@ def entr_mode(
     signal_: _Signal = None,
     stop_signal: _StopSignal = "SIGTERM",
     stop_timeout: _StopTimeout = "5s",
+    delay_run: _DelayRun = "0s",
     ready_port: _ReadyPort = None,
     ready_line: _ReadyLine = None,
     ready_url: _ReadyUrl = None,
@@ -506,6 +512,7 @@ def entr_mode(
         restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
+        delay_run=delay_run,
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
         ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
@@ -527,7 +534,8 @@ def entr_mode(
 def _settings(
     *, restart: bool, postpone: bool, clear: int, non_interactive: bool, exit_on_exit: bool,
     build: str | None, on_busy: OnBusy, on_exit: OnExit, signal_: str | None,
-    stop_signal: str, stop_timeout: str, ready_port: str | None, ready_line: str | None,
+    stop_signal: str, stop_timeout: str, delay_run: str, ready_port: str | None,
+    ready_line: str | None,
     ready_url: str | None, ready_notify: bool, ready_timeout: str, socket_: list[str] | None,
     handoff: bool, debounce: str, quiet: bool, verbose: bool, notify: bool, no_loop_guard: bool,
 ) -> dict[str, Any]:
@@ -546,6 +554,7 @@ def _settings(
         "signal": parse_signal(signal_, "--signal") if signal_ is not None else None,
         "stop_signal": parse_signal(stop_signal, "--stop-signal"),
         "grace": parse_duration(stop_timeout, "--stop-timeout"),
+        "delay_run": parse_duration(delay_run, "--delay-run"),
         "ready": probe, "sockets": specs, "handoff": handoff,
         "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose, "notify": notify,
         "loop_guard": not no_loop_guard,
@@ -681,6 +690,7 @@ def watch_mode(
     signal_: _Signal = None,
     stop_signal: _StopSignal = "SIGTERM",
     stop_timeout: _StopTimeout = "5s",
+    delay_run: _DelayRun = "0s",
     ready_port: _ReadyPort = None,
     ready_line: _ReadyLine = None,
     ready_url: _ReadyUrl = None,
@@ -727,6 +737,7 @@ def watch_mode(
         restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
+        delay_run=delay_run,
         ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
         ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,

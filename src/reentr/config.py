@@ -136,6 +136,8 @@ class Config:
     signal: Signals | None = None
     """`--signal`: send this to the running target instead of restarting it."""
     stop_signal: Signals = Signals.SIGTERM
+    delay_run: float = 0.0
+    """`--delay-run`: seconds to wait before each start of the target (watchexec's option)."""
     grace: float = 5.0
     """`--stop-timeout`: seconds between the stop signal and SIGKILL."""
     ready: Probe | None = None

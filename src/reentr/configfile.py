@@ -133,7 +133,8 @@ def _checked(found: Found, key: str, value: Any, kind: str) -> Any:
     return value
 
 
-_DURATIONS = frozenset(("stop-timeout", "ready-timeout", "debounce", "poll-interval"))
+_DURATIONS = frozenset(("stop-timeout", "ready-timeout", "debounce", "poll-interval",
+                        "delay-run"))
 _SIGNALS = frozenset(("stop-signal", "signal"))
 
 

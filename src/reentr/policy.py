@@ -47,6 +47,8 @@ from reentr.events import (
 
 GRACE = "grace"
 BACKOFF = "backoff"
+DELAY = "delay"
+"""`--delay-run`: the wait before a start."""
 BACKOFF_FIRST = 0.1
 """Seconds before the first `--on-exit restart`; doubles per exit in a row, up to BACKOFF_MAX."""
 BACKOFF_MAX = 5.0
@@ -99,6 +101,8 @@ class State:
     exit_after_run: int | None = None
     """`-d` without `-r`: run once more, then exit with this status."""
     exits_in_a_row: int = 0
+    delay: str = ""
+    """`--delay-run`: "waiting" while the wait before a start runs, "done" once it is over."""
     guard: loops.Guard = dataclasses.field(default_factory=loops.Guard)
     """The feedback-loop guard: paths the runs keep rewriting stop counting as changes."""
 
@@ -304,6 +308,8 @@ def _timer(config: Config, s: State, name: str, pid: int, out: list[Action]) -> 
         return s
     if name == BACKOFF and s.quitting is None and not s.target.busy:
         return dataclasses.replace(s, want_start=True)
+    if name == DELAY:
+        return dataclasses.replace(s, delay="done")
     return s
 
 
@@ -342,17 +348,31 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
             return _stop_slot(config, s, s.incoming, out)
         if t.leader_alive and not t.stopping:
             # The old target keeps serving until the new one is ready.
+            if _delaying(config, s, out):
+                return dataclasses.replace(s, delay="waiting")
             out.append(Start(Role.TARGET, s.trigger, s.changed))
             return dataclasses.replace(s, want_start=False, incoming=Slot(starting=True),
-                                       changed=())
+                                       changed=(), delay="")
     if t.busy:
         if not _runs_to_completion(config):
             s = _stop(config, s, Role.TARGET, out)
         return s
+    if _delaying(config, s, out):
+        return dataclasses.replace(s, delay="waiting")
     if config.clear:
         out.append(ClearScreen(config.clear))
     out.append(Start(Role.TARGET, s.trigger, s.changed))
-    return dataclasses.replace(s, want_start=False, target=Slot(starting=True), changed=())
+    return dataclasses.replace(s, want_start=False, target=Slot(starting=True), changed=(),
+                               delay="")
+
+
+def _delaying(config: Config, s: State, out: list[Action]) -> bool:
+    """Whether the start must wait for `--delay-run` first (its timer set once)."""
+    if not config.delay_run or s.delay == "done":
+        return False
+    if not s.delay:
+        out.append(SetTimer(DELAY, 0, config.delay_run))
+    return True
 
 
 def _handoff_exited(
