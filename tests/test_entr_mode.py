@@ -40,6 +40,19 @@ def test_help_and_version() -> None:
     assert version.returncode == 0 and version.stdout.startswith("reentr ")
 
 
+@pytest.mark.parametrize(("command", "usage"), [
+    ([], "Usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filenames"),
+    (["watch"], "Usage: reentr watch [PATH]... [OPTIONS] -- COMMAND [ARG]..."),
+    (["bench"], "Usage: reentr bench [OPTIONS] [-- COMMAND [ARG]...]"),
+])
+def test_help_speaks_of_the_command_line_not_of_python(command: list[str], usage: str) -> None:
+    shown = run_cli([*command, "--help"])
+    assert shown.returncode == 0
+    assert shown.stdout.splitlines()[0] == usage
+    for internal in ("<list[str]>", "<int range>", "[default: 0]"):
+        assert internal not in shown.stdout, internal
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [

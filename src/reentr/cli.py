@@ -160,6 +160,8 @@ class _Command(TyperCommand):
                 continue
             if param.param_type_name == "argument":
                 title = "Arguments"
+                # typer appends the Python type (`<list[str]>`): the metavar says enough.
+                record = (record[0].split(" <", 1)[0], record[1])
             else:
                 title = getattr(param, "rich_help_panel", None) or "Options"
             sections.setdefault(title, []).append(record)
@@ -168,11 +170,28 @@ class _Command(TyperCommand):
                 formatter.write_dl(rows)
 
 
+class _AfterDashes(_Command):
+    """A command whose usage line ends in a command after `--`, which click cannot say."""
+
+    usage = ""
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, self.usage)
+
+
+class _WatchCommand(_AfterDashes):
+    usage = "[PATH]... [OPTIONS] -- COMMAND [ARG]..."
+
+
+class _BenchCommand(_AfterDashes):
+    usage = "[OPTIONS] [-- COMMAND [ARG]...]"
+
+
 class _EntrMode(_Command):
     """Entr mode's usage line reads `reentr ...`: it is the default, not a subcommand."""
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
-        formatter.write_usage(ctx.find_root().info_name, " ".join(self.collect_usage_pieces(ctx)))
+        formatter.write_usage(ctx.find_root().info_name, USAGE.split(" ", 2)[2])
 
 
 _COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
@@ -196,8 +215,9 @@ def _version(value: bool) -> None:
 
 # Options that entr mode and `reentr watch` share.
 _Clear = Annotated[
-    int, typer.Option("-c", "--clear", count=True, help="Clear the screen before each run; "
-                      "-cc also clears the scrollback.", rich_help_panel=RUNNING)
+    int, typer.Option("-c", "--clear", count=True, show_default=False,
+                      help="Clear the screen before each run; -cc also clears the scrollback.",
+                      rich_help_panel=RUNNING)
 ]
 
 _NonInteractive = Annotated[
@@ -449,7 +469,8 @@ _Notify = Annotated[
 def entr_mode(
     utility: Annotated[
         list[str] | None,
-        typer.Argument(help="The program to run and its arguments.", show_default=False),
+        typer.Argument(help="The program to run and its arguments.",
+                       metavar="UTILITY [ARGUMENT]...", show_default=False),
     ] = None,
     all_events: Annotated[
         bool, typer.Option("-a", help="Changes during a run lead to one more run.",
@@ -457,9 +478,9 @@ def entr_mode(
     ] = False,
     clear: _Clear = 0,
     dir_watch: Annotated[
-        int, typer.Option("-d", count=True, help="Exit with status 2 when a watched directory "
-                          "gains or loses a file; -dd counts dotfiles too.",
-                          rich_help_panel=RUNNING)
+        int, typer.Option("-d", count=True, show_default=False,
+                          help="Exit with status 2 when a watched directory gains or loses a "
+                          "file; -dd counts dotfiles too.", rich_help_panel=RUNNING)
     ] = 0,
     non_interactive: _NonInteractive = False,
     postpone: _Postpone = False,
@@ -626,7 +647,7 @@ _NoDefaultIgnore = Annotated[
 
 @app.command(
     "watch",
-    cls=_Command,
+    cls=_WatchCommand,
     help=(
         "Watch the trees under PATH (default: .), ignoring what git ignores, and run COMMAND "
         "(given after --) again on every change: reentr watch src -- make."
@@ -641,7 +662,8 @@ def watch_mode(
     ctx: typer.Context,
     paths: Annotated[
         list[str] | None,
-        typer.Argument(help="Directories to watch, recursively.", show_default=False),
+        typer.Argument(help="Directories to watch, recursively.", metavar="[PATH]...",
+                       show_default=False),
     ] = None,
     watch: Annotated[
         list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree to "
@@ -832,7 +854,7 @@ def _exts(values: list[str] | None) -> tuple[str, ...]:
 
 @app.command(
     "bench",
-    cls=_Command,
+    cls=_BenchCommand,
     help=(
         "Measure restarts from the outside: run reentr on a real app, edit a file RUNS times, "
         "and for each edit time how long until the app serves the result, and count the "
@@ -844,9 +866,11 @@ def _exts(values: list[str] | None) -> tuple[str, ...]:
 def bench_mode(
     command: Annotated[
         list[str] | None,
-        typer.Argument(help="Your app, after --; it must listen on --port.", show_default=False),
+        typer.Argument(help="Your app, after --; it must listen on --port.",
+                       metavar="COMMAND [ARG]...", show_default=False),
     ] = None,
-    runs: Annotated[int, typer.Option("--runs", min=1, help="Edits per mode.")] = 20,
+    runs: Annotated[int, typer.Option("--runs", min=1, metavar="N",
+                                      help="Edits per mode.")] = 20,
     mode: Annotated[
         str | None, typer.Option("--mode", metavar="MODE[,MODE]", help="Modes to compare: "
                                  "plain (restart), signal (SIGHUP, for an app that reloads "
@@ -856,7 +880,8 @@ def bench_mode(
                                  show_default=False)
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", min=1, max=65535, help="The port your app listens on "
+        int | None, typer.Option("--port", min=1, max=65535, metavar="PORT",
+                                 help="The port your app listens on "
                                  "(127.0.0.1). Default for the built-in app: a free one.",
                                  show_default=False)
     ] = None,
