@@ -120,9 +120,10 @@ def test_a_root_that_is_deleted_and_made_again_is_watched_again(
              == proc.out.count(r"^run "), what="the runs to end")
     shutil.rmtree(gen / "sub")  # the same with a directory inside the tree
     (gen / "sub").mkdir()
-    before = proc.out.count(r"^run ")
     edit(gen / "sub" / "c.txt", "4\n")
-    wait_for(lambda: proc.out.count(r"^run ") > before, what="a run for the new sub")
+    wait_for(lambda: any(str(gen / "sub" / "c.txt") in changed(x)
+                         for x in proc.out.lines if x.startswith("run ")),
+             what="a run for the file in the new sub")
     wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
              == proc.out.count(r"^run "), what="the runs to end")
     before = proc.out.count(r"^run ")

@@ -272,6 +272,15 @@ class _Poller:
                 return "timeout"
         return "stop"
 
+    def adopt(self, old: _Poller) -> None:
+        """Take the last look of the poller this one replaces for the directories both watch,
+        so that what changed there since is seen, not taken as the start."""
+        kept = set(self.dirs) & set(old.dirs)
+        self.last = {path: seen for path, seen in self.last.items()
+                     if os.path.dirname(path) not in kept}
+        self.last.update((path, seen) for path, seen in old.last.items()
+                         if os.path.dirname(path) in kept)
+
     def look(self) -> set[tuple[int, str]]:
         """The changes since the last look."""
         now = self._scan()
@@ -407,6 +416,8 @@ class _Notify:
                 return True
         else:
             self.current = self._open(dirs)
+            if isinstance(old, _Poller) and isinstance(self.current, _Poller):
+                self.current.adopt(old)
         old.close()
         return False
 
@@ -715,6 +726,12 @@ class _Tree:
                 if path in self.dirs:
                     self.dirs = {d for d in self.dirs
                                  if d != path and not d.startswith(path + os.sep)}
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        # Made again already (a poller can see only that its inode changed,
+                        # or its deletion without its return): a new directory, all of it new.
+                        self.fresh.add(path)
+                        self.dirs.update(str(d) for d, _ in walk(
+                            filter_, Path(path), dirs_only=True, unreadable=self.unreadable))
                 elif filter_.wants(rel):
                     changed.append(path)
             elif os.path.isdir(path) and not os.path.islink(path):
