@@ -315,10 +315,13 @@ def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) 
 def _reap(child: Child, events: Queue, guardian: Guardian, job_control: bool) -> None:
     while job_control:
         # Not reaped here (WNOWAIT): Popen does that below, so that it knows the status.
-        seen = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
-        if seen is None or seen.si_code != os.CLD_STOPPED:
+        try:
+            seen = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+            if seen is None or seen.si_code != os.CLD_STOPPED:
+                break
+            os.waitid(os.P_PID, child.pid, os.WSTOPPED)  # this stop is taken: wait for the next
+        except ChildProcessError:
             break
-        os.waitid(os.P_PID, child.pid, os.WSTOPPED)  # this stop is taken: wait for the next
         events.put(JobStopped(child.pid))
     status = child.popen.wait()
     _forget(child.popen)
