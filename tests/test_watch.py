@@ -104,31 +104,35 @@ def test_a_root_that_is_deleted_and_made_again_is_watched_again(
     proc = reentr(["watch", "gen", *poll, "-n", "-p", "--", *SHOW], files="", cwd=repo,
                   exits=True)
     proc.err.expect(r"watching 1 directory")
+
+    def settled() -> None:
+        wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
+                 == proc.out.count(r"^run "), what="the runs to end")
+
+    def runs_for(path: Path) -> None:
+        """Wait for a run that names `path`, then for every run to end."""
+        wait_for(lambda: any(str(path) in changed(x) for x in proc.out.lines
+                             if x.startswith("run ")), what=f"a run for {path.name}")
+        settled()
+
+    def runs_again_for(path: Path, text: str) -> None:
+        """Edit `path` and wait for a run more, then for every run to end."""
+        before = proc.out.count(r"^run ")
+        edit(path, text)
+        wait_for(lambda: proc.out.count(r"^run ") > before, what=f"a run for {path.name}")
+        settled()
+
     shutil.rmtree(gen)  # as `rm -rf gen && regenerate` does, or a branch switch
     gen.mkdir()
     (gen / "sub").mkdir()
     edit(gen / "sub" / "b.txt", "2\n")
-    wait_for(lambda: any(str(gen / "sub" / "b.txt") in changed(x)
-                         for x in proc.out.lines if x.startswith("run ")),
-             what="a run for the file in the new tree")
-    wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
-             == proc.out.count(r"^run "), what="the runs to end")
-    before = proc.out.count(r"^run ")
-    edit(gen / "sub" / "b.txt", "3\n")  # the new tree's directories are watched too
-    wait_for(lambda: proc.out.count(r"^run ") > before, what="a run for the edit")
-    wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
-             == proc.out.count(r"^run "), what="the runs to end")
+    runs_for(gen / "sub" / "b.txt")
+    runs_again_for(gen / "sub" / "b.txt", "3\n")  # the new tree's directories are watched too
     shutil.rmtree(gen / "sub")  # the same with a directory inside the tree
     (gen / "sub").mkdir()
     edit(gen / "sub" / "c.txt", "4\n")
-    wait_for(lambda: any(str(gen / "sub" / "c.txt") in changed(x)
-                         for x in proc.out.lines if x.startswith("run ")),
-             what="a run for the file in the new sub")
-    wait_for(lambda: proc.events is not None and proc.events.read_text().count('"exited"')
-             == proc.out.count(r"^run "), what="the runs to end")
-    before = proc.out.count(r"^run ")
-    edit(gen / "sub" / "c.txt", "5\n")
-    wait_for(lambda: proc.out.count(r"^run ") > before, what="a run for the edit in it")
+    runs_for(gen / "sub" / "c.txt")
+    runs_again_for(gen / "sub" / "c.txt", "5\n")
     proc.signal(signal.SIGINT)
     assert proc.wait() == 0
 

@@ -133,18 +133,22 @@ def _processes() -> Iterator[tuple[int, int, int, bytes, bytes]]:
     """(pid, parent pid, process group, state, command name) of every process /proc shows."""
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            # The command name is in parentheses and may contain anything, ")" included.
-            name, fields = stat.split(b"(", 1)[1].rsplit(b")", 1)
-            parts = fields.split()
-            if len(parts) > 2:
-                yield int(entry.name), int(parts[1]), int(parts[2]), parts[0], name
+            if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
+                yield found
+
+
+def _stat(pid: int) -> tuple[int, int, int, bytes, bytes] | None:
+    """(pid, parent pid, process group, state, command name) from /proc/PID/stat, or None
+    when it cannot be read (gone, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may contain anything, ")" included.
+    name, fields = stat.split(b"(", 1)[1].rsplit(b")", 1)
+    parts = fields.split()
+    return (pid, int(parts[1]), int(parts[2]), parts[0], name) if len(parts) > 2 else None
 
 
 class Guardian:
@@ -412,13 +416,10 @@ def leader_exited(child: Child) -> bool:
     """Whether the child itself has exited, reaped or not (its group may live on)."""
     if child.popen.returncode is not None:
         return True
-    try:
-        with open(f"/proc/{child.pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X")
-    except OSError:
+    found = _stat(child.pid)
+    if found is None:
         return sys.platform == "linux"  # gone from /proc: reaped, its event on the way
-    except IndexError:
-        return False
+    return found[3] in (b"Z", b"X")
 
 
 def signal_group(pgid: int, signum: int) -> None:

@@ -247,10 +247,14 @@ _LISTED = 5
 
 
 def _some_paths(paths: tuple[str, ...]) -> str:
-    named = ", ".join(_relative(p) for p in paths[:_LISTED])
-    if len(paths) <= _LISTED:
-        return named
-    return f"{len(paths)} files: {named} and {len(paths) - _LISTED} more"
+    named = some([_relative(p) for p in paths], _LISTED)
+    return named if len(paths) <= _LISTED else f"{len(paths)} files: {named}"
+
+
+def some(names: list[str], most: int) -> str:
+    """The first `most` names, and how many more there are: `a, b and 3 more`."""
+    listed = ", ".join(names[:most])
+    return listed + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _relative(path: str) -> str:

@@ -176,7 +176,8 @@ class _Loop:
             if isinstance(event, JobStopped) or event == SignalReceived(signal.SIGTSTP):
                 self._suspend()  # Ctrl-Z: job control, which decides nothing
                 continue
-            if isinstance(event, FilesChanged) and self._exit_in_flight():
+            if (isinstance(event, FilesChanged) and self.config.loop_guard
+                    and self._exit_in_flight()):
                 # A program that wrote and exited at once: its exit, on its way from the
                 # reaper, happened before this batch was seen, and the loop guard must know
                 # of it to tell the program's own write from the user's.
@@ -336,9 +337,7 @@ class _Loop:
         env = process.child_env(self.environ, extra)
         tty = self._terminal_for(role)
         if tty is not None and self.term is not None:
-            # Before the child exists: once it holds the terminal, a read by reentr's key
-            # thread would stop reentr (SIGTTIN), and the child must find the terminal's mode.
-            self.term.keys_off()
+            self.term.hand_over()  # before the child exists: it takes the terminal at once
         try:
             if sockets is not None:
                 argv = sockets.wrap(argv, env)
@@ -351,12 +350,11 @@ class _Loop:
             )
         except OSError as error:
             if tty is not None and self.term is not None:
-                self.term.give(0)  # it may have taken the terminal before its exec failed
-                self.term.take_back()
+                self.term.take_back()  # it may have taken the terminal before its exec failed
             return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}")
         self.children[child.pid] = child
         if tty is not None and self.term is not None:
-            self.term.give(child.pid)
+            self.term.holder = child.pid
         if waiter is not None:
             waiter.started(child.pid)
             self.waiters[child.pid] = waiter

@@ -43,7 +43,7 @@ class Terminal:
         self._reader: threading.Thread | None = None
         self._wake_w: int | None = None
         self.holder: int | None = None
-        """The process group it was given to, if any."""
+        """The process group it was handed over to (`hand_over`), if any."""
 
     def foreground(self) -> bool:
         """Whether reentr is the terminal's foreground process group."""
@@ -77,11 +77,13 @@ class Terminal:
         with suppress(termios.error):
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
 
-    def give(self, pgid: int) -> None:
-        """The utility's group `pgid` has the terminal (it took it itself before its exec:
-        see `process.start`); reentr reads no key meanwhile."""
+    def hand_over(self) -> None:
+        """Before a utility that takes the terminal starts (it does so itself before its exec:
+        see `in_foreground`): reentr reads no key from then on, since a read from the
+        background would stop it (SIGTTIN), and the utility finds the mode reentr found.
+        `holder` is then the utility's group, 0 until it is known."""
         self.keys_off()
-        self.holder = pgid
+        self.holder = 0
 
     def give_again(self) -> None:
         """After a suspension: the shell's `fg` gave reentr the terminal; its utility has it."""

@@ -33,7 +33,7 @@ from reentr.errors import ReentrError
 from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
 from reentr.filters import Filter, walk
 from reentr.ignore import Rules
-from reentr.report import Reporter, shown
+from reentr.report import Reporter, shown, some
 
 _SETTLE_TRIES = 5
 _SETTLE_S = 0.1
@@ -551,11 +551,11 @@ def _gather(
             _say_unreadable(tree, notify.reporter)
         paths = [p for p in paths if p not in config.unwatched]
         if paths:
-            wakeup.mattered()
             reported = _mtimes(paths)
-            stamped = _leading_edge_first(paths, order, detected_ns)
+            stamped = _leading_edge_first(paths, reported, order, detected_ns)
             events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
                                     tuple(w for _, w in stamped)))
+            wakeup.mattered()  # after the event: it reads the machine's load
 
 
 def _say_unreadable(tree: _Tree, reporter: Reporter) -> None:
@@ -596,6 +596,7 @@ def _undecodable(error: BaseException) -> str | None:
 
 
 def _mtimes(paths: list[str]) -> dict[str, int]:
+    """Each path's modification time; a path that is gone has none."""
     found = {}
     for path in paths:
         with contextlib.suppress(OSError):
@@ -692,8 +693,7 @@ class _Tree:
         for path in self.spec.paths:
             filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs)
             self.filters.append((str(path), filter_))
-            self.dirs.update(str(d) for d, _ in walk(filter_, path, dirs_only=True,
-                                                     unreadable=self.unreadable))
+            self.dirs.update(str(d) for d, _ in self._walk(filter_, path, dirs_only=True))
         # The deepest path first, so a path inside another one uses its own filter.
         self.filters.sort(key=lambda item: -len(item[0]))
 
@@ -729,24 +729,28 @@ class _Tree:
                     if os.path.isdir(path) and not os.path.islink(path):
                         # Made again already (a poller can see only that its inode changed,
                         # or its deletion without its return): a new directory, all of it new.
-                        self.fresh.add(path)
-                        self.dirs.update(str(d) for d, _ in walk(
-                            filter_, Path(path), dirs_only=True, unreadable=self.unreadable))
+                        self._add(filter_, path)
                 elif filter_.wants(rel):
                     changed.append(path)
             elif os.path.isdir(path) and not os.path.islink(path):
                 if change == _ADDED and path not in self.dirs and filter_.watches_dir(rel):
-                    # A new directory: watch it and those inside it; once the watch is in
-                    # place, `rescan` counts the files already there as changed.
-                    self.fresh.add(path)
-                    self.dirs.update(str(d) for d, _ in walk(
-                        filter_, Path(path), dirs_only=True, unreadable=self.unreadable))
+                    self._add(filter_, path)
             elif filter_.wants(rel):
                 changed.append(path)
         if self._remade() or reload:
             self._load()
             self.fresh &= self.dirs
         return list(dict.fromkeys(changed)), self.dirs != before or bool(self.fresh)
+
+    def _add(self, filter_: Filter, path: str) -> None:
+        """A new directory: watch it and those inside it; once the watch is in place,
+        `rescan` counts the files already there as changed."""
+        self.fresh.add(path)
+        self.dirs.update(str(d) for d, _ in self._walk(filter_, Path(path), dirs_only=True))
+
+    def _walk(self, filter_: Filter, start: Path, *, dirs_only: bool = False
+              ) -> Iterator[tuple[Path, bool]]:
+        return walk(filter_, start, dirs_only=dirs_only, unreadable=self.unreadable)
 
     def _remade(self) -> bool:
         """Whether a deleted root is back: a new directory by its name, all of it new."""
@@ -767,7 +771,7 @@ class _Tree:
             filter_ = self._filter_for(root)
             if filter_ is None:
                 continue
-            for found, is_dir in walk(filter_, Path(root), unreadable=self.unreadable):
+            for found, is_dir in self._walk(filter_, Path(root)):
                 if not is_dir:
                     files.append(str(found))
                 elif str(found) not in self.dirs:
@@ -803,23 +807,18 @@ def _limit_in_force() -> tuple[str, str]:
 
 
 def _some(dirs: list[str]) -> str:
-    return ", ".join(map(shown, dirs[:3])) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
+    return some([shown(d) for d in dirs], 3)  # only in a line that says something failed
 
 
 def _leading_edge_first(
-    paths: list[str], order: dict[str, int], detected_ns: int
+    paths: list[str], mtimes: dict[str, int], order: dict[str, int], detected_ns: int
 ) -> list[tuple[str, int]]:
-    """The batch ordered by modification time, so the file written first (entr's "leading
-    edge", used for `/_`) comes first, each with when it was written on the monotonic clock;
-    files that no longer exist come last, ties in list order (entr mode) or by name."""
+    """The batch ordered by modification time (`mtimes`, from `_mtimes`), so the file written
+    first (entr's "leading edge", used for `/_`) comes first, each with when it was written on
+    the monotonic clock; files that no longer exist come last, ties in list order (entr mode)
+    or by name."""
     wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
-    stamped = []
-    for path in paths:
-        try:
-            mtime_ns: int | None = os.stat(path).st_mtime_ns
-        except OSError:
-            mtime_ns = None
-        stamped.append((path, mtime_ns))
+    stamped = [(path, mtimes.get(path)) for path in paths]
 
     def key(item: tuple[str, int | None]) -> tuple[int, int, str]:
         path, mtime_ns = item
