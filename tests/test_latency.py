@@ -134,6 +134,31 @@ def test_ready_url_waits_for_an_http_answer(reentr: Start, project: Path) -> Non
     assert after.index("spawned") < after.index("ready") < after.index("restart")
 
 
+@pytest.mark.parametrize(("status", "ready"), [(404, True), (503, False)])
+def test_ready_url_takes_any_answer_below_500(
+    reentr: Start, project: Path, status: int, ready: bool
+) -> None:
+    # An app with no route for the path still serves requests; a 5xx says it cannot yet.
+    port = free_port()
+    server = (
+        "import http.server as h\n"
+        "class H(h.BaseHTTPRequestHandler):\n"
+        f"    def do_GET(self): self.send_error({status})\n"
+        "    def log_message(self, *a): pass\n"
+        f"s = h.HTTPServer(('127.0.0.1', {port}), H)\n"
+        "print('bound', flush=True)\n"
+        "s.serve_forever()\n"
+    )
+    proc = reentr(["-r", "--ready-url", f"http://127.0.0.1:{port}/none", "--ready-timeout",
+                   "1s", sys.executable, "-c", server])
+    proc.out.expect("bound")
+    edit(project / "a.txt", "x")
+    said = r"restart #1 ready in" if ready else r"was not ready within 1s \(--ready-url "
+    proc.err.expect(said)
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+
+
 def test_ready_line_passes_the_output_through_unchanged(reentr: Start, project: Path) -> None:
     proc = reentr(["-r", "--ready-line", r"started pid=\d+", *TARGET, "--chatter"])
     proc.out.expect(r"started")

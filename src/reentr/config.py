@@ -55,7 +55,7 @@ class ProbeKind(str, enum.Enum):
     LINE = "line"
     """The target prints a line (stdout or stderr) that matches the regular expression."""
     URL = "url"
-    """An HTTP GET of the URL answers with a 2xx or 3xx status."""
+    """An HTTP GET of the URL gets an answer below 500 (a 404 is an answer)."""
     NOTIFY = "notify"
     """The target sends `READY=1` to `$NOTIFY_SOCKET` (systemd's sd_notify protocol)."""
 

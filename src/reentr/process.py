@@ -428,10 +428,15 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def group_members(pgid: int) -> set[int]:
-    """The live processes of the group `pgid` (Linux; elsewhere none is known)."""
-    return {pid for pid, _, group, state, _ in _processes()
-            if group == pgid and state not in (b"Z", b"X")}
+def in_group(pid: int, pgid: int) -> bool:
+    """Whether the process `pid` exists and belongs to the group `pgid`: one system call, so a
+    readiness probe can ask it of every number an answer holds."""
+    if pid <= 0:
+        return False  # getpgid(0) is the caller's own group
+    try:
+        return os.getpgid(pid) == pgid
+    except OSError:
+        return False
 
 
 def group_alive(pgid: int) -> bool:

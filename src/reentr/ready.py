@@ -25,6 +25,9 @@ INTERVAL_S = 0.002
 """Between two attempts of a port or URL probe. A refused connect on the loopback costs a few
 microseconds, so polling this often keeps the `ready` stamp within 2 ms of the truth for well
 under 1 % of a core, and only while a target is starting."""
+OTHERS_S = 0.0005
+"""After an answer from another process (the old target, under `--handoff`): both serve one
+socket and the kernel gives each connection to either, so the next attempt comes sooner."""
 ATTEMPT_TIMEOUT_S = 1.0
 
 
@@ -93,7 +96,8 @@ class Waiter:
         deadline = time.monotonic() + self.probe.timeout
         attempt = _attempt(self.probe, pid if self._names_pid else None)
         while not self._done.is_set():
-            if attempt is not None and attempt():
+            outcome = attempt() if attempt is not None else False
+            if outcome is True:
                 self._report(TargetReady(pid, time.monotonic_ns()))
                 return
             left = deadline - time.monotonic()
@@ -101,10 +105,12 @@ class Waiter:
                 self._report(ReadyTimedOut(pid))
                 return
             # The line and notify probes have nothing to poll: they only wait for the deadline.
-            self._done.wait(left if attempt is None else min(INTERVAL_S, left))
+            pause = left if attempt is None else OTHERS_S if outcome is None else INTERVAL_S
+            self._done.wait(min(pause, left))
 
 
-def _attempt(probe: Probe, pid: int | None) -> Callable[[], bool] | None:
+def _attempt(probe: Probe, pid: int | None) -> Callable[[], bool | None] | None:
+    """One attempt of a polled probe: True when ready, None when another process answered."""
     if probe.kind is ProbeKind.PORT:
         return _port_attempt(parse_address(probe.text, "--ready-port"))
     if probe.kind is ProbeKind.URL:
@@ -142,10 +148,12 @@ def _connects(address: tuple[str, int]) -> bool:
         return False
 
 
-def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool:
-    """Whether a GET of `url` answers 2xx or 3xx (a redirect is an answer: not followed), and,
-    when `pid` is given, names it or another process of its group (a worker of a new
-    gunicorn master) as a whole word in the body or in a header's value."""
+def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool | None:
+    """Whether a GET of `url` gets an HTTP answer below 500 (a server that answers 404 for a
+    path it has no route for serves requests; a 5xx says it cannot yet; a redirect is an
+    answer, not followed) and, when `pid` is given, whether the answer names that process or
+    another of its group (a worker of a new gunicorn master) as a whole word in the body or
+    in a header's value; None when it names neither (the old target answered)."""
     import http.client  # only for this probe: it costs startup time
 
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -164,11 +172,11 @@ def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool:
         connection.close()
     if pid is not None:
         headers = " ".join(response.headers.values()).encode(errors="replace")
-        words = set(re.split(rb"\W+", said + b" " + headers))
-        if str(pid).encode() not in words and not any(
-                str(member).encode() in words for member in process.group_members(pid)):
-            return False
-    return 200 <= status < 400
+        numbers = {int(word) for word in re.split(rb"\W+", said + b" " + headers)
+                   if word.isdigit() and len(word) <= 10}
+        if not any(process.in_group(number, pid) for number in numbers):
+            return None
+    return status < 500
 
 
 _UCRED = struct.Struct("3i")
