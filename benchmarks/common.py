@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,58 @@ def http_body(port: int) -> str | None:
         return None
     head, _, body = answer.partition(b"\r\n\r\n")
     return body.decode() if head.split(b" ", 2)[1:2] == [b"200"] and body else None
+
+
+class Observer:
+    """Polls one server every millisecond in a thread: answers as (monotonic ns, body), and
+    how many requests failed."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.first: dict[str, int] = {}
+        """When each version was first answered (monotonic ns)."""
+        self.pids: dict[str, set[str]] = {}
+        """The processes that answered each version (the answer's second word)."""
+        self.failed = 0
+        self.active = threading.Event()
+        """Polls only while set: the observer of the loop not being measured keeps still, so
+        that its requests take no CPU from the restart being measured."""
+        self.active.set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            self.active.wait()
+            body = http_body(self.port)
+            if body is None:
+                self.failed += 1
+            else:
+                version, _, pid = body.partition(" ")
+                self.first.setdefault(version, time.monotonic_ns())
+                self.pids.setdefault(version, set()).add(pid.strip())
+
+    def served(self, version: str, since_ns: int) -> int | None:
+        """When `version` was first answered, if after `since_ns` (each edit is a new
+        version; a dictionary, so that looking costs the polling thread nothing)."""
+        at = self.first.get(version)
+        return at if at is not None and at >= since_ns else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self.active.set()
+        self._thread.join(5)
+
+
+def wait(predicate: object, timeout: float, what: str) -> int:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{Path(sys.argv[0]).stem}: timed out waiting for {what}")
+        time.sleep(0.001)
+    return int(value)
 
 
 def free_port() -> int:

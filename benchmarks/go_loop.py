@@ -4,7 +4,8 @@ loop, in one run, on a real Go server (tests/apps/server.go) in a fresh `go mod 
 
 The reference (below) is the least a loop can do: inotify on the project, then `go build`,
 SIGTERM to the old server, wait, start the new one. reentr runs with `-r`, `-r --socket` and
-`--handoff --socket`, each with `--ready-line listening`. The reference and reentr each have
+`--handoff --socket`, each with `--ready-url` on the server's address: ready means "answers a
+request", as the outside client sees it. The reference and reentr each have
 a project and a port of their own and are edited in turn, so the machine's load falls on both.
 An observer polls each server every millisecond; `edit -> served` is from just before the
 write until the first answer with the new version. reentr's own figure is its `restart`
@@ -28,12 +29,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import REFERENCE, free_port, http_body, reentr_command, stop
+from common import REFERENCE, Observer, free_port, reentr_command, stop, wait
 
 from reentr.timing import percentile
 
@@ -45,44 +45,6 @@ MODES = {
     "socket": ["-r", "--socket", "{port}"],
     "handoff": ["--handoff", "--socket", "{port}"],
 }
-
-
-class Observer:
-    """Polls one server every millisecond in a thread: answers as (monotonic ns, body), and
-    how many requests failed."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.first: dict[str, int] = {}
-        """When each version was first answered (monotonic ns)."""
-        self.failed = 0
-        self.active = threading.Event()
-        """Polls only while set: the observer of the loop not being measured keeps still, so
-        that its requests take no CPU from the restart being measured."""
-        self.active.set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.001):
-            self.active.wait()
-            body = http_body(self.port)
-            if body is None:
-                self.failed += 1
-            else:
-                self.first.setdefault(body.split()[0], time.monotonic_ns())
-
-    def served(self, version: str, since_ns: int) -> int | None:
-        """When `version` was first answered, if after `since_ns` (each edit is a new
-        version; a dictionary, so that looking costs the polling thread nothing)."""
-        at = self.first.get(version)
-        return at if at is not None and at >= since_ns else None
-
-    def close(self) -> None:
-        self._stop.set()
-        self.active.set()
-        self._thread.join(5)
 
 
 def project(root: Path) -> Path:
@@ -117,16 +79,6 @@ def running(argv: list[str], cwd: Path, port: int) -> Iterator[Observer]:
         stop(proc, signal.SIGINT, 10)
 
 
-def wait(predicate: object, timeout: float, what: str) -> int:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"go_loop: timed out waiting for {what}")
-        time.sleep(0.001)
-    return int(value)
-
-
 def edit_served(main: Path, observer: Observer, version: str) -> float:
     """Edit main.go to `version`; ms from just before the write until it is served."""
     before = time.monotonic_ns()
@@ -146,7 +98,7 @@ def measure(work: Path, mode: str, runs: int) -> dict[str, object]:
     ref_port, own_port = free_port(), free_port()
     options = [word.format(port=own_port) for word in MODES[mode]]
     argv = [*reentr_command(), "watch", "-n", "-q", "--build", BUILD, *options,
-            "--ready-line", "listening", "--events", str(events), "--", "./app"]
+            "--ready-url", f"http://127.0.0.1:{own_port}/", "--events", str(events), "--", "./app"]
     ref_ms: list[float] = []
     own_ms: list[float] = []
     reference = [sys.executable, "-c", REFERENCE, "restart", str(ref_dir / "main.go"), BUILD,

@@ -277,6 +277,8 @@ class Hammer:
         """How each failed request failed: refused, reset, or the error's name."""
         self.longest_s = 0.0
         """The longest any one request took."""
+        self.first: dict[str, float] = {}
+        """When each version (an answer's first word) was first answered, in monotonic s."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -287,7 +289,9 @@ class Hammer:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
             try:
                 connection.request("GET", "/")
-                self.answers.append(connection.getresponse().read().decode())
+                answer = connection.getresponse().read().decode()
+                self.first.setdefault(answer.split(" ", 1)[0], time.monotonic())
+                self.answers.append(answer)
             except ConnectionRefusedError:
                 self.failures.append("refused")
             except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):

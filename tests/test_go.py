@@ -75,7 +75,7 @@ def test_the_go_loop(reentr: Start, go_project: Path, mode: str) -> None:
     port = free_port()
     options = [word.format(port=port) for word in MODES[mode]]
     proc = reentr(["watch", "-n", "--build", "go build -o app .", *options,
-                   "--ready-line", "listening", "--", "./app"],
+                   "--ready-url", f"http://127.0.0.1:{port}/", "--", "./app"],
                   files="", cwd=go_project, env={**_go_env(), "PORT": str(port)}, exits=True)
     client = Hammer(port, interval=0.005)
     try:

@@ -3,7 +3,6 @@ that hammers them through real restarts."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPS, DEADLINE, Hammer, Reentr, edit, free_port, wait_for
+from helpers import APPS, Hammer, Reentr, edit, free_port, wait_for
 
 SERVER = [sys.executable, str(APPS / "server.py")]
 RESTARTS = 50
@@ -209,75 +208,6 @@ def test_handoff_by_url_waits_for_an_answer_that_names_the_new_pid(
     hammer.stop()
     assert new != old
     assert hammer.failures == []
-
-
-@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
-@pytest.mark.timeout(120)
-def test_real_servers_serve_through_the_held_socket(
-    reentr: Callable[..., Reentr], project: Path, server: str
-) -> None:
-    if importlib.util.find_spec(server) is None:
-        pytest.skip(f"{server} is not installed (pip install -e '.[test]' installs it)")
-    port = free_port()
-    (project / "version.txt").write_text("v0")
-    (project / "app.py").write_text((APPS / "asgi_wsgi.py").read_text())
-    command = {
-        "uvicorn": ["-m", "uvicorn", "--fd", "3", "--log-level", "info", "app:asgi"],
-        "gunicorn": ["-m", "gunicorn", "--workers", "1", "app:wsgi"],
-    }[server]
-    # The README's probes: uvicorn's line comes once it serves; gunicorn's would come before
-    # a worker can answer, so an answer is its probe.
-    ready = {"uvicorn": ["--ready-line", "Application startup complete"],
-             "gunicorn": ["--ready-url", f"http://127.0.0.1:{port}/"]}[server]
-    proc = reentr(["-n", "-r", "--socket", str(port), *ready, sys.executable, *command],
-                  ["version.txt"])
-    proc.err.expect("watching")
-    hammer = Hammer(port)
-    pids = [wait_for(lambda: hammer.served("v0"), what="v0", timeout=DEADLINE * 2)]
-    for number in range(1, 6):
-        edit(project / "version.txt", f"v{number}")
-        pids.append(wait_for(lambda n=number: hammer.served(f"v{n}"), what=f"v{number}",
-                             timeout=DEADLINE * 2))
-        proc.err.expect(rf"restart #{number} ready in")
-    hammer.stop()
-    assert "refused" not in hammer.failures
-    if server == "uvicorn":
-        # uvicorn's own shutdown closes a connection it accepted but whose request it has not
-        # read yet (Kludex/uvicorn#2757): that request is lost in uvicorn, not in reentr.
-        assert set(hammer.failures) <= {"reset"}
-    else:
-        assert hammer.failures == []
-    assert len(set(pids)) == 6
-    proc.signal(2)
-    assert proc.wait(DEADLINE * 2) == 0
-
-
-@pytest.mark.timeout(120)
-def test_gunicorn_hands_off_when_a_worker_of_the_new_master_answers(
-    reentr: Callable[..., Reentr], project: Path
-) -> None:
-    # gunicorn's answer names the worker that served it, not the master reentr started: an
-    # answer from any process of the new target's group proves it ready; the old group's never.
-    if importlib.util.find_spec("gunicorn") is None:
-        pytest.skip("gunicorn is not installed (pip install -e '.[test]' installs it)")
-    port = free_port()
-    (project / "version.txt").write_text("v0")
-    (project / "app.py").write_text((APPS / "asgi_wsgi.py").read_text())
-    proc = reentr(["-n", "--handoff", "--socket", str(port), "--ready-url",
-                   f"http://127.0.0.1:{port}/", sys.executable, "-m", "gunicorn", "--workers",
-                   "2", "app:wsgi"], ["version.txt"])
-    proc.err.expect("watching")
-    hammer = Hammer(port)
-    wait_for(lambda: hammer.served("v0"), what="v0", timeout=DEADLINE * 2)
-    for number in range(1, 4):
-        edit(project / "version.txt", f"v{number}")
-        proc.err.expect(rf"restart #{number} ready in", timeout=DEADLINE * 2)
-        wait_for(lambda n=number: hammer.served(f"v{n}"), what=f"v{number}")
-    hammer.stop()
-    assert hammer.failures == []
-    assert "rolled back" not in proc.err.text()
-    proc.signal(2)
-    assert proc.wait(DEADLINE * 2) == 0
 
 
 @pytest.mark.parametrize(("shell", "found"), [(False, "1"), (True, "0")])

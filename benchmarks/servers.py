@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Real servers, edit -> served: each server line of the README (uvicorn, gunicorn with 2
+workers, Python's own server, Node) run by reentr exactly as the README runs it, in each mode
+the server supports, while an observer polls it every millisecond.
+
+Per server and mode it prints the requests that failed, edit -> served p50/p95 measured from
+the outside (from just before the write of version.txt until the first answer with the new
+version), and how far reentr's own figure (its `restart` event's `total_ms`, counted from the
+file's modification time to the readiness probe) lies from that, at the median.
+
+Target (the real servers issue): |reentr's total - edit -> served| <= 3 ms at the median.
+
+    python benchmarks/servers.py [--runs 20] [--server uvicorn,gunicorn,python,node]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import Observer, free_port, reentr_command, stop, wait
+
+from reentr.timing import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "apps"))
+from real_servers import SERVERS, Server, make_project
+
+
+def restarts(events: Path) -> list[float]:
+    if not events.exists():
+        return []
+    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
+            if '"event": "restart"' in line]
+
+
+def all_workers(observer: Observer, version: str, server: Server) -> None:
+    """Every worker reads version.txt when it boots: the next edit waits until all serve."""
+    wait(lambda: len(observer.pids.get(version, ())) >= server.workers, 60,
+         f"{server.workers} workers serving {version}")
+
+
+def measure(work: Path, server: Server, mode: str, runs: int) -> dict[str, object]:
+    root, events, port = work / f"{server.name}-{mode}", work / f"{server.name}-{mode}.jsonl", \
+        free_port()
+    root.mkdir()
+    make_project(root, server)
+    proc = subprocess.Popen(
+        [*reentr_command(), "watch", "-n", "-q", "--events", str(events),
+         *server.argv(mode, port)],
+        cwd=root, env={**os.environ, "PORT": str(port)},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    observer = Observer(port)
+    outside: list[float] = []
+    try:
+        wait(lambda: observer.served("v0", 0), 60, f"{server.name} to serve")
+        all_workers(observer, "v0", server)
+        failed_before = observer.failed
+        for number in range(1, runs + 1):
+            version = f"v{number}"
+            before = time.monotonic_ns()
+            (root / "version.txt").write_text(version)
+            served = wait(lambda v=version, b=before: observer.served(v, b), 60,
+                          f"{version} served")
+            outside.append((served - before) / 1e6)
+            wait(lambda n=number: len(restarts(events)) >= n, 60, f"restart #{number}")
+            all_workers(observer, version, server)
+        failed = observer.failed - failed_before
+    finally:
+        observer.close()
+        stop(proc, signal.SIGINT, 10)
+    printed = restarts(events)
+    return {"server": server.name, "mode": mode, "failed": failed, "outside": outside,
+            "printed": printed,
+            "gap": [abs(p - o) for p, o in zip(printed, outside, strict=False)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20, help="edits per mode (default 20)")
+    parser.add_argument("--server", default=",".join(SERVERS), help="servers to measure")
+    args = parser.parse_args()
+    print(f"Real servers, edit -> served, {args.runs} edits per mode; the observer polls "
+          "every 1 ms\n")
+    print(f"{'server':<10}{'mode':<9}{'failed':>7}{'p50':>7}{'p95':>7}"
+          f"{'|printed-outside| p50':>23}")
+    with tempfile.TemporaryDirectory(prefix="reentr-servers-") as tmp:
+        for name in args.server.split(","):
+            server = SERVERS[name]
+            if (missing := server.missing()) is not None:
+                print(f"{name:<10}skipped: {missing}")
+                continue
+            for mode in server.modes:
+                row = measure(Path(tmp), server, mode, args.runs)
+                outside, gap = row["outside"], row["gap"]
+                assert isinstance(outside, list) and isinstance(gap, list)
+                print(f"{name:<10}{mode:<9}{row['failed']:>7}{percentile(outside, 50):>7.0f}"
+                      f"{percentile(outside, 95):>7.0f}{statistics.median(gap):>20.1f} ms",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
