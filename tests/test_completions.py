@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reentr.cli import COMPLETION_FILES, completion_script
+from reentr.completion import COMPLETION_FILES, completion_script
 
 COMPLETIONS = Path(__file__).parent.parent / "completions"
 PATH = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
@@ -48,6 +48,10 @@ CASES = [
     ("reentr --ready-n", ["--ready-notify"]),
     ("reentr -r --signal SIGH", ["SIGHUP"]),
     ("reentr watch --stop-signal SIGTE", ["SIGTERM"]),
+    # Every form --signal accepts is offered in the form being typed.
+    ("reentr --signal sigh", ["sighup"]),
+    ("reentr watch --signal hu", ["hup"]),
+    ("reentr --signal HU", ["HUP"]),
     ("reentr bench --j", ["--json"]),
 ]
 
@@ -133,3 +137,45 @@ def test_install_completion_installs_the_same_script_for_the_users_bash(tmp_path
     done = subprocess.run([bash, "--norc", "-c", "source ~/.bashrc; complete -p reentr"],
                           env=env, capture_output=True, text=True, timeout=30, check=False)
     assert "_reentr_completion reentr" in done.stdout, done.stderr
+
+
+DESCRIBED = [
+    ("reentr --no-c", "Do not read reentr.toml or [tool.reentr] in pyproject.toml."),
+    ("reentr watch --no-default-i", "__pycache__, *.py[co], editors' swap and backup files."),
+    ("reentr --conf", "Read the options' defaults from FILE (a reentr.toml, or a "
+                      "pyproject.toml's [tool.reentr]) instead of the nearest one from here up."),
+]
+
+
+@pytest.mark.parametrize(("line", "description"), DESCRIBED)
+def test_zsh_and_fish_show_descriptions_intact(
+    tmp_path: Path, line: str, description: str
+) -> None:
+    # Brackets are not markup, an apostrophe is not a quote, a line break is a space.
+    fish = _shell("fish")
+    out = _run([fish, "--no-config", "-c",
+                f"source {COMPLETIONS / 'reentr.fish'}; complete -C '{line}'"], tmp_path)
+    assert len(out) == 1 and description in out[0]
+    said = _zsh(tmp_path, line).replace("\\:", ":").replace("\n", " ")
+    assert description in said
+
+
+def test_install_completion_adds_one_line_to_the_users_zshrc(tmp_path: Path) -> None:
+    zsh = _shell("zsh")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".zshrc").write_text("zstyle ':completion:*' menu no\nalias ll='ls -l'\n")
+    before = (home / ".zshrc").read_text()
+    env = {**os.environ, "PATH": PATH, "HOME": str(home), "SHELL": zsh}
+    for _ in range(2):  # a second install adds nothing
+        done = subprocess.run([zsh, "-f", "-c", "reentr --install-completion; true"], env=env,
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+    after = (home / ".zshrc").read_text()
+    assert after.startswith(before)
+    assert len(after[len(before):].splitlines()) == 1
+    assert (home / ".zfunc" / "_reentr").read_text() == completion_script("zsh")
+    # A new interactive zsh reads it, and reentr's completion is in place.
+    done = subprocess.run([zsh, "-i", "-c", "print -r -- $_comps[reentr]"], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.stdout.strip().splitlines()[-1] == "_reentr_completion", done.stderr

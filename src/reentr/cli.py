@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import enum
 import errno
 import functools
 import os
+import re
 import shutil
 import sys
 import types
@@ -19,7 +21,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from reentr import __version__, configfile, runner, sockets
+from reentr import __version__, configfile, helptext, runner, sockets
+from reentr.completion import complete_signal, install_classes
 from reentr.config import (
     Config,
     OnBusy,
@@ -32,7 +35,6 @@ from reentr.config import (
     parse_probe,
     parse_signal,
     parse_socket,
-    signal_names,
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.filters import Filter, walk
@@ -50,7 +52,7 @@ USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filen
 RUNNING = "Running"
 BUILD = "Build"
 PROCESS = "Process"
-LATENCY = "Latency"
+READINESS = "Readiness (for the restart's figures, and --handoff)"
 WATCHING = "Watching"
 FILTERING = "Filtering"
 SOCKETS = "Sockets"
@@ -75,6 +77,8 @@ class _Reentr(TyperGroup):
             args = [] if ctx.resilient_parsing else [ENTR_MODE]
         elif args[0].split("=", 1)[0] not in (*SUBCOMMANDS, *_COMPLETION_OPTIONS):
             args = [ENTR_MODE, *args]
+        elif args[0] in _COMPLETION_OPTIONS and {"-h", "--help"} & set(args):
+            args = [ENTR_MODE, "--help"]  # they are described there, under Shell completion
         return list(super().parse_args(ctx, args))
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
@@ -164,10 +168,26 @@ class _Command(TyperCommand):
                 record = (record[0].split(" <", 1)[0], record[1])
             else:
                 title = getattr(param, "rich_help_panel", None) or "Options"
+                # A number's range is checked with a message of its own: not help.
+                record = (record[0], _RANGE.sub("", record[1]).replace(" []", ""))
             sections.setdefault(title, []).append(record)
         for title, rows in sections.items():
             with formatter.section(title):
                 formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        for title, rows in helptext.SECTIONS.get(self.name or "", []):
+            with formatter.section(title):
+                if title != helptext.EXAMPLES:
+                    formatter.write_dl(rows)
+                    continue
+                for command, what in rows:  # as a man page has them: what, then the line
+                    formatter.write_text(f"{what[:1].upper()}{what[1:]}:")
+                    formatter.write(f"{'':{formatter.current_indent + 2}}{command}\n")
+
+
+_RANGE = re.compile(r";? ?(\d+<=?)?x(<=?\d+|>=?\d+)?(?=\])")
+"""click's `[default: 20; x>=1]`, `[1<=x<=65535]`: the range part."""
 
 
 class _AfterDashes(_Command):
@@ -201,10 +221,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
-
-
-def _complete_signal(incomplete: str) -> list[str]:
-    return [name for name in signal_names() if name.startswith(incomplete.upper())]
 
 
 def _version(value: bool) -> None:
@@ -267,13 +283,13 @@ _OnExit = Annotated[
 _Signal = Annotated[
     str | None, typer.Option("--signal", metavar="SIG", help="Send SIG to the running "
                              "utility's process group instead of restarting it.",
-                             autocompletion=_complete_signal, rich_help_panel=PROCESS,
+                             autocompletion=complete_signal, rich_help_panel=PROCESS,
                              show_default=False)
 ]
 
 _StopSignal = Annotated[
     str, typer.Option("--stop-signal", metavar="SIG", help="The signal that stops the "
-                      "utility.", autocompletion=_complete_signal, rich_help_panel=PROCESS)
+                      "utility.", autocompletion=complete_signal, rich_help_panel=PROCESS)
 ]
 
 _DelayRun = Annotated[
@@ -289,25 +305,27 @@ _StopTimeout = Annotated[
 _ReadyPort = Annotated[
     str | None, typer.Option("--ready-port", metavar="[HOST:]PORT", help="The target is "
                              "ready when a TCP connect to PORT succeeds (HOST: 127.0.0.1).",
-                             show_default=False, rich_help_panel=LATENCY)
+                             show_default=False, rich_help_panel=READINESS)
 ]
 
 _ReadyLine = Annotated[
     str | None, typer.Option("--ready-line", metavar="REGEX", help="The target is ready "
                              "when it prints a line matching REGEX (stdout or stderr; its "
                              "output still reaches you unchanged).", show_default=False,
-                             rich_help_panel=LATENCY)
+                             rich_help_panel=READINESS)
 ]
 
 _ReadyUrl = Annotated[
     str | None, typer.Option("--ready-url", metavar="URL", help="The target is ready when "
-                             "a GET of URL answers 2xx or 3xx.", show_default=False,
-                             rich_help_panel=LATENCY)
+                             "a GET of URL gets an HTTP answer below 500 (a 404 is an "
+                             "answer; a 5xx is not), e.g. http://127.0.0.1:8000/.",
+                             show_default=False,
+                             rich_help_panel=READINESS)
 ]
 
 _ReadyNotify = Annotated[
     bool, typer.Option("--ready-notify", help="The target is ready when it sends READY=1 to "
-                       "$NOTIFY_SOCKET (systemd's sd_notify).", rich_help_panel=LATENCY)
+                       "$NOTIFY_SOCKET (systemd's sd_notify).", rich_help_panel=READINESS)
 ]
 
 _Socket = Annotated[
@@ -328,14 +346,14 @@ _Handoff = Annotated[
 
 _ReadyTimeout = Annotated[
     str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
-                      "readiness after this long, and say so.", rich_help_panel=LATENCY)
+                      "readiness after this long, and say so.", rich_help_panel=READINESS)
 ]
 
 _Events = Annotated[
     str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
                              "lifecycle event to FILE (- for stdout; the command's own stdout "
                              "then goes to stderr).", show_default=False,
-                             rich_help_panel=LATENCY)
+                             rich_help_panel=OUTPUT)
 ]
 
 _NoLoopGuard = Annotated[
@@ -456,14 +474,6 @@ _Notify = Annotated[
     help=(
         "Run UTILITY, and run it again whenever a file listed on standard input changes "
         "(entr's interface: ls *.py | reentr -r python app.py)."
-    ),
-    epilog=(
-        "Keys, when a terminal is present: space runs the utility now (restarts it with -r), "
-        "q quits. The first word that is exactly /_ is replaced by the absolute path of the "
-        "first changed file. Exit status: 0 on q, SIGINT or SIGHUP; 1 on an error; 2 when -d "
-        "saw a directory change; with -z, the utility's status (128+N if killed by signal N). "
-        "Also: reentr watch (a tree, with git's ignores), reentr bench (measure restarts), "
-        "reentr explain (why a path is or is not watched); each has --help."
     ),
 )
 def entr_mode(
@@ -652,11 +662,6 @@ _NoDefaultIgnore = Annotated[
         "Watch the trees under PATH (default: .), ignoring what git ignores, and run COMMAND "
         "(given after --) again on every change: reentr watch src -- make."
     ),
-    epilog=(
-        "The first word of COMMAND that is exactly /_ becomes the first changed file; "
-        "$REENTR_CHANGED holds every file changed since the last start, one per line. "
-        "A utility named watch runs in entr mode as: reentr -- watch ..."
-    ),
 )
 def watch_mode(
     ctx: typer.Context,
@@ -699,7 +704,7 @@ def watch_mode(
     all_events: Annotated[
         bool, typer.Option("-a", help="Accepted as in entr mode, where it is needed: reentr "
                            "watch always runs once more after changes made during a run.",
-                           rich_help_panel=RUNNING)
+                           show_default=False, rich_help_panel=RUNNING)
     ] = True,
     postpone: _Postpone = False,
     clear: _Clear = 0,
@@ -791,7 +796,8 @@ def watched_files(tree: WatchTree) -> list[str]:
     ),
 )
 def explain_mode(
-    paths: Annotated[list[str], typer.Argument(help="Files or directories.")],
+    paths: Annotated[list[str], typer.Argument(help="Files or directories.", metavar="PATH",
+                                               show_default=False)],
     ext: _Ext = None,
     glob: _Glob = None,
     ignore: _Ignore = None,
@@ -861,7 +867,6 @@ def _exts(values: list[str] | None) -> tuple[str, ...]:
         "requests that fail meanwhile (a client polls 127.0.0.1:PORT). With no COMMAND it "
         "uses a small built-in HTTP app (python -m reentr.sample_app)."
     ),
-    epilog="Example: reentr bench --port 8000 --edit app.py -- python app.py",
 )
 def bench_mode(
     command: Annotated[
@@ -959,20 +964,6 @@ def _check_program(program: str) -> None:
         )
 
 
-COMPLETION_FILES = {"bash": "reentr.bash", "zsh": "_reentr", "fish": "reentr.fish"}
-"""The scripts in `completions/`, by shell: what `reentr --show-completion` prints there."""
-
-
-def completion_script(shell: str) -> str:
-    """The completion script for `shell`, from typer's completion machinery: a thin shim that
-    asks `reentr` itself (with `_REENTR_COMPLETE` set) for the candidates, so the scripts
-    never go stale as options change."""
-    from typer._completion_shared import get_completion_script
-
-    return get_completion_script(prog_name="reentr", complete_var="_REENTR_COMPLETE",
-                                 shell=shell).rstrip("\n") + "\n"
-
-
 def main(argv: list[str] | None = None) -> NoReturn:
     """The `reentr` console script: run, then exit with the documented status."""
     args = sys.argv[1:] if argv is None else argv
@@ -981,12 +972,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
         own, obj = _split_watch_args(args[1:])
         args = ["watch", *own]
     command = typer.main.get_command(app)
+    install_classes()
     try:
         # Without standalone mode, --help, --version and typer.Exit come back as a status.
         status = command.main(args=args, prog_name="reentr", standalone_mode=False, obj=obj)
     except ClickUsageError as error:
         # click's default is three lines and status 2; entr's contract is one line and 1.
-        sys.stderr.write(f"{PREFIX}{_one_line(error)} (see reentr --help)\n")
+        ctx = getattr(error, "ctx", None)
+        where = "reentr" if ctx is None or ctx.command.name == ENTR_MODE else ctx.command_path
+        sys.stderr.write(f"{PREFIX}{_one_line(error)} (see {where} --help)\n")
         status = ExitStatus.ERROR
     except typer.Abort:
         status = ExitStatus.OK
@@ -1012,5 +1006,17 @@ def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _one_line(error: Exception) -> str:
+    name, possible = getattr(error, "option_name", None), getattr(error, "possibilities", None)
+    if name and possible is not None:
+        # click offers any option within a loose likeness (--delay: --help); keep those that
+        # begin with what was typed, or that differ from it by a slip.
+        ctx = getattr(error, "ctx", None)
+        if ctx is not None:  # click offers three at most: look at all of them
+            possible = [opt for param in ctx.command.get_params(ctx) for opt in param.opts
+                        if opt.startswith("--")]
+        close = sorted(option for option in possible if option.startswith(name)
+                       or difflib.SequenceMatcher(None, name, option).ratio() >= 0.75)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return f"no such option: {name}{hint}"
     message = str(getattr(error, "format_message", error.__str__)())
     return message[:1].lower() + message[1:].rstrip(".")

@@ -1,0 +1,98 @@
+"""Shell completion: the scripts in `completions/`, the candidates for a signal name, and how
+zsh and fish are given the candidates' descriptions.
+
+The scripts are typer's thin shims: they ask `reentr` itself (with `_REENTR_COMPLETE` set) for
+the candidates, so they never go stale as options change. typer's own zsh and fish answers
+pass each description through rich's markup (which drops `[tool.reentr]` and `[co]`) and quote
+it so that zsh loses every apostrophe; the classes here write them as the shells read them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reentr.config import signal_names
+
+COMPLETION_FILES = {"bash": "reentr.bash", "zsh": "_reentr", "fish": "reentr.fish"}
+"""The scripts in `completions/`, by shell: what `reentr --show-completion` prints there."""
+
+
+def completion_script(shell: str) -> str:
+    """The completion script for `shell`, from typer's completion machinery."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name="reentr", complete_var="_REENTR_COMPLETE",
+                                 shell=shell).rstrip("\n") + "\n"
+
+
+def complete_signal(incomplete: str) -> list[str]:
+    """Signal names in the form being typed, as `--signal` accepts them all: `SIGH` and `sigh`
+    give SIGHUP and sighup, `HU` and `hu` give HUP and hup."""
+    upper = incomplete.upper()
+    names = signal_names()
+    found = [name for name in names if name.startswith(upper)]
+    if not "SIG".startswith(upper[:3]) or not upper:
+        found += [name[3:] for name in names if name[3:].startswith(upper) and upper]
+    lower = incomplete != upper and incomplete == incomplete.lower()
+    return [name.lower() for name in found] if lower else found
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def install_classes() -> None:
+    """Answer zsh and fish with descriptions intact (call once the command is built: typer
+    registers its own classes then)."""
+    try:
+        from typer._completion_classes import FishComplete, ZshComplete
+    except ImportError:  # a typer without them: its own answers stand
+        return
+    registry = getattr(typer.completion, "shell_completion")  # noqa: B009 (not exported)
+
+    class _Zsh(ZshComplete):
+        def format_completion(self, item: Any) -> str:
+            # The answer is one single-quoted word for `eval`: an apostrophe closes it,
+            # so it is written '\''; inside _arguments' ((value:description)) a colon in a
+            # value or a description is escaped, and a double quote too.
+            def quoted(text: str) -> str:
+                text = _one_line(text).replace("\\", "\\\\").replace('"', '\\"')
+                text = text.replace(":", "\\\\:").replace("$", "\\$").replace("`", "\\`")
+                return text.replace("'", "'\\''")
+
+            if item.help:
+                return f'"{quoted(item.value)}":"{quoted(item.help)}"'
+            return f'"{quoted(item.value)}"'
+
+    class _Fish(FishComplete):
+        def format_completion(self, item: Any) -> str:
+            return f"{item.value}\t{_one_line(item.help)}" if item.help else str(item.value)
+
+    registry.add_completion_class(_Zsh, "zsh")
+    registry.add_completion_class(_Fish, "fish")
+    from typer import _completion_shared
+
+    # typer's zsh install appends a compinit line and a `zstyle ... menu select` of its own
+    # to ~/.zshrc, which changes every other command's completion: reentr's adds one line.
+    _completion_shared.install_zsh = _install_zsh
+
+
+ZSH_LINE = ("(( $+functions[compdef] )) || { autoload -Uz compinit && compinit }; "
+            "source ~/.zfunc/_reentr  # reentr's completion")
+"""The one line `--install-completion` adds to ~/.zshrc: it loads zsh's completion system
+unless the file has already done so, then reentr's script."""
+
+
+def _install_zsh(*, prog_name: str, complete_var: str, shell: str) -> Path:
+    script = Path.home() / ".zfunc" / "_reentr"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(completion_script("zsh"))
+    rc = Path.home() / ".zshrc"
+    text = rc.read_text() if rc.is_file() else ""
+    if ZSH_LINE not in text:
+        rc.write_text(text + ("\n" if text and not text.endswith("\n") else "") + ZSH_LINE + "\n")
+    return script
