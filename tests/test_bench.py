@@ -142,3 +142,24 @@ def test_a_utility_named_bench_runs_after_a_double_dash(tmp_path: Path) -> None:
                           env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert done.returncode == 0, done.stderr
     assert done.stdout == "utility named bench ran\n"
+
+
+@pytest.mark.parametrize(("times", "rows"), [
+    # A narrow range: one bin per millisecond, none past the slowest.
+    ([5.2, 5.9, 7.4], ["[5, 6)", "[6, 7)", "[7, 8)"]),
+    # A wide one: 8 bins at most, of whole milliseconds, that never share a bound.
+    ([69.0, 70.5, 171.9], ["[69, 82)", "[82, 95)", "[95, 108)", "[108, 121)", "[121, 134)",
+                           "[134, 147)", "[147, 160)", "[160, 173)"]),
+    ([40.0], ["[40, 41)"]),
+])
+def test_a_histogram_covers_the_edits_and_no_more(times: list[float], rows: list[str]) -> None:
+    from io import StringIO
+
+    from reentr.bench import Edit, Result, _print_histogram
+
+    out = StringIO()
+    _print_histogram(Result("plain", [Edit(t, 0, 0.0) for t in times]), out)
+    lines = out.getvalue().splitlines()[1:]
+    assert [line.split()[0] + " " + line.split()[1] for line in lines] == rows
+    assert sum(int(line.split()[2]) for line in lines) == len(times)
+    assert lines[0].split()[2] != "0" and lines[-1].split()[2] != "0"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import socket
 import sys
 import tempfile
@@ -86,7 +87,7 @@ def run(plan: Plan, out: TextIO) -> list[Result]:
                   f"polls 127.0.0.1:{port} every {POLL_S * 1000:g} ms\n")
         out.flush()
         out.write(f"\nedit → served, ms{'':<10}{'p50':>7}{'p95':>7}{'max':>7}   failed requests"
-                  "   longest stall   |reentr's figure - this| p50\n")
+                  "   longest stall   printed vs measured, p50\n")
         results = []
         try:
             for mode in plan.modes:
@@ -331,16 +332,19 @@ def _print_row(result: Result, out: TextIO) -> None:
 
 
 def _print_histogram(result: Result, out: TextIO, bins: int = 8, width: int = 40) -> None:
+    """Bins of whole milliseconds, each [start, end): the first holds the fastest edit, the
+    last the slowest, and there are no more bins than the range needs."""
     times = [e.edit_to_ready_ms for e in result.edits]
-    low, high = min(times), max(times)
-    step = max((high - low) / bins, 1.0)
-    counts = [0] * bins
+    low, top = math.floor(min(times)), math.floor(max(times)) + 1
+    step = max(math.ceil((top - low) / bins), 1)
+    counts = [0] * math.ceil((top - low) / step)
     for value in times:
-        counts[min(int((value - low) / step), bins - 1)] += 1
+        counts[int((value - low) // step)] += 1
     out.write(f"{result.mode}: edit → served, ms\n")
     for i, count in enumerate(counts):
         start = low + i * step
         bar = "#" * max(round(count / max(counts) * width), 1 if count else 0)
-        out.write(f"  {start:>7.0f} - {start + step:<7.0f} {count:>4}  {bar}\n")
+        span = f"[{start}, {start + step})"
+        out.write(f"  {span:>14} {count:>4}  {bar}\n")
     out.flush()
 
