@@ -25,6 +25,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    Restarted,
     Role,
     Say,
     SetTimer,
@@ -59,7 +60,8 @@ def run(config: Config, events: Sequence[Event]) -> tuple[policy.State, list[lis
 
 def _noise(action: Action) -> bool:
     """What these tables leave to their own tests: verbose lines and timeline markers."""
-    return isinstance(action, Triggered) or (isinstance(action, Say) and action.what == "changed")
+    return isinstance(action, Triggered | Restarted) or (
+        isinstance(action, Say) and action.what == "changed")
 
 
 def started(role: Role, pid: int) -> list[Event]:

@@ -11,6 +11,8 @@ import signal
 from dataclasses import dataclass
 from typing import Protocol
 
+from reentr.timing import Timeline
+
 
 class Role(str, enum.Enum):
     """Which of reentr's two kinds of child a process is."""
@@ -201,8 +203,16 @@ class Triggered:
 
 
 @dataclass(frozen=True)
+class Restarted:
+    """Restart number `number` has served: its line, its `restart` event, its summary row."""
+
+    number: int
+    timeline: Timeline
+
+
+@dataclass(frozen=True)
 class Exit:
     status: int
 
 
-Action = Start | SignalGroup | SetTimer | ClearScreen | Say | Triggered | Exit
+Action = Start | SignalGroup | SetTimer | ClearScreen | Say | Triggered | Restarted | Exit

@@ -16,7 +16,7 @@ import dataclasses
 import signal
 from dataclasses import dataclass
 
-from reentr import loops
+from reentr import loops, restarts
 from reentr.config import Config, OnBusy, OnExit, shell_status
 from reentr.errors import ExitStatus
 from reentr.events import (
@@ -105,19 +105,25 @@ class State:
     """`--delay-run`: "waiting" while the wait before a start runs, "done" once it is over."""
     guard: loops.Guard = dataclasses.field(default_factory=loops.Guard)
     """The feedback-loop guard: paths the runs keep rewriting stop counting as changes."""
+    clock: restarts.Clock = dataclasses.field(default_factory=restarts.Clock)
+    """Which start is a restart, and the timelines of those under way."""
 
 
 def initial() -> State:
     return State()
 
 
-def step(config: Config, state: State, event: Event) -> tuple[State, list[Action]]:
-    """Decide what `event` means: the next state, and the actions for the runner to carry out."""
+def step(
+    config: Config, state: State, event: Event, now: int = 0
+) -> tuple[State, list[Action]]:
+    """Decide what `event`, taken at `now` (monotonic ns), means: the next state, and the
+    actions for the runner to carry out, the report of a restart that it completes included."""
     actions: list[Action] = []
     state = dataclasses.replace(state, guard=_observe(config, state, event))
     state = _apply(config, state, event, actions)
     state = _advance(config, state, actions)
-    return state, actions
+    clock, actions = restarts.observe(config, state.clock, event, actions, now)
+    return dataclasses.replace(state, clock=clock), actions
 
 
 def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:

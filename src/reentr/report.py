@@ -56,7 +56,8 @@ class Reporter:
         total = timeline.total_ms()
         self.event("restart", number=number, trigger=timeline.trigger,
                    total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()},
-                   builds=timeline.builds, cancelled_builds=timeline.cancelled)
+                   builds=timeline.builds, cancelled_builds=timeline.cancelled,
+                   superseded=timeline.superseded)
         config = self._config
         what = self._what()
         shown: tuple[str, ...] = ("detect", "build", "stop", "spawn", "ready")
@@ -77,6 +78,9 @@ class Reporter:
                              if timeline.cancelled else f" ({timeline.builds} runs)")
         if other:
             parts.append(f"other {other}")
+        if timeline.superseded:
+            # Starts replaced by this one before they were ready: no restarts of their own.
+            note += f"; {timeline.superseded} superseded"
         where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
         self.line(f"{what} #{number} {done} in {round(total)} ms ({', '.join(parts)}{note})"
                   f"{where}")
@@ -152,6 +156,7 @@ class Reporter:
             case "exited":
                 self._exited(name, note.status or 0)
             case "build-failed":
+                self.event("build_failed")
                 # Its output has just been shown, once, as it came (process.start).
                 since = (
                     f"still serving the build from {self._serving_since}"

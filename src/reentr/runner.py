@@ -35,6 +35,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    Restarted,
     Role,
     Say,
     SetTimer,
@@ -43,11 +44,10 @@ from reentr.events import (
     Start,
     TargetReady,
     TimerFired,
-    Triggered,
 )
 from reentr.report import Reporter
 from reentr.sockets import Held
-from reentr.timing import Summary, Timeline
+from reentr.timing import Summary
 
 PLACEHOLDER = "/_"
 CHANGED = "REENTR_CHANGED"
@@ -136,9 +136,6 @@ class _Loop:
         self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
         self.waiters: dict[int, ready.Waiter] = {}
-        self.timeline: Timeline | None = None
-        self.awaiting: int | None = None
-        """The started target whose readiness completes the open timeline."""
         self.summary = Summary()
         self.build_argv = None if config.build is None else [
             "/bin/sh", "-c", _exec_form(config.build, environ.get("PATH"))]
@@ -183,7 +180,7 @@ class _Loop:
                 # of it to tell the program's own write from the user's.
                 held.append(event)
                 continue
-            state, actions = policy.step(self.config, state, event)
+            state, actions = policy.step(self.config, state, event, time.monotonic_ns())
             if isinstance(event, ProcessExited):
                 self.exits_seen.add(event.pid)
                 if self.term is not None and self.term.holder == event.pid:
@@ -200,9 +197,9 @@ class _Loop:
                 # where the cleanup below would signal a process group id that may be reused.
                 self.children.pop(event.pid, None)
                 self.exits_seen.discard(event.pid)
-            self._stamp_event(event)
+            self._record_event(event)
             for action in actions:
-                self._stamp_action(event, action)
+                self._record_action(action)
                 match action:
                     case Exit(status=status):
                         return status
@@ -219,92 +216,43 @@ class _Loop:
                         terminal.clear_screen(level)
                     case Say():
                         self.reporter.say(action)
+                    case Restarted(number=number, timeline=timeline):
+                        self.summary.add(timeline)
+                        self.reporter.restarted(number, timeline)
             if isinstance(event, GroupEmptied):
                 # After the actions, so that the next start does not wait for this look.
                 self._stop_strays(wait=False)
 
-    def _stamp_event(self, event: Event) -> None:
-        """Record on the open timeline, and in the event stream, what `event` says happened."""
-        now = time.monotonic_ns()
-        timeline = self.timeline
+    def _record_event(self, event: Event) -> None:
+        """Write what `event` says happened to the event stream, and let a probe go once its
+        target is gone."""
         match event:
             case FilesChanged(paths=paths):
                 self.reporter.event("change", paths=list(paths))
-            case ProcessStarted(role=role, pid=pid, at_ns=at_ns):
+            case ProcessStarted(role=role, pid=pid):
                 self.reporter.event("spawned", role=role.value, pid=pid)
-                if role is Role.TARGET and timeline is not None:
-                    timeline.spawned = at_ns
-                    if self.config.ready is None:
-                        timeline.ready = at_ns
-                        self._complete(timeline)
-                    else:
-                        self.awaiting = pid
-            case TargetReady(pid=pid, at_ns=at_ns):
+            case TargetReady(pid=pid):
                 self.reporter.event("ready", role=Role.TARGET.value, pid=pid)
-                if timeline is not None and self.awaiting == pid:
-                    timeline.ready = at_ns
-                    self._complete(timeline)
             case ReadyTimedOut(pid=pid):
                 assert self.config.ready is not None
                 self.reporter.event("ready_timeout", role=Role.TARGET.value, pid=pid)
                 self.reporter.not_ready(pid, self.config.ready)
-                if self.awaiting == pid:
-                    self.timeline = self.awaiting = None
             case ProcessExited(role=role, pid=pid, status=status):
                 self.reporter.event("exited", role=role.value, pid=pid, status=status)
                 if pid in self.waiters:
                     self.waiters[pid].cancel()
-                if role is Role.BUILD and status == 0 and timeline is not None:
-                    timeline.build_done = now
-                if self.awaiting == pid:
-                    self.timeline = self.awaiting = None  # it never became ready
-            case GroupEmptied(role=role, pid=pid):
+            case GroupEmptied(pid=pid):
                 self.waiters.pop(pid, None)
-                if role is Role.TARGET and timeline is not None and timeline.stop_sent:
-                    timeline.old_exited = timeline.old_exited or now
 
-    def _stamp_action(self, event: Event, action: Action) -> None:
-        now = time.monotonic_ns()
-        timeline = self.timeline
+    def _record_action(self, action: Action) -> None:
         match action:
-            case Triggered() if timeline is None:
-                if isinstance(event, FilesChanged):
-                    self.timeline = Timeline(event.written()[0], event.detected_ns,
-                                             event.paths[0])
-                else:
-                    self.timeline = Timeline(now, now)
             case Start(role=role):
                 self.reporter.event("start", role=role.value)
-                if timeline is not None and role is Role.BUILD:
-                    timeline.build_started = timeline.build_started or now
-                    timeline.build_done = None
-                    timeline.builds += 1
-                elif timeline is not None:
-                    timeline.start = now
             case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
                 self.reporter.event("signal", role=role.value, pid=pid, signal=signum.name,
                                     stop=stop)
-                if timeline is not None and role is Role.BUILD and stop:
-                    timeline.cancelled += 1
-                if timeline is None or role is Role.BUILD:
-                    return
-                if stop:
-                    if pid in self.waiters:
-                        self.waiters[pid].cancel()
-                    if self.awaiting == pid:
-                        self.awaiting = None  # the timeline goes on to the next start
-                    timeline.stop_sent = timeline.stop_sent or now
-                elif signum == self.config.signal:
-                    timeline.ready = now  # --signal: the restart is the signal
-                    self._complete(timeline)
-            case Say(what="build-failed"):
-                self.reporter.event("build_failed")
-                self.timeline = None  # the old target keeps serving: no restart happened
-
-    def _complete(self, timeline: Timeline) -> None:
-        number = self.summary.add(timeline)
-        self.reporter.restarted(number, timeline)
-        self.timeline = self.awaiting = None
+                if stop and pid in self.waiters:
+                    self.waiters[pid].cancel()
 
     def _next_event(self) -> Event:
         while True:

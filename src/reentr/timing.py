@@ -17,21 +17,30 @@ STAGES = ("detect", "build", "stop", "spawn", "ready", "other")
 between them), so the stages always add up to the total."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timeline:
-    """The stamps of one restart, in monotonic nanoseconds."""
+    """The stamps of one restart, in monotonic nanoseconds.
+
+    It belongs to the newest change whose content the started program holds (`edit` is that
+    change's write, `detected` when reentr saw it); work begun for an older change and
+    replaced by this one (a build stopped and run again, a start replaced before it was
+    ready) is counted in `builds`, `cancelled` and `superseded`, and its time after
+    `detected` is in the stage it was doing."""
 
     edit: int
     detected: int
     trigger: str | None = None
     build_started: int | None = None
-    """When the first build for this restart started."""
+    """When the build whose result is started started (when the change was seen, if it
+    replaced a build that had to be stopped first)."""
     build_done: int | None = None
     """When the build whose result is started finished."""
     builds: int = 0
     """How many builds ran for this restart: a build stopped by a newer change is run again."""
     cancelled: int = 0
     """How many of them were stopped by a newer change."""
+    superseded: int = 0
+    """Starts of the target replaced by this one before they were ready."""
     stop_sent: int | None = None
     old_exited: int | None = None
     start: int | None = None
@@ -39,14 +48,16 @@ class Timeline:
     ready: int | None = None
 
     def stages_ms(self) -> dict[str, float]:
-        """Each stage's duration in milliseconds; a stage that did not happen is 0. A build
-        counts from the first build's start, so a build that was stopped and run again is in it."""
+        """Each stage's duration in milliseconds; a stage that did not happen is 0. A stage
+        that began before the change was seen (a stop sent for an older change) counts from
+        when it was seen: nothing before the change is part of its restart."""
+        seen = self.detected
         stages = {
             "detect": _ms(self.edit, self.detected),
-            "build": _ms(self.build_started, self.build_done),
-            "stop": _ms(self.stop_sent, self.old_exited),
-            "spawn": _ms(self.start, self.spawned),
-            "ready": _ms(self.spawned, self.ready),
+            "build": _ms(_after(self.build_started, seen), self.build_done),
+            "stop": _ms(_after(self.stop_sent, seen), self.old_exited),
+            "spawn": _ms(_after(self.start, seen), self.spawned),
+            "ready": _ms(_after(self.spawned, seen), self.ready),
         }
         stages["other"] = max(self.total_ms() - sum(stages.values()), 0.0)
         return stages
@@ -54,6 +65,10 @@ class Timeline:
     def total_ms(self) -> float:
         """From the edit to ready: everything, including any wait between the stages."""
         return _ms(self.edit, self.ready)
+
+
+def _after(stamp: int | None, floor: int) -> int | None:
+    return None if stamp is None else max(stamp, floor)
 
 
 def _ms(start: int | None, end: int | None) -> float:

@@ -1,0 +1,224 @@
+"""Which start is a restart, and its timeline: pure, fed by `policy.step` with each event, the
+actions decided for it, and the time the event was taken.
+
+The rules (the README's latency section says them to users):
+- A restart belongs to the newest change whose content the started program holds: the
+  newest change accepted before the build that made it started (with `--build`), or before
+  the start itself. Its edit time starts the timeline.
+- The first start that serves is never a restart, whatever changes came while it was made
+  (with `-p` nothing starts before a change, and the first start, which answers one, counts).
+- Every later start that serves (ready, or spawned when there is no probe, or the signal
+  sent with `--signal`) is exactly one restart.
+- A start replaced before it served is no restart of its own: the start that replaces it
+  counts it (`superseded`); a build stopped by a newer change is counted by the build that
+  replaces it (`cancelled`).
+
+Several timelines may be open at once: the newest change not yet in any build or start
+(`pending`), the content a build is making (`building`), and the content of each started
+target that has not served yet (`starting`): a build for a newer change may run while the
+previous content is still starting, and under `--handoff` a new target starts beside an old
+one that may itself not be ready yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from reentr.config import Config
+from reentr.events import (
+    Action,
+    Began,
+    Event,
+    FilesChanged,
+    GroupEmptied,
+    ProcessExited,
+    ProcessStarted,
+    ReadyTimedOut,
+    Restarted,
+    Role,
+    Say,
+    SignalGroup,
+    Start,
+    TargetReady,
+    Triggered,
+)
+from reentr.timing import Timeline
+
+
+@dataclass(frozen=True)
+class Starting:
+    pid: int | None
+    """None until it is spawned (targets are spawned in the order they are started)."""
+    timeline: Timeline | None
+    """The content it holds; None when no change asked for it (the first start, or a start
+    after the target exited by itself)."""
+
+
+@dataclass(frozen=True)
+class Clock:
+    served: bool = False
+    """A start has served: every start that serves from now on is a restart."""
+    pending: Timeline | None = None
+    building: Timeline | None = None
+    starting: tuple[Starting, ...] = ()
+    """The targets started that have not served yet, oldest first."""
+    stopped_pid: int | None = None
+    """The serving target stopped so that the next content can start."""
+    builds: int = 0
+    """Builds run for the content to come and given up (stopped, or their result unused)."""
+    cancelled: int = 0
+    superseded: int = 0
+    number: int = 0
+    """Restarts reported so far."""
+
+
+def observe(
+    config: Config, clock: Clock, event: Event, actions: list[Action], now: int
+) -> tuple[Clock, list[Action]]:
+    """The clock after `event` and the `actions` decided for it, and those actions with a
+    `Restarted` for each restart completed: before them when the event completes it (the
+    target became ready), after the action that does (`--signal`'s signal)."""
+    reported: list[Action] = []
+    clock = _event(config, clock, event, now, reported)
+    for action in actions:
+        reported.append(action)
+        clock = _action(config, clock, event, action, now=now, done=reported)
+    return clock, reported
+
+
+def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action]) -> Clock:
+    match event:
+        case Began() if config.postpone:
+            # Nothing starts before the first change: every start answers one, and is counted.
+            return dataclasses.replace(c, served=True)
+        case ProcessStarted(role=Role.TARGET, pid=pid, at_ns=at):
+            waiting = [entry for entry in c.starting if entry.pid is None]
+            if not waiting:
+                return c
+            timeline = waiting[0].timeline
+            spawned = Starting(pid, None if timeline is None else
+                               dataclasses.replace(timeline, spawned=at))
+            c = _replace_starting(c, waiting[0], spawned)
+            return _served(c, spawned, at, done) if config.ready is None else c
+        case TargetReady(pid=pid, at_ns=at):
+            entry = _find(c, pid)
+            return c if entry is None else _served(c, entry, at, done)
+        case ReadyTimedOut(pid=pid) | ProcessExited(role=Role.TARGET, pid=pid):
+            # Never ready: no restart, and left out of the figures.
+            entry = _find(c, pid)
+            return c if entry is None else _replace_starting(c, entry, None)
+        case ProcessExited(role=Role.BUILD, status=0, at_ns=at) if c.building is not None:
+            return dataclasses.replace(c, building=dataclasses.replace(
+                c.building, build_done=at or now))
+        case GroupEmptied(role=Role.TARGET, pid=pid) if pid == c.stopped_pid:
+            following = _following(config, c)
+            c = dataclasses.replace(c, stopped_pid=None)
+            if following is not None and following.old_exited is None:
+                c = _put_following(config, c, dataclasses.replace(following, old_exited=now))
+            return c
+    return c
+
+
+def _action(
+    config: Config, c: Clock, event: Event, action: Action, *, now: int, done: list[Action]
+) -> Clock:
+    match action:
+        case Triggered():
+            if isinstance(event, FilesChanged):
+                change = Timeline(event.written()[0], event.detected_ns, event.paths[0])
+            else:
+                change = Timeline(now, now)
+            if c.pending is not None:  # a stop already on its way serves the newer change too
+                change = dataclasses.replace(change, stop_sent=c.pending.stop_sent,
+                                             old_exited=c.pending.old_exited)
+            return dataclasses.replace(c, pending=change)
+        case Start(role=Role.BUILD):
+            builds, cancelled = c.builds, c.cancelled
+            if c.building is not None:  # built, and never started: a newer build replaces it
+                builds, cancelled = builds + c.building.builds, cancelled + c.building.cancelled
+            content = c.pending
+            if content is None:
+                return dataclasses.replace(c, building=None, builds=builds, cancelled=cancelled)
+            # Work given up for older changes was being done when this change was seen.
+            began = content.detected if builds else now
+            return dataclasses.replace(c, pending=None, builds=0, cancelled=0, building=(
+                dataclasses.replace(content, build_started=began, builds=builds + 1,
+                                    cancelled=cancelled)))
+        case SignalGroup(role=Role.BUILD, stop=True) if c.building is not None:
+            return dataclasses.replace(c, building=None, builds=c.builds + c.building.builds,
+                                       cancelled=c.cancelled + c.building.cancelled + 1)
+        case Say(what="build-failed"):
+            return dataclasses.replace(c, building=None, builds=0, cancelled=0)
+        case Start(role=Role.TARGET):
+            if config.build is not None:
+                content, c = c.building, dataclasses.replace(c, building=None)
+            else:
+                content, c = c.pending, dataclasses.replace(c, pending=None)
+            if content is not None:
+                content = dataclasses.replace(content, start=now,
+                                              superseded=content.superseded + c.superseded)
+            return dataclasses.replace(c, starting=(*c.starting, Starting(None, content)),
+                                       superseded=0)
+        case SignalGroup(role=Role.TARGET, pid=pid, stop=True):
+            entry = _find(c, pid)
+            if entry is not None:
+                # Stopped before it served: the start that replaces it counts it.
+                replaced = 0 if entry.timeline is None else 1 + entry.timeline.superseded
+                c = dataclasses.replace(_replace_starting(c, entry, None),
+                                        superseded=c.superseded + replaced)
+            following = _following(config, c)
+            if config.handoff or following is None:
+                return c  # under --handoff the old target stops after the new one serves
+            if following.stop_sent is None:
+                c = _put_following(config, c, dataclasses.replace(following, stop_sent=now))
+            return dataclasses.replace(c, stopped_pid=pid)
+        case SignalGroup(role=Role.TARGET, signum=signum, stop=False) if (
+                signum == config.signal and c.served):
+            # --signal: the restart is the signal, sent once the build (if any) is done.
+            content = c.building if config.build is not None else c.pending
+            if content is None:
+                return c
+            c = dataclasses.replace(c, building=None) if config.build is not None else \
+                dataclasses.replace(c, pending=None)
+            return _report(c, dataclasses.replace(content, ready=now), done)
+    return c
+
+
+def _following(config: Config, c: Clock) -> Timeline | None:
+    """The content that starts next, once the serving target has stopped: what a finished
+    build made, or, without a build, the newest change."""
+    if config.build is not None:
+        return c.building if c.building is not None and c.building.build_done else None
+    return c.pending
+
+
+def _put_following(config: Config, c: Clock, timeline: Timeline) -> Clock:
+    if config.build is not None:
+        return dataclasses.replace(c, building=timeline)
+    return dataclasses.replace(c, pending=timeline)
+
+
+def _find(c: Clock, pid: int) -> Starting | None:
+    return next((entry for entry in c.starting if entry.pid == pid), None)
+
+
+def _replace_starting(c: Clock, old: Starting, new: Starting | None) -> Clock:
+    entries = (new if entry is old else entry for entry in c.starting)
+    return dataclasses.replace(c, starting=tuple(e for e in entries if e is not None))
+
+
+def _served(c: Clock, entry: Starting, at: int, done: list[Action]) -> Clock:
+    """A start has served: the first to serve is not a restart, nor is one that holds no
+    new change; any other is."""
+    first = not c.served
+    c = dataclasses.replace(_replace_starting(c, entry, None), served=True)
+    if first or entry.timeline is None:
+        return c
+    return _report(c, dataclasses.replace(entry.timeline, ready=at), done)
+
+
+def _report(c: Clock, timeline: Timeline, done: list[Action]) -> Clock:
+    number = c.number + 1
+    done.append(Restarted(number, timeline))
+    return dataclasses.replace(c, number=number)
