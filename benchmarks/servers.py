@@ -91,7 +91,7 @@ def main() -> None:
     print(f"Real servers, edit -> served, {args.runs} edits per mode; the observer polls "
           "every 1 ms\n")
     print(f"{'server':<10}{'mode':<9}{'failed':>7}{'p50':>7}{'p95':>7}"
-          f"{'|printed-outside| p50':>23}")
+          f"{'|printed-outside| p50':>23}{'restarts reported':>19}")
     with tempfile.TemporaryDirectory(prefix="reentr-servers-") as tmp:
         for name in args.server.split(","):
             server = SERVERS[name]
@@ -102,9 +102,11 @@ def main() -> None:
                 row = measure(Path(tmp), server, mode, args.runs)
                 outside, gap = row["outside"], row["gap"]
                 assert isinstance(outside, list) and isinstance(gap, list)
+                printed = row["printed"]
+                assert isinstance(printed, list)
                 print(f"{name:<10}{mode:<9}{row['failed']:>7}{percentile(outside, 50):>7.0f}"
-                      f"{percentile(outside, 95):>7.0f}{statistics.median(gap):>20.1f} ms",
-                      flush=True)
+                      f"{percentile(outside, 95):>7.0f}{statistics.median(gap):>20.1f} ms"
+                      f"{len(printed):>10} of {len(outside)}", flush=True)
 
 
 if __name__ == "__main__":

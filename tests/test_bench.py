@@ -29,11 +29,13 @@ def test_bench_on_the_sample_app_compares_every_mode(tmp_path: Path) -> None:
     assert "reentr bench: 3 edits of version.txt per mode, the sample app" in out
     assert "edit → served, ms" in out
     for mode in ("plain", "signal", "socket", "handoff"):
-        assert f"{mode} (3 edits)" in out
+        row = next(line for line in out.splitlines() if line.startswith(f"{mode} (3 edits)"))
+        assert row.endswith("3 of 3"), row  # the restarts reentr reported, per edit made
         assert f"{mode}: edit → served, ms" in out  # its histogram
     figures = json.loads((tmp_path / "figures.json").read_text())
     modes = {m["mode"]: m["edits"] for m in figures["modes"]}
     assert list(modes) == ["plain", "signal", "socket", "handoff"]
+    assert [m["reported"] for m in figures["modes"]] == [3, 3, 3, 3]
     for edits in modes.values():
         assert len(edits) == 3
         for edit in edits:

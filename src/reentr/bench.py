@@ -57,6 +57,8 @@ class Edit:
 class Result:
     mode: str
     edits: list[Edit] = field(default_factory=list)
+    reported: int = 0
+    """The restarts reentr reported in all (one per edit when it counts right)."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def run(plan: Plan, out: TextIO) -> list[Result]:
                   f"polls 127.0.0.1:{port} every {POLL_S * 1000:g} ms\n")
         out.flush()
         out.write(f"\nedit → served, ms{'':<10}{'p50':>7}{'p95':>7}{'max':>7}   failed requests"
-                  "   longest stall   printed vs measured, p50\n")
+                  "   longest stall   printed vs measured, p50   restarts reported\n")
         results = []
         try:
             for mode in plan.modes:
@@ -191,8 +193,10 @@ def _bench_mode(
             result.edits.append(Edit(round((served - before) / 1e6, 3), failed,
                                      round(longest / 1e6, 3)))
             _wait(partial(restarts.done_ns, number), "reentr's report", log)
-    for edit, total in zip(result.edits, restarts.totals(), strict=False):
+    totals = restarts.totals()  # reentr has exited: every restart it reported is written
+    for edit, total in zip(result.edits, totals, strict=False):
         edit.printed_total_ms = total
+    result.reported = len(totals)
     return result
 
 
@@ -327,7 +331,8 @@ def _print_row(result: Result, out: TextIO) -> None:
     failures = f"{sum(failed)} ({sum(failed) / len(failed):.1f}/edit)"
     stall = f"{max(e.longest_request_ms for e in result.edits):.0f} ms"
     out.write(f"{label:<27}{percentile(times, 50):>7.0f}{percentile(times, 95):>7.0f}"
-              f"{max(times):>7.0f}   {failures:<18}{stall:<16}{agree}\n")
+              f"{max(times):>7.0f}   {failures:<18}{stall:<16}{agree:<27}"
+              f"{result.reported} of {len(times)}\n")
     out.flush()
 
 
