@@ -44,17 +44,20 @@ def main() -> int:
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         return 1
-    modes = {m["mode"]: m["edits"] for m in json.loads(done.stdout)["modes"]}
+    figures = json.loads(done.stdout)["modes"]
+    modes = {m["mode"]: m["edits"] for m in figures}
+    reported = {m["mode"]: m["reported"] for m in figures}
     print(f"{runs} restarts of a Python http.server per mode; a client polls every 1 ms\n")
     print(f"{'mode':<10}{'failed/restart':>16}{'max failed':>12}{'longest stall':>15}"
-          f"{'stall p50':>11}{'edit → served p50':>19}")
+          f"{'stall p50':>11}{'edit → served p50':>19}{'restarts reported':>19}")
     for mode in MODES:
         edits = modes[mode]
         failed = [e["failed_requests"] for e in edits]
         stalls = [e["longest_request_ms"] for e in edits]
         served = statistics.median(e["edit_to_ready_ms"] for e in edits)
         print(f"{mode:<10}{statistics.mean(failed):>16.1f}{max(failed):>12}"
-              f"{max(stalls):>12.1f} ms{statistics.median(stalls):>8.1f} ms{served:>16.1f} ms")
+              f"{max(stalls):>12.1f} ms{statistics.median(stalls):>8.1f} ms{served:>16.1f} ms"
+              f"{reported[mode]:>11} of {len(edits)}")
     verdicts = {
         "0 failed with --socket": sum(e["failed_requests"] for e in modes["socket"]) == 0,
         "0 failed with --handoff": sum(e["failed_requests"] for e in modes["handoff"]) == 0,

@@ -82,7 +82,8 @@ def main() -> None:
               "through a temporary file + rename\n")
         print("1. change -> spawn of a static program, and CPU while idle")
         print(f"   {'watcher':<24}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
-              f"{'runs/save':>11}{'idle CPU':>10}{'|printed-outside| p50':>23}")
+              f"{'runs/save':>11}{'idle CPU':>10}{'|printed-outside| p50':>23}"
+              f"{'runs reported':>15}")
         watchers: list[tuple[str, list[str], bool]] = [
             ("reference (inotify)", [sys.executable, "-c", REFERENCE, "once", "{file}", ""], False)
         ]
@@ -183,6 +184,7 @@ def spawn_latency(work: Path, command: list[str], stdin: bool, stamp: list[str],
             for part in command]
     argv += stamp
     latencies, counts, printed = [], [], []
+    reported: int | None = None
     with started(argv, f"{watched}\n" if stdin else None, folder) as proc:
         assert proc.stdout is not None
         lines = Lines(proc.stdout)
@@ -199,7 +201,9 @@ def spawn_latency(work: Path, command: list[str], stdin: bool, stamp: list[str],
         totals = [json.loads(x)["total_ms"] for x in events.read_text().splitlines()
                   if '"restart"' in x]
         printed = [abs(a - b) for a, b in zip(totals[-len(latencies):], latencies, strict=True)]
-    return {"latencies": latencies, "counts": counts, "cpu": cpu, "printed": printed}
+        reported = len(totals)
+    return {"latencies": latencies, "counts": counts, "cpu": cpu, "printed": printed,
+            "reported": reported}
 
 
 
@@ -275,8 +279,9 @@ def print_row(label: str, row: dict[str, object]) -> None:
     printed = list(row["printed"])  # type: ignore[call-overload]
     per_save = f"{min(counts)}-{max(counts)}" if min(counts) != max(counts) else str(counts[0])
     agree = f"{statistics.median(printed):.1f} ms" if printed else "-"
+    reported = "-" if row["reported"] is None else f"{row['reported']} of {len(counts)}"
     print(f"   {label:<24}{percentile(lat, 50):>8.1f}{percentile(lat, 95):>8.1f}{max(lat):>8.1f}"
-          f"{per_save:>11}{row['cpu']:>9.2f}%{agree:>23}")
+          f"{per_save:>11}{row['cpu']:>9.2f}%{agree:>23}{reported:>15}")
 
 
 def print_server_row(label: str, row: dict[str, object], ref: dict[str, object]) -> None:
