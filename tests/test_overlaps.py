@@ -17,7 +17,8 @@ from helpers import Reentr, edit, wait_for
 
 Start = Callable[..., Reentr]
 SLOW = [sys.executable, "-c",
-        "import time; time.sleep(0.5); print('listening', flush=True); time.sleep(3600)"]
+        "import threading; wait = threading.Event().wait; wait(0.5); "
+        "print('listening', flush=True); wait(3600)"]
 """A program that is ready 0.5 s after it starts."""
 
 pytestmark = pytest.mark.timeout(90)
