@@ -17,7 +17,7 @@ import pytest
 
 from helpers import REENTR, Reentr, edit, free_port, wait_for
 from reentr.config import Config, WatchList
-from reentr.events import Role, Say
+from reentr.events import Note, Role, Say
 from reentr.report import Reporter
 
 PRINT = [sys.executable, "-c", "import sys; print(' '.join(sys.argv[1:]))"]
@@ -154,7 +154,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     config = Config(command=("app",), watch=WatchList((Path("/a"),)))
     terminal, pipe = _Terminal(), io.StringIO()
     for stream in (terminal, pipe):
-        Reporter(config, err=stream).say(Say("start-failed", Role.TARGET, detail="gone"))
+        Reporter(config, err=stream).say(Say(Note.START_FAILED, Role.TARGET, detail="gone"))
     assert ("\x1b[" in terminal.getvalue()) is coloured
     assert pipe.getvalue() == "reentr: cannot start 'app': gone\n"
 

@@ -21,6 +21,7 @@ from reentr.events import (
     FilesChanged,
     GroupEmptied,
     KeyPressed,
+    Note,
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
@@ -33,6 +34,7 @@ from reentr.events import (
     SignalReceived,
     Start,
     TargetReady,
+    Timer,
     TimerFired,
     Triggered,
 )
@@ -61,7 +63,7 @@ def run(config: Config, events: Sequence[Event]) -> tuple[policy.State, list[lis
 def _noise(action: Action) -> bool:
     """What these tables leave to their own tests: verbose lines and timeline markers."""
     return isinstance(action, Triggered | Restarted) or (
-        isinstance(action, Say) and action.what == "changed")
+        isinstance(action, Say) and action.what is Note.CHANGED)
 
 
 def started(role: Role, pid: int) -> list[Event]:
@@ -73,7 +75,7 @@ def gone(role: Role, pid: int, status: int = 0) -> list[Event]:
 
 
 running: list[Event] = [Began(), *started(T, 10)]
-STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10, 5.0)]
+STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(Timer.GRACE, 10, 5.0)]
 
 
 @pytest.mark.parametrize(
@@ -94,17 +96,17 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10
         (cfg(restart=True), [Began(), *started(T, 10), changed(), changed("/p/b"),
                              *gone(T, 10, -15)], [Start(T, "/p/b", ("/p/a", "/p/b"))]),
         # Grace expired: SIGKILL the group, once.
-        (cfg(restart=True), [Began(), *started(T, 10), changed(), TimerFired("grace", 10)],
-         [Say("killed", role=T, detail="5"), SignalGroup(T, 10, signal.SIGKILL)]),
+        (cfg(restart=True), [Began(), *started(T, 10), changed(), TimerFired(Timer.GRACE, 10)],
+         [Say(Note.KILLED, role=T, detail="5"), SignalGroup(T, 10, signal.SIGKILL)]),
         (cfg(restart=True), [Began(), *started(T, 10), changed(), *gone(T, 10),
-                             TimerFired("grace", 10)], []),
+                             TimerFired(Timer.GRACE, 10)], []),
         # Without -r a change during a run is dropped; with -a it leads to one more run.
         (cfg(), [Began(), *started(T, 10), changed(), *gone(T, 10)], []),
         (cfg(all_events=True), [Began(), *started(T, 10), changed(), *gone(T, 10)],
          [Start(T, "/p/a", ("/p/a",))]),
         # --signal: signal the running target, start it if it is not running.
         (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), changed()],
-         [SignalGroup(T, 10, signal.SIGHUP), Say("signalled", role=T, detail="SIGHUP")]),
+         [SignalGroup(T, 10, signal.SIGHUP), Say(Note.SIGNALLED, role=T, detail="SIGHUP")]),
         (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), *gone(T, 10, 1), changed()],
          [Start(T, "/p/a", ("/p/a",))]),
         # Keys.
@@ -113,16 +115,16 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(policy.GRACE, 10
         (cfg(), [Began(), *started(T, 10), *gone(T, 10), KeyPressed(" ")], [Start(T, None)]),
         (cfg(), [Began(), KeyPressed("x")], []),
         # --delay-run: the wait comes before each start, after the old target is gone.
-        (cfg(delay_run=0.5), [Began()], [SetTimer(policy.DELAY, 0, 0.5)]),
-        (cfg(delay_run=0.5), [Began(), TimerFired(policy.DELAY, 0)], [Start(T, None)]),
+        (cfg(delay_run=0.5), [Began()], [SetTimer(Timer.DELAY, 0, 0.5)]),
+        (cfg(delay_run=0.5), [Began(), TimerFired(Timer.DELAY, 0)], [Start(T, None)]),
         (cfg(restart=True, delay_run=0.5),
-         [Began(), TimerFired(policy.DELAY, 0), *started(T, 10), changed()], STOP),
+         [Began(), TimerFired(Timer.DELAY, 0), *started(T, 10), changed()], STOP),
         (cfg(restart=True, delay_run=0.5),
-         [Began(), TimerFired(policy.DELAY, 0), *started(T, 10), changed(), *gone(T, 10)],
-         [SetTimer(policy.DELAY, 0, 0.5)]),
+         [Began(), TimerFired(Timer.DELAY, 0), *started(T, 10), changed(), *gone(T, 10)],
+         [SetTimer(Timer.DELAY, 0, 0.5)]),
         (cfg(restart=True, delay_run=0.5),
-         [Began(), TimerFired(policy.DELAY, 0), *started(T, 10), changed(), *gone(T, 10),
-          changed(), TimerFired(policy.DELAY, 0)], [Start(T, "/p/a", ("/p/a",))]),
+         [Began(), TimerFired(Timer.DELAY, 0), *started(T, 10), changed(), *gone(T, 10),
+          changed(), TimerFired(Timer.DELAY, 0)], [Start(T, "/p/a", ("/p/a",))]),
     ],
     ids=["start", "postpone", "postpone-then-change", "clear", "r-stops", "r-waits-for-group",
          "r-starts-when-gone", "r-coalesces", "grace-kills", "grace-after-exit",
@@ -165,7 +167,7 @@ def test_quitting_stops_everything_first_and_a_second_signal_kills() -> None:
     events: list[Event] = [Began(), *started(B, 5), SignalReceived(signal.SIGINT)]
     state, steps = run(config, events)
     assert steps[-1] == [SignalGroup(B, 5, signal.SIGTERM, stop=True),
-                         SetTimer(policy.GRACE, 5, 5.0)]
+                         SetTimer(Timer.GRACE, 5, 5.0)]
     state, actions = policy.step(config, state, SignalReceived(signal.SIGINT))
     assert actions == [SignalGroup(B, 5, signal.SIGKILL)]
     state, actions = policy.step(config, state, ProcessExited(B, 5, -9))
@@ -177,7 +179,7 @@ def test_quitting_stops_everything_first_and_a_second_signal_kills() -> None:
 def test_d_without_r_runs_once_more_then_exits_2() -> None:
     events: list[Event] = [Began(), *started(T, 10), *gone(T, 10), DirectoryAltered()]
     state, steps = run(cfg(), events)
-    assert steps[-1] == [Say("directory-altered"), Start(T, None)]
+    assert steps[-1] == [Say(Note.DIRECTORY_ALTERED), Start(T, None)]
     for event in [*started(T, 11), *gone(T, 11)]:
         state, actions = policy.step(cfg(), state, event)
     assert Exit(2) in actions
@@ -194,7 +196,7 @@ def test_build_runs_first_and_the_target_starts_on_success() -> None:
     config = cfg(build="make", restart=True)
     _, steps = run(config, [Began(), *started(B, 5), ProcessExited(B, 5, 0), GroupEmptied(B, 5)])
     assert steps[0] == [Start(B, None)]
-    assert steps[2] == [Say("build-succeeded", role=B, status=0)]
+    assert steps[2] == [Say(Note.BUILD_SUCCEEDED, role=B, status=0)]
     assert steps[3] == [Start(T, None)]
 
 
@@ -203,7 +205,7 @@ def test_failed_build_leaves_the_target_alone() -> None:
     events = [*build_then_target(config), changed(), *started(B, 6),
               ProcessExited(B, 6, 2, 0.1), GroupEmptied(B, 6)]
     state, steps = run(config, events)
-    assert steps[-2] == [Say("build-failed", role=B, status=2)]
+    assert steps[-2] == [Say(Note.BUILD_FAILED, role=B, status=2)]
     assert steps[-1] == []
     assert state.target.pid == 10 and state.target.leader_alive
     # The next change builds again, and a good build replaces the target.
@@ -220,10 +222,10 @@ def test_failed_build_leaves_the_target_alone() -> None:
     [
         # restart: stop the build; its result is discarded; build again once it is gone.
         (OnBusy.RESTART, [SignalGroup(B, 6, signal.SIGTERM, stop=True),
-                          SetTimer(policy.GRACE, 6, 5.0)], [Start(B, "/p/b", ("/p/a", "/p/b"))]),
+                          SetTimer(Timer.GRACE, 6, 5.0)], [Start(B, "/p/b", ("/p/a", "/p/b"))]),
         # queue: let it finish and start its result (the target restarts), then build again.
         (OnBusy.QUEUE, [], [SignalGroup(T, 10, signal.SIGTERM, stop=True),
-                            SetTimer(policy.GRACE, 10, 5.0)]),
+                            SetTimer(Timer.GRACE, 10, 5.0)]),
         # ignore: let it finish, discard its outdated result, build again.
         (OnBusy.IGNORE, [], [Start(B, "/p/b", ("/p/a", "/p/b"))]),
     ],
@@ -256,7 +258,7 @@ def test_on_exit_restart_backs_off_and_a_stable_run_resets() -> None:
         state, actions = policy.step(config, state, ProcessExited(T, pid, 1, ran))
         delays.extend(a.seconds for a in actions if isinstance(a, SetTimer))
         state, _ = policy.step(config, state, GroupEmptied(T, pid))
-        state, actions = policy.step(config, state, TimerFired(policy.BACKOFF, pid))
+        state, actions = policy.step(config, state, TimerFired(Timer.BACKOFF, pid))
         assert actions == [Start(T, None)]
         pid += 1
         state, _ = policy.step(config, state, ProcessStarted(T, pid, 0))
@@ -294,9 +296,9 @@ def test_handoff_starts_the_new_target_beside_the_old_and_stops_the_old_once_it_
         ProcessExited(T, 10, 0), GroupEmptied(T, 10),
     ])
     assert steps[2] == [Start(T, "/p/a", ("/p/a",))], "no stop before the new one is ready"
-    assert steps[4] == [Say("handed-off", T, detail="10"),
+    assert steps[4] == [Say(Note.HANDED_OFF, T, detail="10"),
                         SignalGroup(T, 10, signal.SIGTERM, stop=True),
-                        SetTimer(policy.GRACE, 10, 5.0)]
+                        SetTimer(Timer.GRACE, 10, 5.0)]
     assert steps[5] == steps[6] == []
     assert state.target.pid == 11
     assert state.retiring == () and not state.incoming.busy
@@ -305,18 +307,18 @@ def test_handoff_starts_the_new_target_beside_the_old_and_stops_the_old_once_it_
 def test_handoff_rolls_back_when_the_new_target_exits_before_it_is_ready() -> None:
     state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
                                  ProcessExited(T, 11, 3)])
-    assert steps[4] == [Say("exited", T, status=3), Say("rolled-back", T, detail="10"),
+    assert steps[4] == [Say(Note.EXITED, T, status=3), Say(Note.ROLLED_BACK, T, detail="10"),
                         SignalGroup(T, 11, signal.SIGTERM, stop=True),
-                        SetTimer(policy.GRACE, 11, 5.0)]
+                        SetTimer(Timer.GRACE, 11, 5.0)]
     assert state.target.pid == 10 and state.target.leader_alive
 
 
 def test_handoff_rolls_back_when_the_new_target_is_not_ready_in_time() -> None:
     state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
                                  ReadyTimedOut(11), ProcessExited(T, 11, -15)])
-    assert steps[4] == [Say("rolled-back", T, detail="10"),
+    assert steps[4] == [Say(Note.ROLLED_BACK, T, detail="10"),
                         SignalGroup(T, 11, signal.SIGTERM, stop=True),
-                        SetTimer(policy.GRACE, 11, 5.0)]
+                        SetTimer(Timer.GRACE, 11, 5.0)]
     assert steps[5] == [], "its exit was asked for: no news"
     assert state.target.pid == 10
 
@@ -328,10 +330,10 @@ def test_a_change_during_a_handoff_replaces_the_new_target_not_the_old() -> None
         TargetReady(11, 0), TargetReady(12, 0),
     ])
     assert steps[4] == [SignalGroup(T, 11, signal.SIGTERM, stop=True),
-                        SetTimer(policy.GRACE, 11, 5.0)]
+                        SetTimer(Timer.GRACE, 11, 5.0)]
     assert steps[6] == [Start(T, "/p/b", ("/p/b",))]
     assert steps[8] == [], "a stale target's readiness changes nothing"
-    assert steps[9][0] == Say("handed-off", T, detail="10")
+    assert steps[9][0] == Say(Note.HANDED_OFF, T, detail="10")
     assert state.target.pid == 12
 
 

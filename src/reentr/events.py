@@ -21,6 +21,34 @@ class Role(str, enum.Enum):
     TARGET = "target"
 
 
+class Timer(str, enum.Enum):
+    """What a timer is for."""
+
+    GRACE = "grace"
+    """The stop signal's grace: when it ends, SIGKILL."""
+    BACKOFF = "backoff"
+    """`--on-exit restart`: the wait before starting a target that exited by itself."""
+    DELAY = "delay"
+    """`--delay-run`: the wait before a start."""
+
+
+class Note(str, enum.Enum):
+    """What a status line says (`Say`); `report.py` words each."""
+
+    CHANGED = "changed"
+    EXITED = "exited"
+    START_FAILED = "start-failed"
+    BUILD_FAILED = "build-failed"
+    BUILD_SUCCEEDED = "build-succeeded"
+    KILLED = "killed"
+    SIGNALLED = "signalled"
+    HANDED_OFF = "handed-off"
+    ROLLED_BACK = "rolled-back"
+    LOOP = "loop"
+    DIRECTORY_ALTERED = "directory-altered"
+    WATCHER_FAILED = "watcher-failed"
+
+
 # Events ---------------------------------------------------------------------------------------
 
 
@@ -118,7 +146,7 @@ class ReadyTimedOut:
 
 @dataclass(frozen=True)
 class TimerFired:
-    name: str
+    name: Timer
     pid: int
 
 
@@ -176,7 +204,7 @@ class SignalGroup:
 
 @dataclass(frozen=True)
 class SetTimer:
-    name: str
+    name: Timer
     pid: int
     seconds: float
 
@@ -190,7 +218,7 @@ class ClearScreen:
 class Say:
     """A status line for the user; `report.py` words it."""
 
-    what: str
+    what: Note
     role: Role | None = None
     status: int | None = None
     detail: str = ""

@@ -29,6 +29,7 @@ from reentr.events import (
     FilesChanged,
     GroupEmptied,
     KeyPressed,
+    Note,
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
@@ -40,15 +41,12 @@ from reentr.events import (
     SignalReceived,
     Start,
     TargetReady,
+    Timer,
     TimerFired,
     Triggered,
     WatcherFailed,
 )
 
-GRACE = "grace"
-BACKOFF = "backoff"
-DELAY = "delay"
-"""`--delay-run`: the wait before a start."""
 BACKOFF_FIRST = 0.1
 """Seconds before the first `--on-exit restart`; doubles per exit in a row, up to BACKOFF_MAX."""
 BACKOFF_MAX = 5.0
@@ -135,11 +133,11 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             if config.loop_guard:
                 guard, paths, muted = loops.sift(s.guard, paths, event.written())
                 s = dataclasses.replace(s, guard=guard)
-                out.extend(Say("loop", detail=path) for path in muted)
+                out.extend(Say(Note.LOOP, detail=path) for path in muted)
                 if not paths:
                     return s
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
-            out.append(Say("changed", detail=dropped, paths=paths))
+            out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
             return _changed(config, s, paths, out)
         case KeyPressed(key=" "):
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
@@ -156,14 +154,14 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case DirectoryAltered():
             if s.quitting is not None:
                 return s
-            out.append(Say("directory-altered"))
+            out.append(Say(Note.DIRECTORY_ALTERED))
             if _runs_to_completion(config):
                 # entr runs the utility once more, then exits 2 (entr(1), -d).
                 return _want(config, dataclasses.replace(
                     s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), ())
             return dataclasses.replace(s, quitting=ExitStatus.DIRECTORY_ALTERED)
         case WatcherFailed(reason=reason):
-            out.append(Say("watcher-failed", detail=reason))
+            out.append(Say(Note.WATCHER_FAILED, detail=reason))
             return dataclasses.replace(s, quitting=ExitStatus.ERROR)
         case ProcessStarted(role=role, pid=pid):
             started = Slot(pid=pid, leader_alive=True, group_alive=True)
@@ -171,9 +169,9 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
                 return dataclasses.replace(s, incoming=started)
             return _set(s, role, started)
         case ProcessStartFailed(role=role, reason=reason):
-            out.append(Say("start-failed", role=role, detail=reason))
+            out.append(Say(Note.START_FAILED, role=role, detail=reason))
             if role is Role.TARGET and s.incoming.starting:
-                out.append(Say("rolled-back", role=role, detail=_serving(s)))
+                out.append(Say(Note.ROLLED_BACK, role=role, detail=_serving(s)))
                 return dataclasses.replace(s, incoming=Slot())
             return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
         case ProcessExited(role=Role.TARGET, pid=pid, status=status) if s.target.pid != pid:
@@ -197,14 +195,14 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case TargetReady(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
             # The handoff: the new target serves; the old one is stopped.
             old = s.target
-            out.append(Say("handed-off", role=Role.TARGET, detail=_serving(s)))
+            out.append(Say(Note.HANDED_OFF, role=Role.TARGET, detail=_serving(s)))
             s = dataclasses.replace(s, target=s.incoming, incoming=Slot())
             if old.group_alive and old.pid is not None:
                 s = dataclasses.replace(s, retiring=(*s.retiring, old))
                 s = _stop_slot(config, s, old, out)
             return s
         case ReadyTimedOut(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
-            out.append(Say("rolled-back", role=Role.TARGET, detail=_serving(s)))
+            out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, detail=_serving(s)))
             return _stop_slot(config, s, s.incoming, out)
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
@@ -285,13 +283,13 @@ def _exited(
         if ours or s.build_stale:
             return dataclasses.replace(s, build_stale=False)
         if status != 0:
-            out.append(Say("build-failed", role=role, status=status))
+            out.append(Say(Note.BUILD_FAILED, role=role, status=status))
             return s
-        out.append(Say("build-succeeded", role=role, status=status))
+        out.append(Say(Note.BUILD_SUCCEEDED, role=role, status=status))
         return dataclasses.replace(s, want_start=True)
     if ours:
         return s
-    out.append(Say("exited", role=role, status=status))
+    out.append(Say(Note.EXITED, role=role, status=status))
     if s.exit_after_run is not None and not s.want_start:
         return dataclasses.replace(s, quitting=s.exit_after_run)
     if config.exit_on_exit or config.on_exit is OnExit.QUIT:
@@ -299,22 +297,22 @@ def _exited(
     if config.on_exit is OnExit.RESTART and not s.want_start:
         in_a_row = 0 if ran_s >= STABLE_RUN else s.exits_in_a_row
         delay = min(BACKOFF_FIRST * 2**in_a_row, BACKOFF_MAX)
-        out.append(SetTimer(BACKOFF, _get(s, role).pid or 0, delay))
+        out.append(SetTimer(Timer.BACKOFF, _get(s, role).pid or 0, delay))
         return dataclasses.replace(s, exits_in_a_row=in_a_row + 1)
     return s
 
 
-def _timer(config: Config, s: State, name: str, pid: int, out: list[Action]) -> State:
-    if name == GRACE:
+def _timer(config: Config, s: State, name: Timer, pid: int, out: list[Action]) -> State:
+    if name is Timer.GRACE:
         for role, slot in _slots(s):
             if slot.pid == pid and slot.group_alive and not slot.killed:
-                out.append(Say("killed", role=role, detail=f"{config.grace:g}"))
+                out.append(Say(Note.KILLED, role=role, detail=f"{config.grace:g}"))
                 out.append(SignalGroup(role, pid, signal.SIGKILL))
                 return _put(s, slot, dataclasses.replace(slot, killed=True))
         return s
-    if name == BACKOFF and s.quitting is None and not s.target.busy:
+    if name is Timer.BACKOFF and s.quitting is None and not s.target.busy:
         return dataclasses.replace(s, want_start=True)
-    if name == DELAY:
+    if name is Timer.DELAY:
         return dataclasses.replace(s, delay="done")
     return s
 
@@ -346,7 +344,7 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
     if config.signal is not None and t.leader_alive and t.pid is not None:
         if not t.stopping:
             out.append(SignalGroup(Role.TARGET, t.pid, config.signal))
-            out.append(Say("signalled", role=Role.TARGET, detail=config.signal.name))
+            out.append(Say(Note.SIGNALLED, role=Role.TARGET, detail=config.signal.name))
         return dataclasses.replace(s, want_start=False, changed=())
     if config.handoff:
         if s.incoming.busy:
@@ -377,7 +375,7 @@ def _delaying(config: Config, s: State, out: list[Action]) -> bool:
     if not config.delay_run or s.delay == "done":
         return False
     if not s.delay:
-        out.append(SetTimer(DELAY, 0, config.delay_run))
+        out.append(SetTimer(Timer.DELAY, 0, config.delay_run))
     return True
 
 
@@ -390,8 +388,8 @@ def _handoff_exited(
     if incoming.pid == pid:
         rollback = not incoming.stopping and s.quitting is None
         if rollback:
-            out.append(Say("exited", role=Role.TARGET, status=status))
-            out.append(Say("rolled-back", role=Role.TARGET, detail=_serving(s)))
+            out.append(Say(Note.EXITED, role=Role.TARGET, status=status))
+            out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, detail=_serving(s)))
         s = dataclasses.replace(s, incoming=dataclasses.replace(incoming, leader_alive=False))
         # Whatever it started goes with it.
         return _stop_slot(config, s, s.incoming, out) if rollback else s
@@ -416,7 +414,7 @@ def _stop_slot(config: Config, s: State, slot: Slot, out: list[Action]) -> State
     role = Role.BUILD if slot is s.build else Role.TARGET
     signum = config.stop_signal if role is Role.TARGET else signal.SIGTERM
     out.append(SignalGroup(role, slot.pid, signum, stop=True))
-    out.append(SetTimer(GRACE, slot.pid, config.grace))
+    out.append(SetTimer(Timer.GRACE, slot.pid, config.grace))
     return _put(s, slot, dataclasses.replace(slot, stopping=True))
 
 

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from reentr import loops, process
 from reentr.config import Config, Probe, ProbeKind, WatchTree
-from reentr.events import Role, Say
+from reentr.events import Note, Role, Say
 from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
@@ -153,9 +153,9 @@ class Reporter:
     def say(self, note: Say) -> None:
         name = self._name(note.role)
         match note.what:
-            case "exited":
+            case Note.EXITED:
                 self._exited(name, note.status or 0)
-            case "build-failed":
+            case Note.BUILD_FAILED:
                 self.event("build_failed")
                 # Its output has just been shown, once, as it came (process.start).
                 since = (
@@ -169,42 +169,42 @@ class Reporter:
                 if self._config.notify:
                     process.notify("reentr: build failed",
                                    process.describe_status(note.status or 0))
-            case "changed":
+            case Note.CHANGED:
                 if self._config.verbose:
                     self.line(f"changed: {_some_paths(note.paths)}{note.detail}")
-            case "build-succeeded":
+            case Note.BUILD_SUCCEEDED:
                 pass
-            case "start-failed" if note.role is Role.TARGET and self._config.build is not None:
+            case Note.START_FAILED if note.role is Role.TARGET and self._config.build is not None:
                 self.error(f"cannot start {name} after the build: {note.detail}; does the "
                            "build write it? The next change builds again")
-            case "start-failed":
+            case Note.START_FAILED:
                 self.error(f"cannot start {name}: {note.detail}")
-            case "loop":
+            case Note.LOOP:
                 path = _relative(note.detail)
                 fix = (f"--ignore {path}, or a .gitignore line" if isinstance(
                     self._config.watch, WatchTree) else "leave it off the list")
                 self.error(f"{path} was rewritten by {loops.ROUNDS} runs in a row: no longer "
                            f"reacting to it. If it is an output, {fix}; if it is an input, "
                            "run with --no-loop-guard")
-            case "killed":
+            case Note.KILLED:
                 self.error(
                     f"{name} did not stop within {note.detail}s of "
                     f"{self._config.stop_signal.name if note.role is Role.TARGET else 'SIGTERM'}"
                     "; sent SIGKILL to its process group"
                 )
-            case "signalled":
+            case Note.SIGNALLED:
                 self.line(f"sent {note.detail} to {name}")
-            case "handed-off":
+            case Note.HANDED_OFF:
                 if self._config.verbose and note.detail:
                     self.line(f"handed off: stopping the old target (pid {note.detail})")
-            case "rolled-back":
+            case Note.ROLLED_BACK:
                 serving = (f"the old target (pid {note.detail}) keeps serving" if note.detail
                            else "nothing is serving")
                 self.error(f"rolled back: the new target is stopped; {serving}; the next "
                            "change tries again")
-            case "directory-altered":
+            case Note.DIRECTORY_ALTERED:
                 self.error("directory altered")
-            case "watcher-failed":
+            case Note.WATCHER_FAILED:
                 self.error(f"watching failed: {note.detail}")
 
     def _exited(self, name: str, status: int) -> None:

@@ -32,6 +32,7 @@ from reentr.events import (
     Event,
     FilesChanged,
     GroupEmptied,
+    Note,
     ProcessExited,
     ProcessStarted,
     ReadyTimedOut,
@@ -148,7 +149,7 @@ def _action(
         case SignalGroup(role=Role.BUILD, stop=True) if c.building is not None:
             return dataclasses.replace(c, building=None, builds=c.builds + c.building.builds,
                                        cancelled=c.cancelled + c.building.cancelled + 1)
-        case Say(what="build-failed"):
+        case Say(what=Note.BUILD_FAILED):
             return dataclasses.replace(c, building=None, builds=0, cancelled=0)
         case Start(role=Role.TARGET):
             if config.build is not None:
