@@ -141,7 +141,8 @@ def test_install_completion_installs_the_same_script_for_the_users_bash(tmp_path
 
 DESCRIBED = [
     ("reentr --no-c", "Do not read reentr.toml or [tool.reentr] in pyproject.toml."),
-    ("reentr watch --no-default-i", "__pycache__, *.py[co], editors' swap and backup files."),
+    ("reentr watch --no-default-i", "__pycache__, *.py[co], editors' swap and backup files, "
+                                    "build tools' temporary files (*-go-tmp-umask)."),
     ("reentr --conf", "Read the options' defaults from FILE (a reentr.toml, or a "
                       "pyproject.toml's [tool.reentr]) instead of the nearest one from here up."),
 ]

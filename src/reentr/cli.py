@@ -652,7 +652,8 @@ _NoDotIgnore = Annotated[
 _NoDefaultIgnore = Annotated[
     bool, typer.Option("--no-default-ignore", help="Watch what reentr ignores by default: "
                        "VCS directories, __pycache__, *.py[co], editors' swap and backup "
-                       "files. (.git itself is never watched.)", rich_help_panel=FILTERING)
+                       "files, build tools' temporary files (*-go-tmp-umask). (.git itself is "
+                       "never watched.)", rich_help_panel=FILTERING)
 ]
 
 @app.command(
