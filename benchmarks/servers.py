@@ -16,7 +16,6 @@ Target (the real servers issue): |reentr's total - edit -> served| <= 3 ms at th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -31,14 +30,7 @@ from common import Observer, free_port, reentr_command, stop, wait
 from reentr.timing import percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "apps"))
-from real_servers import SERVERS, Server, make_project
-
-
-def restarts(events: Path) -> list[float]:
-    if not events.exists():
-        return []
-    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
-            if '"event": "restart"' in line]
+from real_servers import SERVERS, Server, make_project, restart_totals
 
 
 def all_workers(observer: Observer, version: str, server: Server) -> None:
@@ -71,13 +63,13 @@ def measure(work: Path, server: Server, mode: str, runs: int) -> dict[str, objec
             served = wait(lambda v=version, b=before: observer.served(v, b), 60,
                           f"{version} served")
             outside.append((served - before) / 1e6)
-            wait(lambda n=number: len(restarts(events)) >= n, 60, f"restart #{number}")
+            wait(lambda n=number: len(restart_totals(events)) >= n, 60, f"restart #{number}")
             all_workers(observer, version, server)
         failed = observer.failed - failed_before
     finally:
         observer.close()
         stop(proc, signal.SIGINT, 10)
-    printed = restarts(events)
+    printed = restart_totals(events)
     return {"server": server.name, "mode": mode, "failed": failed, "outside": outside,
             "printed": printed,
             "gap": [abs(p - o) for p, o in zip(printed, outside, strict=False)]}

@@ -8,7 +8,6 @@ where `.ci/run` installs what they need) it fails the test.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -21,17 +20,10 @@ import pytest
 from helpers import APPS, Hammer, Reentr, edit, free_port, wait_for
 
 sys.path.insert(0, str(APPS))
-from real_servers import SERVERS, make_project
+from real_servers import SERVERS, make_project, restart_totals
 
 EDITS = 8
 CASES = [(name, mode) for name, server in SERVERS.items() for mode in server.modes]
-
-
-def _restarts(events: Path) -> list[float]:
-    if not events.exists():
-        return []
-    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
-            if '"event": "restart"' in line]
 
 
 def _all_workers_serve(hammer: Hammer, version: str, workers: int) -> None:
@@ -72,11 +64,11 @@ def test_a_real_server_restarts_as_the_readme_says(
         served = wait_for(lambda v=version: hammer.first.get(v), what=f"{version} served",
                           timeout=30)
         outside_ms.append((served - began) * 1000)
-        wait_for(lambda n=number: len(_restarts(events)) >= n, what=f"restart #{number}")
+        wait_for(lambda n=number: len(restart_totals(events)) >= n, what=f"restart #{number}")
         _all_workers_serve(hammer, version, server.workers)
     hammer.stop()
     failures = hammer.failures[before:]
-    printed = _restarts(events)
+    printed = restart_totals(events)
     assert len(printed) == EDITS, "one restart per edit"
     if mode == "restart":
         # No held socket: nothing listens while the server restarts, and what waited in the
@@ -86,10 +78,11 @@ def test_a_real_server_restarts_as_the_readme_says(
         assert set(failures) <= {"reset"}, "the server's own loss, not reentr's"
     else:
         assert failures == []
-    # Each printed total against the outside stopwatch (the benchmark gives the figure; here a
-    # bound a loaded 2-core machine keeps).
+    # Each printed total against the outside stopwatch (benchmarks/servers.py gives the
+    # figure, a few ms; here a bound that a 2-core machine under full load keeps, and that a
+    # misreported restart, off by a whole start-up, would still break).
     gaps = [abs(p - o) for p, o in zip(printed, outside_ms, strict=True)]
-    assert statistics.median(gaps) < 15, f"printed {printed}, outside {outside_ms}"
-    assert max(gaps) < 100, f"printed {printed}, outside {outside_ms}"
+    assert statistics.median(gaps) < 50, f"printed {printed}, outside {outside_ms}"
+    assert max(gaps) < 250, f"printed {printed}, outside {outside_ms}"
     proc.signal(2)
     assert proc.wait(30) == 0

@@ -8,6 +8,7 @@ of version.txt is a new version, and an answer names the process that served it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -86,3 +87,11 @@ def make_project(root: Path, server: Server, version: str = "v0") -> None:
     source, _, name = server.app.partition(":")
     (root / name).write_bytes((APPS / source).read_bytes())
     (root / "version.txt").write_text(version)
+
+
+def restart_totals(events: Path) -> list[float]:
+    """The `total_ms` of each `restart` reentr has written to its `--events` file so far."""
+    if not events.exists():
+        return []
+    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
+            if '"event": "restart"' in line]
