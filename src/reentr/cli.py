@@ -29,6 +29,7 @@ from reentr.config import (
     OnExit,
     Probe,
     ProbeKind,
+    WatchList,
     WatchTree,
     check_readiness,
     parse_duration,
@@ -539,7 +540,9 @@ def entr_mode(
     if not shell and build is None:
         # With --build the program may not exist until the build has made it.
         _check_program(command[0])
-    settings = _settings(
+    # The options are checked before standard input is read: a bad one starts nothing.
+    config = _config(
+        command, WatchList(()), all_events=all_events, dir_watch=dir_watch, shell=shell,
         restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
@@ -550,8 +553,7 @@ def entr_mode(
         no_loop_guard=no_loop_guard,
     )
     watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
-    config = Config(command=command, watch=watch, all_events=all_events, dir_watch=dir_watch,
-                    shell=shell, **settings)
+    config = dataclasses.replace(config, watch=watch)
     for warning in warnings:
         sys.stderr.write(f"{PREFIX}{warning}\n")
     if not watch.files and not watch.dirs:  # with -d, a listed directory counts (entr.c)
@@ -562,15 +564,16 @@ def entr_mode(
     return _run(config, events)
 
 
-def _settings(
-    *, restart: bool, postpone: bool, clear: int, non_interactive: bool, exit_on_exit: bool,
-    build: str | None, on_busy: OnBusy, on_exit: OnExit, signal_: str | None,
-    stop_signal: str, stop_timeout: str, delay_run: str, ready_port: str | None,
-    ready_line: str | None,
-    ready_url: str | None, ready_notify: bool, ready_timeout: str, socket_: list[str] | None,
-    handoff: bool, debounce: str, quiet: bool, verbose: bool, notify: bool, no_loop_guard: bool,
-) -> dict[str, Any]:
-    """The `Config` fields of the options both modes share, checked."""
+def _config(
+    command: tuple[str, ...], watch: WatchList | WatchTree, *, all_events: bool, dir_watch: int,
+    shell: bool, restart: bool, postpone: bool, clear: int, non_interactive: bool,
+    exit_on_exit: bool, build: str | None, on_busy: OnBusy, on_exit: OnExit,
+    signal_: str | None, stop_signal: str, stop_timeout: str, delay_run: str,
+    ready_port: str | None, ready_line: str | None, ready_url: str | None, ready_notify: bool,
+    ready_timeout: str, socket_: list[str] | None, handoff: bool, debounce: str, quiet: bool,
+    verbose: bool, notify: bool, no_loop_guard: bool,
+) -> Config:
+    """The `Config` of a run, from the options as given (both modes share most), checked."""
     debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
     if not 1 <= debounce_ms <= Config.gather_ms:
         raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
@@ -578,18 +581,19 @@ def _settings(
     probe = _probe(ready_port, ready_line, ready_url, ready_notify, ready_timeout)
     specs = tuple(parse_socket(text) for text in socket_ or ())
     check_readiness(probe, specs, handoff, signal=signal_ is not None)
-    return {
-        "restart": restart or handoff, "postpone": postpone, "clear": clear,
-        "interactive": not non_interactive, "exit_on_exit": exit_on_exit, "build": build,
-        "on_busy": on_busy, "on_exit": on_exit,
-        "signal": parse_signal(signal_, "--signal") if signal_ is not None else None,
-        "stop_signal": parse_signal(stop_signal, "--stop-signal"),
-        "grace": parse_duration(stop_timeout, "--stop-timeout"),
-        "delay_run": parse_duration(delay_run, "--delay-run"),
-        "ready": probe, "sockets": specs, "handoff": handoff,
-        "debounce_ms": debounce_ms, "quiet": quiet, "verbose": verbose, "notify": notify,
-        "loop_guard": not no_loop_guard,
-    }
+    return Config(
+        command=command, watch=watch, all_events=all_events, dir_watch=dir_watch, shell=shell,
+        restart=restart or handoff, postpone=postpone, clear=clear,
+        interactive=not non_interactive, exit_on_exit=exit_on_exit, build=build,
+        on_busy=on_busy, on_exit=on_exit,
+        signal=parse_signal(signal_, "--signal") if signal_ is not None else None,
+        stop_signal=parse_signal(stop_signal, "--stop-signal"),
+        grace=parse_duration(stop_timeout, "--stop-timeout"),
+        delay_run=parse_duration(delay_run, "--delay-run"),
+        ready=probe, sockets=specs, handoff=handoff,
+        debounce_ms=debounce_ms, quiet=quiet, verbose=verbose, notify=notify,
+        loop_guard=not no_loop_guard,
+    )
 
 
 def _run(config: Config, events: str | None) -> int:
@@ -761,7 +765,9 @@ def watch_mode(
     elif build is None:
         # With --build the program may not exist until the build has made it.
         _check_program(command[0])
-    settings = _settings(
+    # Unlike entr, a change made during a run is never dropped: the last save always runs.
+    config = _config(
+        command, tree, all_events=True, dir_watch=0, shell=shell,
         restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
         exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
         signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
@@ -771,9 +777,7 @@ def watch_mode(
         handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
         no_loop_guard=no_loop_guard,
     )
-    # Unlike entr, a change made during a run is never dropped: the last save always runs.
-    return _run(Config(command=command, watch=tree, all_events=True, shell=shell, **settings),
-                events)
+    return _run(config, events)
 
 
 def watched_files(tree: WatchTree) -> list[str]:
