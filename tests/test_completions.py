@@ -144,7 +144,7 @@ DESCRIBED = [
     ("reentr watch --no-default-i", "__pycache__, *.py[co], editors' swap and backup files, "
                                     "build tools' temporary files (*-go-tmp-umask)."),
     ("reentr --conf", "Read the options' defaults from FILE (a reentr.toml, or a "
-                      "pyproject.toml's [tool.reentr]) instead of the nearest one from here up."),
+                      "pyproject.toml's [tool.reentr]) instead of the nearest one from here up"),
 ]
 
 

@@ -260,12 +260,14 @@ _ExitOnExit = Annotated[
 _Debounce = Annotated[
     str, typer.Option("--debounce", metavar="DURATION", help="Act once no file event has "
                       "come for this long, so that a burst of writes (a save, a checkout) is "
-                      "one change (at most 1.6s of gathering).", rich_help_panel=WATCHING)
+                      "one change (at most 1.6s of gathering), e.g. 50ms.",
+                      rich_help_panel=WATCHING)
 ]
 
 _Build = Annotated[
     str | None, typer.Option("--build", metavar="CMD", help="A shell command run before "
-                             "every start; the utility (re)starts only if it succeeds.",
+                             "every start; the utility (re)starts only if it succeeds, "
+                             "e.g. 'go build -o app .'.",
                              rich_help_panel=BUILD, show_default=False)
 ]
 
@@ -283,36 +285,41 @@ _OnExit = Annotated[
 
 _Signal = Annotated[
     str | None, typer.Option("--signal", metavar="SIG", help="Send SIG to the running "
-                             "utility's process group instead of restarting it.",
+                             "utility's process group instead of restarting it, e.g. SIGHUP "
+                             "(or HUP, hup, 1).",
                              autocompletion=complete_signal, rich_help_panel=PROCESS,
                              show_default=False)
 ]
 
 _StopSignal = Annotated[
     str, typer.Option("--stop-signal", metavar="SIG", help="The signal that stops the "
-                      "utility.", autocompletion=complete_signal, rich_help_panel=PROCESS)
+                      "utility, e.g. SIGINT.", autocompletion=complete_signal,
+                      rich_help_panel=PROCESS)
 ]
 
 _DelayRun = Annotated[
     str, typer.Option("--delay-run", metavar="DURATION", help="Wait this long before each "
-                      "start of the command (after a restart's stop).", rich_help_panel=PROCESS)
+                      "start of the command (after a restart's stop), e.g. 500ms.",
+                      rich_help_panel=PROCESS)
 ]
 
 _StopTimeout = Annotated[
     str, typer.Option("--stop-timeout", metavar="DURATION", help="How long to wait after "
-                      "the stop signal before SIGKILL.", rich_help_panel=PROCESS)
+                      "the stop signal before SIGKILL, e.g. 10s.", rich_help_panel=PROCESS)
 ]
 
 _ReadyPort = Annotated[
     str | None, typer.Option("--ready-port", metavar="[HOST:]PORT", help="The target is "
-                             "ready when a TCP connect to PORT succeeds (HOST: 127.0.0.1).",
+                             "ready when a TCP connect to PORT succeeds (HOST: 127.0.0.1), e.g. "
+                             "8000.",
                              show_default=False, rich_help_panel=READINESS)
 ]
 
 _ReadyLine = Annotated[
     str | None, typer.Option("--ready-line", metavar="REGEX", help="The target is ready "
                              "when it prints a line matching REGEX (stdout or stderr; its "
-                             "output still reaches you unchanged).", show_default=False,
+                             "output still reaches you unchanged), e.g. 'listening on'.",
+                             show_default=False,
                              rich_help_panel=READINESS)
 ]
 
@@ -334,7 +341,8 @@ _Socket = Annotated[
                                    help="Listen on this address once, before the first start, "
                                    "and pass the socket to every start as fd 3, 4, ... "
                                    "(LISTEN_FDS), so a restart refuses no connection "
-                                   "(HOST: 127.0.0.1; repeatable).", show_default=False,
+                                   "(HOST: 127.0.0.1; repeatable), e.g. 8000, or "
+                                   "api=unix:/tmp/api.sock.", show_default=False,
                                    rich_help_panel=SOCKETS)
 ]
 
@@ -347,13 +355,14 @@ _Handoff = Annotated[
 
 _ReadyTimeout = Annotated[
     str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
-                      "readiness after this long, and say so.", rich_help_panel=READINESS)
+                      "readiness after this long, and say so, e.g. 2m.", rich_help_panel=READINESS)
 ]
 
 _Events = Annotated[
     str | None, typer.Option("--events", metavar="FILE", help="Write one JSON object per "
                              "lifecycle event to FILE (- for stdout; the command's own stdout "
-                             "then goes to stderr).", show_default=False,
+                             "then goes to stderr), e.g. restarts.jsonl.",
+                             show_default=False,
                              rich_help_panel=OUTPUT)
 ]
 
@@ -443,7 +452,8 @@ _NoConfig = Annotated[
 _Config = Annotated[
     str | None, typer.Option("--config", metavar="FILE", help="Read the options' defaults "
                              "from FILE (a reentr.toml, or a pyproject.toml's [tool.reentr]) "
-                             "instead of the nearest one from here up.", is_eager=True,
+                             "instead of the nearest one from here up, e.g. ci/reentr.toml.",
+                             is_eager=True,
                              callback=_config_options, show_default=False,
                              rich_help_panel=OUTPUT)
 ]
@@ -629,13 +639,15 @@ _Ext = Annotated[
 ]
 _Glob = Annotated[
     list[str] | None, typer.Option("--glob", metavar="PATTERN", help="Only files matching "
-                                   "PATTERN (gitignore syntax, from the root; repeatable).",
+                                   "PATTERN (gitignore syntax, from the root; repeatable), e.g. "
+                                   "'src/**/*.py'.",
                                    show_default=False, rich_help_panel=FILTERING)
 ]
 _Ignore = Annotated[
     list[str] | None, typer.Option("--ignore", metavar="PATTERN", help="Also ignore PATTERN "
                                    "(gitignore syntax; it wins over every ignore file; "
-                                   "repeatable).", show_default=False, rich_help_panel=FILTERING)
+                                   "repeatable), e.g. 'generated/'.", show_default=False,
+                                   rich_help_panel=FILTERING)
 ]
 _NoGitignore = Annotated[
     bool, typer.Option("--no-gitignore", help="Do not read .gitignore files.",
@@ -677,7 +689,7 @@ def watch_mode(
     ] = None,
     watch: Annotated[
         list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree to "
-                                       "watch, as a PATH argument is (repeatable).",
+                                       "watch, as a PATH argument is (repeatable), e.g. -w src.",
                                        show_default=False, rich_help_panel=WATCHING)
     ] = None,
     list_: Annotated[
@@ -687,7 +699,7 @@ def watch_mode(
     poll: Annotated[
         bool, typer.Option("--poll", help="Poll instead of using inotify (network file "
                            "systems, some containers); --poll=INTERVAL sets how often "
-                           "(default 500ms).", rich_help_panel=WATCHING)
+                           "(default 500ms), e.g. --poll=2s.", rich_help_panel=WATCHING)
     ] = False,
     poll_interval: Annotated[
         str, typer.Option("--poll-interval", hidden=True, metavar="DURATION")
