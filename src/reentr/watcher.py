@@ -259,12 +259,13 @@ class _Poller:
         return seen
 
     def watch(
-        self, gather_ms: int, debounce_ms: int, timeout_ms: int, stop: threading.Event
+        self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: threading.Event
     ) -> set[tuple[int, str]] | str:
-        """Like `RustNotify.watch`: the changes since the last call, 'stop', or 'timeout'
-        after `timeout_ms` without a change (0: none)."""
+        """Like `RustNotify.watch`, and called with its names: the changes since the last call,
+        'stop', or 'timeout' after `timeout_ms` without a change (0: none). A look takes all
+        the changes at once, so the gathering (`debounce_ms`, `step_ms`) has nothing to do."""
         deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
-        while not stop.wait(self.interval):
+        while not stop_event.wait(self.interval):
             changes = self.look()
             if changes:
                 return changes
@@ -400,7 +401,8 @@ class _Notify:
         # limit, and the directories past it would go unwatched without a word.
         names = [self.aliases.name(d) for d in dirs]
         with signals.blocked():  # RustNotify starts its own thread here
-            return RustNotify(names, False, False, 0, False, False)
+            return RustNotify(names, debug=False, force_polling=False, poll_delay_ms=0,
+                              recursive=False, ignore_permission_denied=False)
 
     def replace(self, dirs: list[str]) -> bool:
         """Watch `dirs` from now on. The new watch is in place before the old one goes, unless
@@ -500,11 +502,15 @@ def _gather(
         current = notify.current
         batch: set[tuple[int, str]] | str
         try:
+            # watchfiles' names: its `debounce_ms` is the longest a burst is gathered (our
+            # gather_ms), its `step_ms` the quiet pause that ends one (our --debounce).
             if woken and isinstance(current, RustNotify):
-                batch = current.watch(config.gather_ms, 0, 0, wakeup)
+                batch = current.watch(debounce_ms=config.gather_ms, step_ms=0, timeout_ms=0,
+                                      stop_event=wakeup)
             else:
                 retry_ms = int(_RETRY_S * 1000) if notify.limited else 0
-                batch = current.watch(config.gather_ms, step, retry_ms, stop)
+                batch = current.watch(debounce_ms=config.gather_ms, step_ms=step,
+                                      timeout_ms=retry_ms, stop_event=stop)
                 if batch == "timeout":
                     batch = notify.retry()
                     woken = notify.interval is None and wakeup.arm()
