@@ -13,6 +13,7 @@ Two rules hold everywhere:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import signal
 from dataclasses import dataclass
 
@@ -56,23 +57,61 @@ STATUS_NOT_RUN = 127
 """The status reported for a command that could not be started, as a shell reports it."""
 
 
+class Phase(enum.Enum):
+    """Where a role's process group is in its life."""
+
+    EMPTY = "empty"
+    STARTING = "starting"
+    """`Start` was issued and its `ProcessStarted` has not arrived yet."""
+    RUNNING = "running"
+    """The leader is alive (and so is its group)."""
+    LEFT = "left"
+    """The leader has exited; other processes of its group are still there."""
+
+
+class Stop(enum.Enum):
+    """How far reentr has gone in stopping a group."""
+
+    NONE = "none"
+    SENT = "sent"
+    """The stop signal was sent: its exit is ours, not news."""
+    KILLED = "killed"
+    """SIGKILL was sent."""
+
+
 @dataclass(frozen=True)
 class Slot:
-    """The process group of one role: at most one at a time."""
+    """The process group of one role: at most one at a time. A phase and a stop, so that no
+    impossible state (a group alive without a pid, a start in flight with one) can be written."""
 
     pid: int | None = None
-    leader_alive: bool = False
-    group_alive: bool = False
-    stopping: bool = False
-    """The stop signal was sent: its exit is ours, not news."""
-    killed: bool = False
-    starting: bool = False
-    """`Start` was issued and its `ProcessStarted` has not arrived yet."""
+    phase: Phase = Phase.EMPTY
+    stop: Stop = Stop.NONE
+
+    @property
+    def starting(self) -> bool:
+        return self.phase is Phase.STARTING
+
+    @property
+    def leader_alive(self) -> bool:
+        return self.phase is Phase.RUNNING
+
+    @property
+    def group_alive(self) -> bool:
+        return self.phase in (Phase.RUNNING, Phase.LEFT)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not Stop.NONE
+
+    @property
+    def killed(self) -> bool:
+        return self.stop is Stop.KILLED
 
     @property
     def busy(self) -> bool:
         """A process of this role exists or is about to."""
-        return self.starting or self.group_alive
+        return self.phase is not Phase.EMPTY
 
 
 @dataclass(frozen=True)
@@ -164,7 +203,7 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             out.append(Say(Note.WATCHER_FAILED, detail=reason))
             return dataclasses.replace(s, quitting=ExitStatus.ERROR)
         case ProcessStarted(role=role, pid=pid):
-            started = Slot(pid=pid, leader_alive=True, group_alive=True)
+            started = Slot(pid, Phase.RUNNING)
             if role is Role.TARGET and s.incoming.starting:
                 return dataclasses.replace(s, incoming=started)
             return _set(s, role, started)
@@ -181,7 +220,7 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             if slot.pid != pid:
                 return s
             ours = slot.stopping or s.quitting is not None
-            s = _set(s, role, dataclasses.replace(slot, leader_alive=False))
+            s = _set(s, role, dataclasses.replace(slot, phase=Phase.LEFT))
             return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours)
         case GroupEmptied(role=role, pid=pid):
             if role is Role.TARGET and s.incoming.pid == pid:
@@ -270,7 +309,7 @@ def _quit(s: State, status: int, out: list[Action]) -> State:
         for role, slot in _slots(s):
             if slot.group_alive and not slot.killed and slot.pid is not None:
                 out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
-                s = _put(s, slot, dataclasses.replace(slot, killed=True, stopping=True))
+                s = _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
         return s
     return dataclasses.replace(s, quitting=status)
 
@@ -308,7 +347,7 @@ def _timer(config: Config, s: State, name: Timer, pid: int, out: list[Action]) -
             if slot.pid == pid and slot.group_alive and not slot.killed:
                 out.append(Say(Note.KILLED, role=role, detail=f"{config.grace:g}"))
                 out.append(SignalGroup(role, pid, signal.SIGKILL))
-                return _put(s, slot, dataclasses.replace(slot, killed=True))
+                return _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
         return s
     if name is Timer.BACKOFF and s.quitting is None and not s.target.busy:
         return dataclasses.replace(s, want_start=True)
@@ -332,7 +371,7 @@ def _advance(config: Config, s: State, out: list[Action]) -> State:
         if not s.build.busy:
             out.append(Start(Role.BUILD, s.trigger, s.changed))
             s = dataclasses.replace(
-                s, want_build=False, build=Slot(starting=True), build_stale=False
+                s, want_build=False, build=Slot(phase=Phase.STARTING), build_stale=False
             )
         elif config.on_busy is OnBusy.RESTART:
             s = _stop(config, s, Role.BUILD, out)
@@ -355,7 +394,7 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
             if _delaying(config, s, out):
                 return dataclasses.replace(s, delay="waiting")
             out.append(Start(Role.TARGET, s.trigger, s.changed))
-            return dataclasses.replace(s, want_start=False, incoming=Slot(starting=True),
+            return dataclasses.replace(s, want_start=False, incoming=Slot(phase=Phase.STARTING),
                                        changed=(), delay="")
     if t.busy:
         if not _runs_to_completion(config):
@@ -366,7 +405,7 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
     if config.clear:
         out.append(ClearScreen(config.clear))
     out.append(Start(Role.TARGET, s.trigger, s.changed))
-    return dataclasses.replace(s, want_start=False, target=Slot(starting=True), changed=(),
+    return dataclasses.replace(s, want_start=False, target=Slot(phase=Phase.STARTING), changed=(),
                                delay="")
 
 
@@ -390,11 +429,11 @@ def _handoff_exited(
         if rollback:
             out.append(Say(Note.EXITED, role=Role.TARGET, status=status))
             out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, detail=_serving(s)))
-        s = dataclasses.replace(s, incoming=dataclasses.replace(incoming, leader_alive=False))
+        s = dataclasses.replace(s, incoming=dataclasses.replace(incoming, phase=Phase.LEFT))
         # Whatever it started goes with it.
         return _stop_slot(config, s, s.incoming, out) if rollback else s
     return dataclasses.replace(s, retiring=tuple(
-        dataclasses.replace(slot, leader_alive=False) if slot.pid == pid else slot
+        dataclasses.replace(slot, phase=Phase.LEFT) if slot.pid == pid else slot
         for slot in s.retiring))
 
 
@@ -411,11 +450,11 @@ def _stop_slot(config: Config, s: State, slot: Slot, out: list[Action]) -> State
     """Send the stop signal to the slot's group once, and arm the SIGKILL escalation."""
     if not slot.group_alive or slot.stopping or slot.pid is None:
         return s
-    role = Role.BUILD if slot is s.build else Role.TARGET
+    role = Role.BUILD if slot.pid == s.build.pid else Role.TARGET
     signum = config.stop_signal if role is Role.TARGET else signal.SIGTERM
     out.append(SignalGroup(role, slot.pid, signum, stop=True))
     out.append(SetTimer(Timer.GRACE, slot.pid, config.grace))
-    return _put(s, slot, dataclasses.replace(slot, stopping=True))
+    return _put(s, slot, dataclasses.replace(slot, stop=Stop.SENT))
 
 
 def _slots(s: State) -> list[tuple[Role, Slot]]:
@@ -425,14 +464,17 @@ def _slots(s: State) -> list[tuple[Role, Slot]]:
 
 
 def _put(s: State, old: Slot, new: Slot) -> State:
-    """`s` with the slot `old` (found by identity) replaced by `new`."""
-    if old is s.build:
+    """`s` with the live slot `old` (found by its group's pid, which no other slot has)
+    replaced by `new`."""
+    assert old.pid is not None, "only a slot with a process is ever replaced"
+    if old.pid == s.build.pid:
         return dataclasses.replace(s, build=new)
-    if old is s.target:
+    if old.pid == s.target.pid:
         return dataclasses.replace(s, target=new)
-    if old is s.incoming:
+    if old.pid == s.incoming.pid:
         return dataclasses.replace(s, incoming=new)
-    return dataclasses.replace(s, retiring=tuple(new if r is old else r for r in s.retiring))
+    return dataclasses.replace(s, retiring=tuple(
+        new if r.pid == old.pid else r for r in s.retiring))
 
 
 def _get(s: State, role: Role) -> Slot:
