@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from functools import partial
 
-from reentr import policy, process, ready, signals, terminal, watcher
+from reentr import policy, process, ready, signals, terminal, watch
 from reentr.config import Config, ProbeKind, WatchList
 from reentr.events import (
     Action,
@@ -152,7 +152,7 @@ class _Loop:
                 self.notifier = ready.Notifier()
                 stack.callback(self.notifier.close)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
-            stack.enter_context(watcher.watching(self.config, self.events, self.reporter))
+            stack.enter_context(watch.watching(self.config, self.events, self.reporter))
             self.term = stack.enter_context(
                 terminal.opened(self.events, self.config.interactive))
             try:

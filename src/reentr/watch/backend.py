@@ -1,0 +1,197 @@
+"""The only importer of watchfiles: `RustNotify` on the directories to watch (through UTF-8
+aliases for names that are not), replaced as the tree changes, falling back to polling at the
+inotify limit, and what that limit is."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from watchfiles._rust_notify import RustNotify
+
+from reentr import signals
+from reentr.errors import ReentrError
+from reentr.report import Reporter, shown, some
+from reentr.watch.poller import Poller
+
+_LIMITED_POLL_S = 0.5
+"""How often the poller looks while the inotify limit keeps inotify out."""
+
+
+RETRY_S = 30.0
+"""How often inotify is tried again meanwhile (other programs may have freed watches)."""
+
+
+class _Aliases:
+    """UTF-8 names for directories whose names are not: RustNotify takes only `str` paths that
+    encode to UTF-8, so such a directory is watched through a symbolic link of reentr's own
+    (the kernel's watch follows it), and the paths of its events are translated back."""
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.real: dict[str, str] = {}
+        """Alias -> the directory's own path (a `str` holding the name's bytes as surrogates)."""
+        self.alias: dict[str, str] = {}
+
+    def name(self, directory: str) -> str:
+        """A name RustNotify can take for `directory`."""
+        if utf8(directory):
+            return directory
+        if directory not in self.alias:
+            if self.root is None:
+                self.root = tempfile.mkdtemp(prefix="reentr-names-")
+            alias = os.path.join(self.root, str(len(self.alias)))
+            os.symlink(directory, alias)
+            self.alias[directory], self.real[alias] = alias, directory
+        return self.alias[directory]
+
+    def translate(self, path: str) -> str:
+        """An event's path with the alias of its directory replaced by the directory."""
+        if not self.real:
+            return path
+        if path in self.real:
+            return self.real[path]
+        head, _, tail = path.rpartition(os.sep)
+        return os.path.join(self.real[head], tail) if head in self.real else path
+
+    def close(self) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def utf8(path: str) -> bool:
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _AtLimit(Exception):
+    """The inotify watch limit does not let RustNotify watch every directory."""
+
+
+class Notify:
+    """The current RustNotify, which `reentr watch` replaces when the watched directories change
+    (RustNotify cannot add a watch to a running instance), or the poller: by choice (`--poll`)
+    or while the inotify limit is reached, when inotify is tried again every `RETRY_S`."""
+
+    def __init__(self, dirs: list[str], poll: float | None, reporter: Reporter):
+        self.poll = poll
+        self.limited = False
+        """Polling because the inotify limit was reached."""
+        self.reporter = reporter
+        self.aliases = _Aliases()
+        self.dirs = dirs
+        self.current = self._open(dirs)
+
+    @property
+    def interval(self) -> float | None:
+        """How often the poller looks, or None with inotify."""
+        return self.current.interval if isinstance(self.current, Poller) else None
+
+    def _open(self, dirs: list[str]) -> RustNotify | Poller:
+        if self.poll is not None:
+            return Poller(dirs, self.poll)
+        try:
+            current: RustNotify | Poller = self._inotify(dirs)
+        except _AtLimit:
+            if not self.limited:
+                limit, fix = _limit_in_force()
+                self.reporter.error(
+                    f"the inotify watch limit ({limit}) is reached ({len(dirs)} directories to "
+                    f"watch); polling every {_LIMITED_POLL_S:g}s until they fit. Raise the "
+                    f"limit with: {fix}")
+            self.limited = True
+            return Poller(dirs, _LIMITED_POLL_S)
+        if self.limited:
+            self.limited = False
+            self.reporter.line(f"the inotify watches fit again ({len(dirs)} directories): "
+                               "watching with inotify")
+        return current
+
+    def _inotify(self, dirs: list[str]) -> RustNotify:
+        try:
+            try:
+                return self._rust(dirs)
+            except (FileNotFoundError, PermissionError):
+                # A directory went away or became unreadable since the walk: watch the rest.
+                return self._rust([d for d in dirs if os.access(d, os.R_OK | os.X_OK)])
+        except (OSError, RuntimeError) as error:
+            if _at_limit(error):
+                raise _AtLimit from None
+            raise ReentrError(f"cannot watch {some_dirs(dirs)}: {error}") from None
+
+    def _rust(self, dirs: list[str]) -> RustNotify:
+        # ignore_permission_denied=False: with True, watchfiles also swallows the inotify
+        # limit, and the directories past it would go unwatched without a word.
+        names = [self.aliases.name(d) for d in dirs]
+        with signals.blocked():  # RustNotify starts its own thread here
+            return RustNotify(names, debug=False, force_polling=False, poll_delay_ms=0,
+                              recursive=False, ignore_permission_denied=False)
+
+    def replace(self, dirs: list[str]) -> bool:
+        """Watch `dirs` from now on. The new watch is in place before the old one goes, unless
+        the two do not fit under the inotify limit together: then the old one goes first, and
+        the answer is True (a change made in between raised no event)."""
+        old, self.dirs = self.current, dirs
+        if isinstance(old, RustNotify):
+            try:
+                self.current = self._inotify(dirs)
+            except _AtLimit:
+                old.close()  # its watches count against the limit too
+                self.current = self._open(dirs)
+                return True
+        else:
+            self.current = self._open(dirs)
+            if isinstance(old, Poller) and isinstance(self.current, Poller):
+                self.current.adopt(old)
+        old.close()
+        return False
+
+    def retry(self) -> set[tuple[int, str]]:
+        """While the limit keeps inotify out: try it again. The poller's last look is taken
+        once inotify is in place, so that no change falls between the two."""
+        poller = self.current
+        assert isinstance(poller, Poller)
+        self.current = self._open(self.dirs)
+        if self.current is poller or isinstance(self.current, Poller):
+            return set()
+        return poller.look()
+
+    def close(self) -> None:
+        self.current.close()
+        self.aliases.close()
+
+
+def _at_limit(error: BaseException) -> bool:
+    """Whether watching failed on the inotify limit (notify says "OS file watch limit reached";
+    the kernel's own word for it is ENOSPC)."""
+    text = str(error).lower()
+    return (getattr(error, "errno", None) == errno.ENOSPC or "watch limit" in text
+            or "no space left on device" in text or "os error 28" in text)
+
+
+def _limit_in_force() -> tuple[str, str]:
+    """The inotify watch limit in force, and the command that raises it. Each user namespace
+    has a limit of its own (`user.max_inotify_watches`), which counts as well as the host's
+    (`fs.inotify.max_user_watches`): the lower one is the one reached."""
+    limits = {}
+    for name in ("fs.inotify.max_user_watches", "user.max_inotify_watches"):
+        with contextlib.suppress(OSError, ValueError):
+            limits[name] = int(Path("/proc/sys", *name.split(".")).read_text())
+    if not limits:
+        return "unknown", "sudo sysctl fs.inotify.max_user_watches=524288"
+    name = min(limits, key=lambda n: (limits[n], n.startswith("user.")))
+    if name.startswith("user."):
+        return (f"{limits[name]}, this user namespace's {name}",
+                f"sysctl -w {name}=524288, as the namespace's owner")
+    return str(limits[name]), f"sudo sysctl {name}=524288"
+
+
+def some_dirs(dirs: list[str]) -> str:
+    return some([shown(d) for d in dirs], 3)  # only in a line that says something failed

@@ -1,0 +1,293 @@
+"""Watch in a thread and put `FilesChanged` batches on the queue: the watcher thread, its batches,
+and the recovery of changes a lost watch missed. (`backend` is the only importer of watchfiles.)
+
+entr mode watches the *directories* of the listed files, not the files themselves: a watch on a
+file follows its inode, so an editor's atomic save (write a temp file, rename it over) would
+leave it watching a deleted file (notify-rs/notify#531, watchexec's own advice). Events are
+then kept only for the listed paths, so atomic saves and delete-then-recreate keep working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from reentr import signals
+from reentr.config import Config, WatchList, WatchTree
+from reentr.errors import ReentrError
+from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
+from reentr.report import Reporter
+from reentr.watch.backend import RETRY_S, Notify, some_dirs, utf8
+from reentr.watch.listing import altered, entries
+from reentr.watch.poller import ADDED, DELETED, MODIFIED, Poller
+from reentr.watch.tree import Tree
+from reentr.watch.wakeup import Wakeup
+
+_FALLBACK_STEP_MS = 5
+"""Without the wakeup, RustNotify wakes every step even while nothing happens: at least 5 ms,
+about 0.6 % of a core (2 ms would cost 1.3 %)."""
+
+
+_COARSE_NS = 10_000_000
+"""How far a file's modification time may lag the clock: the kernel stamps it from a coarse
+clock, which lags by up to a tick (4 ms at 250 Hz)."""
+
+
+@contextmanager
+def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None]:
+    """Watch `config.watch` while the block runs; the watch is in place when the block starts."""
+    watch = config.watch
+    tree = None
+    listing: dict[Path, frozenset[str]] = {}
+    if isinstance(watch, WatchTree):
+        tree = Tree(watch)
+        notify = Notify(tree.watch_set(), watch.poll, reporter)
+        reporter.watching_tree(len(tree.dirs), notify.interval)
+        _say_unreadable(tree, reporter)
+    else:
+        notify = Notify([str(d) for d in watch.watched_dirs()], None, reporter)
+        # Read before the watch is announced, so that no later change is in the baseline.
+        if config.dir_watch:
+            listing = {d: entries(d, config.dir_watch) for d in watch.dirs}
+        reporter.watching(len(watch.files), len(watch.dirs))
+    stop = threading.Event()
+    wakeup = Wakeup(stop, config.debounce_ms / 1000, config.gather_ms / 1000)
+    scope = tree if tree is not None else listing
+    thread = signals.start_thread(_loop, notify, config, scope, events, wakeup,
+                                  name="reentr-watcher")
+    try:
+        yield
+    finally:
+        stop.set()
+        wakeup.wake()
+        thread.join(timeout=2.0)
+        notify.close()
+
+
+def _loop(
+    notify: Notify, config: Config, scope: Tree | dict[Path, frozenset[str]], events: Queue,
+    wakeup: Wakeup,
+) -> None:
+    try:
+        _gather(notify, config, scope, events, wakeup)
+    except Exception as error:  # a thread that died would leave reentr deaf, without a word
+        events.put(WatcherFailed(f"{type(error).__name__}: {error}"))
+    finally:
+        wakeup.done()
+
+
+def _gather(
+    notify: Notify, config: Config, scope: Tree | dict[Path, frozenset[str]], events: Queue,
+    wakeup: Wakeup,
+) -> None:
+    """Gather batches; `scope` is the tree (`reentr watch`) or `-d`'s directory listing."""
+    stop = wakeup.stop
+    woken = notify.interval is None and wakeup.arm()
+    tree = scope if isinstance(scope, Tree) else None
+    listing = scope if isinstance(scope, dict) else {}
+    watch = config.watch
+    listed = isinstance(watch, WatchList)
+    order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(watch, WatchList) else {}
+    step = max(config.debounce_ms, _FALLBACK_STEP_MS)  # without the wakeup; the poller ignores it
+    since_ns = time.time_ns()
+    """When the last batch was taken, on the wall clock (a file's modification time)."""
+    reported: dict[str, int] = {}
+    """The modification time of each path of the last batch (see `_recover`)."""
+    while not stop.is_set():
+        current = notify.current
+        batch: set[tuple[int, str]] | str
+        try:
+            # watchfiles' names: its `debounce_ms` is the longest a burst is gathered (our
+            # gather_ms), its `step_ms` the quiet pause that ends one (our --debounce).
+            if woken and not isinstance(current, Poller):
+                batch = current.watch(debounce_ms=config.gather_ms, step_ms=0, timeout_ms=0,
+                                      stop_event=wakeup)
+            else:
+                retry_ms = int(RETRY_S * 1000) if notify.limited else 0
+                batch = current.watch(debounce_ms=config.gather_ms, step_ms=step,
+                                      timeout_ms=retry_ms, stop_event=stop)
+                if batch == "timeout":
+                    batch = notify.retry()
+                    woken = notify.interval is None and wakeup.arm()
+                    if not batch:
+                        continue
+        except Exception as error:
+            name = _undecodable(error)
+            if name is None:  # the runner reports it and stops
+                events.put(WatcherFailed(str(error)))
+                return
+            try:
+                batch = _recover(notify, name, since_ns, watch, tree, reported=reported)
+            except ReentrError as failed:
+                events.put(WatcherFailed(str(failed)))
+                return
+            woken = notify.interval is None and wakeup.arm()
+        if isinstance(batch, str):
+            continue  # 'stop' ends the loop; 'signal' and 'timeout' are not used here
+        since_ns = time.time_ns()
+        batch = {(change, notify.aliases.translate(path)) for change, path in batch}
+        detected_ns = time.monotonic_ns()
+        wakeup.batch_taken()
+        if listing and altered(listing, config.dir_watch, stop):
+            events.put(DirectoryAltered())
+            continue
+        if listed:
+            paths = [p for p in {path for _, path in batch} if p in order]
+        else:
+            assert tree is not None
+            paths, rewatch = tree.take(batch)
+            while rewatch:
+                try:
+                    gap = notify.replace(tree.watch_set())
+                except ReentrError as error:
+                    events.put(WatcherFailed(str(error)))
+                    return
+                woken = notify.interval is None and wakeup.arm()
+                # What was written into the new directories before their watch was in place.
+                more, rewatch = tree.rescan()
+                if gap:  # and anywhere while no watch was in place
+                    found, again = tree.take(_written_since(since_ns, watch, tree, reported))
+                    more, rewatch = [*more, *found], rewatch or again
+                paths = list(dict.fromkeys([*paths, *more]))
+            _say_unreadable(tree, notify.reporter)
+        paths = [p for p in paths if p not in config.unwatched]
+        if paths:
+            reported = _mtimes(paths)
+            stamped = _leading_edge_first(paths, reported, order, detected_ns)
+            events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
+                                    tuple(w for _, w in stamped)))
+            wakeup.mattered()  # after the event: it reads the machine's load
+
+
+def _say_unreadable(tree: Tree, reporter: Reporter) -> None:
+    found = tree.said_unreadable()
+    if found:
+        count = len(found)
+        reporter.error(f"cannot read {count} director{'ies' if count != 1 else 'y'} "
+                       f"(permission denied): {some_dirs([str(d) for d in found])}; the files in "
+                       f"{'them' if count != 1 else 'it'} are not watched")
+
+
+def _undecodable(error: BaseException) -> str | None:
+    """The path RustNotify could not make a `str` of, from its error, or None for any other
+    error. It writes the path as Rust's `Debug` does: in quotes, a byte that is not UTF-8 as
+    `\\xFF`, and `\\n`, `\\"`, `\\u{7f}` and the like for the rest."""
+    text = str(error)
+    prefix, suffix = 'Unable to decode path "', '" to string'
+    if not (text.startswith(prefix) and text.endswith(suffix)):
+        return None
+    quoted, out, i = text[len(prefix):-len(suffix)], bytearray(), 0
+    simple = {"n": b"\n", "t": b"\t", "r": b"\r", "0": b"\0", "\\": b"\\", '"': b'"', "'": b"'"}
+    while i < len(quoted):
+        char = quoted[i]
+        if char != "\\" or i + 1 == len(quoted):
+            out += char.encode()
+            i += 1
+        elif quoted[i + 1] == "x":
+            out.append(int(quoted[i + 2:i + 4], 16))
+            i += 4
+        elif quoted[i + 1] == "u":
+            end = quoted.index("}", i)
+            out += chr(int(quoted[i + 3:end], 16)).encode()
+            i = end + 1
+        else:
+            out += simple.get(quoted[i + 1], quoted[i + 1].encode())
+            i += 2
+    return os.fsdecode(bytes(out))
+
+
+def _mtimes(paths: list[str]) -> dict[str, int]:
+    """Each path's modification time; a path that is gone has none."""
+    found = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            found[path] = os.stat(path).st_mtime_ns
+    return found
+
+
+def _recover(
+    notify: Notify, name: str, since_ns: int, watch: WatchList | WatchTree, tree: Tree | None,
+    *, reported: dict[str, int],
+) -> set[tuple[int, str]]:
+    """After RustNotify met a file name that is not UTF-8 (in any event, a mere read too): a
+    new RustNotify (the old one fails from then on, and lost the batch it was gathering), and
+    the batch as it can be known again: each file written since the last batch (`since_ns`;
+    not one `reported` in it with the same modification time), that name if it is gone, and
+    any directory that is new.
+
+    It reads no directory whose own name is not UTF-8: opening one is an event in its parent,
+    which would fail the new RustNotify in turn."""
+    notify.replace(notify.dirs)
+    name = notify.aliases.translate(name)
+    batch = _written_since(since_ns, watch, tree, reported, name=name)
+    if not os.path.lexists(name):
+        batch.add((DELETED, name))
+    return batch
+
+
+def _written_since(
+    since_ns: int, watch: WatchList | WatchTree, tree: Tree | None, reported: dict[str, int],
+    name: str | None = None,
+) -> set[tuple[int, str]]:
+    """What changed since `since_ns`, as far as modification times tell (a deletion does not
+    show): files written (not one `reported` with the same time), and new directories; `name`
+    is looked at too. It reads no directory whose own name is not UTF-8 (see `_recover`)."""
+    since_ns -= _COARSE_NS
+    batch = set()
+    extra = [] if name is None else [name]
+    if isinstance(watch, WatchList):
+        candidates = [*extra, *map(str, watch.files)]
+    else:
+        assert tree is not None
+        candidates = extra
+        for directory in sorted(tree.dirs):
+            if utf8(os.path.basename(directory)):
+                with contextlib.suppress(OSError):
+                    candidates.extend(os.path.join(directory, n) for n in os.listdir(directory))
+    for path in dict.fromkeys(candidates):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if tree is not None and path not in tree.dirs:
+                batch.add((ADDED, path))  # new: `take` watches it
+        elif st.st_mtime_ns >= since_ns and reported.get(path) != st.st_mtime_ns:
+            batch.add((MODIFIED, path))
+            reported[path] = st.st_mtime_ns
+    return batch
+
+
+def _leading_edge_first(
+    paths: list[str], mtimes: dict[str, int], order: dict[str, int], detected_ns: int
+) -> list[tuple[str, int]]:
+    """The batch ordered by modification time (`mtimes`, from `_mtimes`), so the file written
+    first (entr's "leading edge", used for `/_`) comes first, each with when it was written on
+    the monotonic clock; files that no longer exist come last, ties in list order (entr mode)
+    or by name."""
+    wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+    stamped = [(path, mtimes.get(path)) for path in paths]
+
+    def key(item: tuple[str, int | None]) -> tuple[int, int, str]:
+        path, mtime_ns = item
+        return (2**63 if mtime_ns is None else mtime_ns, order.get(path, 0), path)
+
+    return [(path, _written_ns(mtime_ns, wall_ns, mono_ns, detected_ns))
+            for path, mtime_ns in sorted(stamped, key=key)]
+
+
+def _written_ns(mtime_ns: int | None, wall_ns: int, mono_ns: int, detected_ns: int) -> int:
+    """A modification time moved onto the monotonic clock: its age on the wall clock, taken
+    from the monotonic clock's now. Never later than `detected_ns`, never more than 10 s before
+    it (a time set by hand, such as `touch -d`, is not an edit time); `detected_ns` when the
+    file is gone."""
+    if mtime_ns is None:
+        return detected_ns
+    written = mono_ns - (wall_ns - mtime_ns)
+    return max(min(written, detected_ns), detected_ns - 10_000_000_000)

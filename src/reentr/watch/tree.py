@@ -1,0 +1,137 @@
+"""Ignore-aware tree tracking for `reentr watch`: which directories to watch, kept up to date as
+directories come and go."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from reentr.config import WatchTree
+from reentr.filters import Filter, walk
+from reentr.ignore import Rules
+from reentr.watch.poller import ADDED, DELETED
+
+
+class Tree:
+    """`reentr watch`'s view of its trees: the directories to watch (none that is ignored) and
+    which changes matter; it follows new directories and edits of ignore files."""
+
+    def __init__(self, spec: WatchTree):
+        self.spec = spec
+        self.filters: list[tuple[str, Filter]] = []
+        self.dirs: set[str] = set()
+        self.fresh: set[str] = set()
+        """New directories whose watch is not in place yet: `rescan` looks into them again."""
+        self.roots = {str(path): str(path.parent) for path in spec.paths}
+        self.unreadable: list[Path] = []
+        """Directories that may not be read, not said yet (`said_unreadable`)."""
+        self._told: set[Path] = set()
+        self._load()
+
+    def said_unreadable(self) -> list[Path]:
+        """The directories found unreadable since the last call, each once."""
+        new = [d for d in dict.fromkeys(self.unreadable) if d not in self._told]
+        self._told.update(new)
+        self.unreadable = []
+        return new
+
+    def watch_set(self) -> list[str]:
+        """Every directory that needs a kernel watch: the tree's, and the parent of a root
+        that was deleted, to see it when it comes back (`rm -rf out && regenerate`, a
+        branch switch)."""
+        gone = {parent for root, parent in self.roots.items() if root not in self.dirs}
+        return sorted(self.dirs | gone)
+
+    def _load(self) -> None:
+        self.filters = []
+        self.dirs = set()
+        for path in self.spec.paths:
+            filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs)
+            self.filters.append((str(path), filter_))
+            self.dirs.update(str(d) for d, _ in self._walk(filter_, path, dirs_only=True))
+        # The deepest path first, so a path inside another one uses its own filter.
+        self.filters.sort(key=lambda item: -len(item[0]))
+
+    def _filter_for(self, path: str) -> Filter | None:
+        for root, filter_ in self.filters:
+            if path == root or path.startswith(root + os.sep):
+                return filter_
+        return None
+
+    def take(self, batch: set[tuple[int, str]]) -> tuple[list[str], bool]:
+        """The changed paths that matter, and whether the watches must change: a directory
+        went, or came (a new one, or a new one by the name of one that went: the old watch
+        follows the deleted directory)."""
+        changed: list[str] = []
+        before = set(self.dirs)
+        reload = False
+        # A path's deletion before its creation, whatever their order: the directory exists
+        # or not, and the checks below look.
+        for change, path in sorted(batch, key=lambda item: (item[1], item[0] != DELETED)):
+            filter_ = self._filter_for(path)
+            if filter_ is None:
+                continue
+            rules = filter_.rules
+            rel = rules.relative(path)
+            if rel is None:
+                continue
+            if rules.is_rule_file(path):
+                reload = True
+            if change == DELETED:
+                if path in self.dirs:
+                    self.dirs = {d for d in self.dirs
+                                 if d != path and not d.startswith(path + os.sep)}
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        # Made again already (a poller can see only that its inode changed,
+                        # or its deletion without its return): a new directory, all of it new.
+                        self._add(filter_, path)
+                elif filter_.wants(rel):
+                    changed.append(path)
+            elif os.path.isdir(path) and not os.path.islink(path):
+                if change == ADDED and path not in self.dirs and filter_.watches_dir(rel):
+                    self._add(filter_, path)
+            elif filter_.wants(rel):
+                changed.append(path)
+        if self._remade() or reload:
+            self._load()
+            self.fresh &= self.dirs
+        return list(dict.fromkeys(changed)), self.dirs != before or bool(self.fresh)
+
+    def _add(self, filter_: Filter, path: str) -> None:
+        """A new directory: watch it and those inside it; once the watch is in place,
+        `rescan` counts the files already there as changed."""
+        self.fresh.add(path)
+        self.dirs.update(str(d) for d, _ in self._walk(filter_, Path(path), dirs_only=True))
+
+    def _walk(self, filter_: Filter, start: Path, *, dirs_only: bool = False
+              ) -> Iterator[tuple[Path, bool]]:
+        return walk(filter_, start, dirs_only=dirs_only, unreadable=self.unreadable)
+
+    def _remade(self) -> bool:
+        """Whether a deleted root is back: a new directory by its name, all of it new."""
+        remade = {root for root in self.roots if root not in self.dirs and os.path.isdir(root)}
+        self.fresh |= remade
+        return bool(remade)
+
+    def rescan(self) -> tuple[list[str], bool]:
+        """Once the new directories are watched: the files in them (written before the watch
+        was in place, they raised no event), and whether more directories appeared meanwhile,
+        which need a watch of their own."""
+        added = self._remade()  # it came back before its parent's watch was in place
+        if added:
+            self._load()
+        fresh, self.fresh = self.fresh, set()
+        files: list[str] = []
+        for root in sorted(fresh):
+            filter_ = self._filter_for(root)
+            if filter_ is None:
+                continue
+            for found, is_dir in self._walk(filter_, Path(root)):
+                if not is_dir:
+                    files.append(str(found))
+                elif str(found) not in self.dirs:
+                    self.dirs.add(str(found))
+                    self.fresh.add(str(found))
+                    added = True
+        return files, added
