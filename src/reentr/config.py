@@ -107,7 +107,7 @@ class WatchTree:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a run needs, built once by `cli.py` and never changed."""
+    """Everything a run needs, built once by `cli/` and never changed."""
 
     command: tuple[str, ...]
     """The target: argv, or a single shell command line when `shell` is set."""

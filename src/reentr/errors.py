@@ -1,4 +1,4 @@
-"""The exit statuses reentr documents, and the errors that carry them to `cli.py`."""
+"""The exit statuses reentr documents, and the errors that carry them to `cli/`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,7 @@
+"""The command line: typer/click internals (`compat`), the options (`options`), the commands
+(`commands`) and the entry point (`main`), the only module that exits. Each command turns its
+parameters into a frozen `Config` and runs it."""
+
+from reentr.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,559 @@
+"""The commands: entr mode, `watch`, `explain` and `bench`, each turning its parameters into
+one checked `Config` (or a report) and running it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reentr import runner, sockets
+from reentr.cli.compat import (
+    ENTR_MODE,
+    USAGE,
+    BenchCommand,
+    Command,
+    EntrMode,
+    Reentr,
+    WatchCommand,
+)
+from reentr.cli.options import (
+    RUNNING,
+    WATCHING,
+    Build,
+    Clear,
+    ConfigFile,
+    Debounce,
+    DelayRun,
+    Events,
+    ExitOnExit,
+    Ext,
+    Glob,
+    Handoff,
+    Ignore,
+    NoConfig,
+    NoDefaultIgnore,
+    NoDotIgnore,
+    NoGitExclude,
+    NoGitignore,
+    NoGlobalIgnore,
+    NoLoopGuard,
+    NonInteractive,
+    Notify,
+    OnBusyOption,
+    OnExitOption,
+    Postpone,
+    Quiet,
+    ReadyLine,
+    ReadyNotify,
+    ReadyPort,
+    ReadyTimeout,
+    ReadyUrl,
+    Restart,
+    Signal,
+    Socket,
+    StopSignal,
+    StopTimeout,
+    Verbose,
+    show_version,
+)
+from reentr.config import (
+    Config,
+    OnBusy,
+    OnExit,
+    Probe,
+    ProbeKind,
+    WatchList,
+    WatchTree,
+    check_readiness,
+    parse_duration,
+    parse_probe,
+    parse_signal,
+    parse_socket,
+)
+from reentr.errors import ExitStatus, ReentrError, UsageError
+from reentr.filters import Filter, walk
+from reentr.ignore import Rules, Sources, root_of
+from reentr.report import PREFIX, Reporter, shown
+from reentr.sources import read_watch_list
+
+app = typer.Typer(
+    cls=Reentr,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+@app.command(
+    ENTR_MODE,
+    cls=EntrMode,
+    hidden=True,
+    context_settings={
+        # entr's contract: only the leading options are reentr's; from the utility on, every
+        # word is the utility's own, so `reentr -r node app.js -p 8000` passes -p to node.
+        "allow_interspersed_args": False,
+    },
+    help=(
+        "Run UTILITY, and run it again whenever a file listed on standard input changes "
+        "(entr's interface: ls *.py | reentr -r python app.py)."
+    ),
+)
+def entr_mode(
+    utility: Annotated[
+        list[str] | None,
+        typer.Argument(help="The program to run and its arguments.",
+                       metavar="UTILITY [ARGUMENT]...", show_default=False),
+    ] = None,
+    all_events: Annotated[
+        bool, typer.Option("-a", help="Changes during a run lead to one more run.",
+                           rich_help_panel=RUNNING)
+    ] = False,
+    clear: Clear = 0,
+    dir_watch: Annotated[
+        int, typer.Option("-d", count=True, show_default=False,
+                          help="Exit with status 2 when a watched directory gains or loses a "
+                          "file; -dd counts dotfiles too.", rich_help_panel=RUNNING)
+    ] = 0,
+    non_interactive: NonInteractive = False,
+    postpone: Postpone = False,
+    restart: Restart = False,
+    shell: Annotated[
+        bool, typer.Option("-s", "--shell", help="Run the single argument with $SHELL -c; "
+                           "the changed file is $0.", rich_help_panel=RUNNING)
+    ] = False,
+    exit_on_exit: ExitOnExit = False,
+    debounce: Debounce = f"{Config.debounce_ms}ms",
+    build: Build = None,
+    on_busy: OnBusyOption = OnBusy.RESTART,
+    on_exit: OnExitOption = OnExit.WAIT,
+    signal_: Signal = None,
+    stop_signal: StopSignal = "SIGTERM",
+    stop_timeout: StopTimeout = "5s",
+    delay_run: DelayRun = "0s",
+    ready_port: ReadyPort = None,
+    ready_line: ReadyLine = None,
+    ready_url: ReadyUrl = None,
+    ready_notify: ReadyNotify = False,
+    ready_timeout: ReadyTimeout = "30s",
+    socket_: Socket = None,
+    handoff: Handoff = False,
+    events: Events = None,
+    no_loop_guard: NoLoopGuard = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    notify: Notify = False,
+    no_config: NoConfig = False,
+    config_file: ConfigFile = None,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                           callback=show_version)
+    ] = False,
+) -> int:
+    command = tuple(utility or ())
+    if not command:
+        raise UsageError(USAGE)
+    if shell and len(command) > 1:
+        raise UsageError(
+            "-s takes the command as one argument: reentr -s 'make && ./app' < filenames"
+        )
+    if sys.stdin.isatty():
+        raise UsageError(f"{USAGE} (the files to watch go on standard input)")
+    if not shell and build is None:
+        # With --build the program may not exist until the build has made it.
+        _check_program(command[0])
+    # The options are checked before standard input is read: a bad one starts nothing.
+    config = _config(
+        command, WatchList(()), all_events=all_events, dir_watch=dir_watch, shell=shell,
+        restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
+        exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
+        signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
+        delay_run=delay_run,
+        ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
+        ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
+        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
+        no_loop_guard=no_loop_guard,
+    )
+    watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
+    config = dataclasses.replace(config, watch=watch)
+    for warning in warnings:
+        sys.stderr.write(f"{PREFIX}{warning}\n")
+    if not watch.files and not watch.dirs:  # with -d, a listed directory counts (entr.c)
+        raise ReentrError(
+            "no regular files to watch: list existing files on standard input, "
+            "for example: ls *.py | reentr make"
+        )
+    return _run(config, events)
+
+
+def _config(
+    command: tuple[str, ...], watch: WatchList | WatchTree, *, all_events: bool, dir_watch: int,
+    shell: bool, restart: bool, postpone: bool, clear: int, non_interactive: bool,
+    exit_on_exit: bool, build: str | None, on_busy: OnBusy, on_exit: OnExit,
+    signal_: str | None, stop_signal: str, stop_timeout: str, delay_run: str,
+    ready_port: str | None, ready_line: str | None, ready_url: str | None, ready_notify: bool,
+    ready_timeout: str, socket_: list[str] | None, handoff: bool, debounce: str, quiet: bool,
+    verbose: bool, notify: bool, no_loop_guard: bool,
+) -> Config:
+    """The `Config` of a run, from the options as given (both modes share most), checked."""
+    debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
+    if not 1 <= debounce_ms <= Config.gather_ms:
+        raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
+                         f"{Config.gather_ms}ms")
+    probe = _probe(ready_port, ready_line, ready_url, ready_notify, ready_timeout)
+    specs = tuple(parse_socket(text) for text in socket_ or ())
+    check_readiness(probe, specs, handoff, signal=signal_ is not None)
+    return Config(
+        command=command, watch=watch, all_events=all_events, dir_watch=dir_watch, shell=shell,
+        restart=restart or handoff, postpone=postpone, clear=clear,
+        interactive=not non_interactive, exit_on_exit=exit_on_exit, build=build,
+        on_busy=on_busy, on_exit=on_exit,
+        signal=parse_signal(signal_, "--signal") if signal_ is not None else None,
+        stop_signal=parse_signal(stop_signal, "--stop-signal"),
+        grace=parse_duration(stop_timeout, "--stop-timeout"),
+        delay_run=parse_duration(delay_run, "--delay-run"),
+        ready=probe, sockets=specs, handoff=handoff,
+        debounce_ms=debounce_ms, quiet=quiet, verbose=verbose, notify=notify,
+        loop_guard=not no_loop_guard,
+    )
+
+
+def _run(config: Config, events: str | None) -> int:
+    """Bind the `--socket` sockets, open the `--events` stream, then run."""
+    config = dataclasses.replace(config, unwatched=_own_files(config, events),
+                                 stdout_to_stderr=events == "-")
+    with contextlib.ExitStack() as stack:
+        # First: the sockets take descriptors 3, 4, ... before anything else is opened.
+        held = stack.enter_context(sockets.held(config.sockets))
+        stream = None
+        if events == "-":
+            stream = sys.stdout
+        elif events is not None:
+            try:
+                # Never through a symbolic link: one planted at the path would have reentr
+                # truncate whatever it points to.
+                fd = os.open(events, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+                stream = stack.enter_context(open(fd, "w", encoding="utf-8"))
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    raise UsageError(f"--events: '{shown(events)}' is a symbolic link; give "
+                                     "the path of the file itself") from None
+                raise UsageError(f"--events: cannot write '{shown(events)}': "
+                                 f"{error.strerror}") from None
+        return runner.run(config, Reporter(config, events=stream), sockets=held)
+
+
+@app.command(
+    "watch",
+    cls=WatchCommand,
+    help=(
+        "Watch the trees under PATH (default: .), ignoring what git ignores, and run COMMAND "
+        "(given after --) again on every change: reentr watch src -- make."
+    ),
+)
+def watch_mode(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Directories to watch, recursively.", metavar="[PATH]...",
+                       show_default=False),
+    ] = None,
+    watch: Annotated[
+        list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree to "
+                                       "watch, as a PATH argument is (repeatable), e.g. -w src.",
+                                       show_default=False, rich_help_panel=WATCHING)
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="Print every file reentr would react to, one per "
+                           "line, and exit.", rich_help_panel=WATCHING)
+    ] = False,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="Poll instead of using inotify (network file "
+                           "systems, some containers); --poll=INTERVAL sets how often "
+                           "(default 500ms), e.g. --poll=2s.", rich_help_panel=WATCHING)
+    ] = False,
+    poll_interval: Annotated[
+        str, typer.Option("--poll-interval", hidden=True, metavar="DURATION")
+    ] = "500ms",
+    ext: Ext = None,
+    glob: Glob = None,
+    ignore: Ignore = None,
+    no_gitignore: NoGitignore = False,
+    no_git_exclude: NoGitExclude = False,
+    no_global_ignore: NoGlobalIgnore = False,
+    no_dot_ignore: NoDotIgnore = False,
+    no_default_ignore: NoDefaultIgnore = False,
+    restart: Restart = False,
+    shell: Annotated[
+        bool, typer.Option("-s", "--shell", help="Run COMMAND with $SHELL -c, as one string "
+                           "(its words joined by spaces); the first changed file is $0.",
+                           rich_help_panel=RUNNING)
+    ] = False,
+    all_events: Annotated[
+        bool, typer.Option("-a", help="Accepted as in entr mode, where it is needed: reentr "
+                           "watch always runs once more after changes made during a run.",
+                           show_default=False, rich_help_panel=RUNNING)
+    ] = True,
+    postpone: Postpone = False,
+    clear: Clear = 0,
+    non_interactive: NonInteractive = False,
+    exit_on_exit: ExitOnExit = False,
+    debounce: Debounce = f"{Config.debounce_ms}ms",
+    build: Build = None,
+    on_busy: OnBusyOption = OnBusy.RESTART,
+    on_exit: OnExitOption = OnExit.WAIT,
+    signal_: Signal = None,
+    stop_signal: StopSignal = "SIGTERM",
+    stop_timeout: StopTimeout = "5s",
+    delay_run: DelayRun = "0s",
+    ready_port: ReadyPort = None,
+    ready_line: ReadyLine = None,
+    ready_url: ReadyUrl = None,
+    ready_notify: ReadyNotify = False,
+    ready_timeout: ReadyTimeout = "30s",
+    socket_: Socket = None,
+    handoff: Handoff = False,
+    events: Events = None,
+    no_loop_guard: NoLoopGuard = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    notify: Notify = False,
+    no_config: NoConfig = False,
+    config_file: ConfigFile = None,
+) -> int:
+    roots = []
+    for path in [*(paths or ()), *(watch or ())] or ["."]:
+        if not os.path.isdir(path):
+            kind = "a file" if os.path.exists(path) else "not found"
+            raise UsageError(f"cannot watch '{shown(path)}': {kind}; reentr watch takes "
+                             "directories (for single files use entr mode: ls FILE | reentr CMD)")
+        roots.append(Path(path).resolve())
+    tree = WatchTree(
+        tuple(roots), _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore,
+                               no_dot_ignore, no_default_ignore),
+        _exts(ext), tuple(glob or ()),
+        parse_duration(poll_interval, "--poll") if poll else None,
+    )
+    if list_:
+        # The names exactly, as bytes: the list is for other programs (xargs, entr mode).
+        for line in watched_files(tree):
+            sys.stdout.buffer.write(os.fsencode(line) + b"\n")
+        sys.stdout.flush()
+        return ExitStatus.OK
+    command = tuple(ctx.obj or ()) or tuple((ctx.default_map or {}).get("command", ()))
+    if not command:
+        raise UsageError("give the command after --: reentr watch src -- make")
+    if shell:
+        command = (" ".join(command),)
+    elif build is None:
+        # With --build the program may not exist until the build has made it.
+        _check_program(command[0])
+    # Unlike entr, a change made during a run is never dropped: the last save always runs.
+    config = _config(
+        command, tree, all_events=True, dir_watch=0, shell=shell,
+        restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
+        exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
+        signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
+        delay_run=delay_run,
+        ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
+        ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
+        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
+        no_loop_guard=no_loop_guard,
+    )
+    return _run(config, events)
+
+
+def watched_files(tree: WatchTree) -> list[str]:
+    """`--list`: every file under the trees that reentr would react to, relative to the
+    working directory when inside it, in git's order (byte order)."""
+    found: set[str] = set()
+    for root in tree.paths:
+        filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs)
+        found.update(str(path) for path, is_dir in walk(filter_, root) if not is_dir)
+    here = os.getcwd()
+    listed = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]
+    return sorted(listed, key=os.fsencode)
+
+
+@app.command(
+    "explain",
+    cls=Command,
+    help=(
+        "Say whether reentr watch would react to each PATH, and which rule decided: the "
+        "ignore file, line and pattern, as git check-ignore -v shows them."
+    ),
+)
+def explain_mode(
+    paths: Annotated[list[str], typer.Argument(help="Files or directories.", metavar="PATH",
+                                               show_default=False)],
+    ext: Ext = None,
+    glob: Glob = None,
+    ignore: Ignore = None,
+    no_gitignore: NoGitignore = False,
+    no_git_exclude: NoGitExclude = False,
+    no_global_ignore: NoGlobalIgnore = False,
+    no_dot_ignore: NoDotIgnore = False,
+    no_default_ignore: NoDefaultIgnore = False,
+    no_config: NoConfig = False,
+    config_file: ConfigFile = None,
+) -> int:
+    sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
+                       no_default_ignore)
+    filters: dict[Path, Filter] = {}  # one load per root, however many paths lie under it
+    status = ExitStatus.OK
+    for path in paths:
+        target = Path(path).resolve()
+        missing = not os.path.lexists(target)
+        if missing:
+            status = ExitStatus.ERROR
+        is_dir = target.is_dir()
+        start = target if is_dir else target.parent
+        root = root_of(start)
+        if root not in filters:
+            filters[root] = Filter(Rules.load(start, sources), _exts(ext), tuple(glob or ()))
+        filter_ = filters[root]
+        rules = filter_.rules
+        rel = rules.relative(target)
+        verdict = rules.explain(rel or "", is_dir) if rel else None
+        if verdict is None:
+            said = "watched (the root of the tree)"
+        elif verdict.ignored and verdict.rule is not None:
+            said = f"ignored by {verdict.rule.describe()}"
+            if verdict.directory and verdict.directory != f"{rel}/":
+                said += f" (its directory {verdict.directory} is ignored)"
+        elif not is_dir and not filter_.wants(str(rel)):
+            said = "not watched: it matches no --ext or --glob"
+        elif verdict.rule is not None:
+            said = f"watched: re-included by {verdict.rule.describe()}"
+        else:
+            said = "watched: no rule matches"
+        if missing:
+            said = f"no such file or directory; if it were a file: {said}"
+        typer.echo(f"{shown(path)}: {said}")
+    return status
+
+
+def _sources(
+    ignore: list[str] | None, no_gitignore: bool, no_git_exclude: bool, no_global: bool,
+    no_dot_ignore: bool, no_default: bool,
+) -> Sources:
+    return Sources(gitignore=not no_gitignore, git_exclude=not no_git_exclude,
+                   global_file=not no_global, dot_ignore=not no_dot_ignore,
+                   builtin=not no_default, extra=tuple(ignore or ()))
+
+
+def _exts(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(e.strip().lstrip(".") for v in values or () for e in v.split(",") if e.strip())
+
+
+@app.command(
+    "bench",
+    cls=BenchCommand,
+    help=(
+        "Measure restarts from the outside: run reentr on a real app, edit a file RUNS times, "
+        "and for each edit time how long until the app serves the result, and count the "
+        "requests that fail meanwhile (a client polls 127.0.0.1:PORT). With no COMMAND it "
+        "uses a small built-in HTTP app (python -m reentr.sample_app)."
+    ),
+)
+def bench_mode(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="Your app, after --; it must listen on --port.",
+                       metavar="COMMAND [ARG]...", show_default=False),
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, metavar="N",
+                                      help="Edits per mode.")] = 20,
+    mode: Annotated[
+        str | None, typer.Option("--mode", metavar="MODE[,MODE]", help="Modes to compare: "
+                                 "plain (restart), signal (SIGHUP, for an app that reloads "
+                                 "itself), socket (--socket) and handoff (--socket --handoff; "
+                                 "for an app that serves on an inherited socket). Default: all "
+                                 "four for the built-in app, plain for yours.",
+                                 show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, metavar="PORT",
+                                 help="The port your app listens on "
+                                 "(127.0.0.1). Default for the built-in app: a free one.",
+                                 show_default=False)
+    ] = None,
+    edit: Annotated[
+        str | None, typer.Option("--edit", metavar="FILE", help="The file to edit (rewritten "
+                                 "with its own content) for your app.", show_default=False)
+    ] = None,
+    json_path: Annotated[
+        str | None, typer.Option("--json", metavar="FILE", help="Also write every figure as "
+                                 "JSON to FILE (- for stdout).", show_default=False)
+    ] = None,
+) -> int:
+    argv = tuple(command or ())
+    if argv:
+        if port is None or edit is None:
+            raise UsageError("bench with your own command needs --port PORT and --edit FILE: "
+                             "reentr bench --port 8000 --edit app.py -- python app.py")
+        if not os.path.isfile(edit):
+            raise UsageError(f"--edit: '{edit}' is not a file; give the source file to edit")
+        _check_program(argv[0])
+    elif edit is not None:
+        raise UsageError("--edit is for your own command; the built-in app edits its own file")
+    from reentr import bench  # only here: it needs http.client, which costs startup time
+
+    default = "plain" if argv else ",".join(bench.MODES)
+    names = tuple(m.strip() for m in (mode or default).split(","))
+    unknown = [m for m in names if m not in bench.MODES]
+    if unknown:
+        raise UsageError(f"--mode: unknown mode '{unknown[0]}'; choose from "
+                         f"{', '.join(bench.MODES)}")
+    plan = bench.Plan(argv or None, port, Path(edit).resolve() if edit else None, runs, names)
+    results = bench.run(plan, sys.stderr if json_path == "-" else sys.stdout)
+    if json_path is not None:
+        bench.write_json(results, json_path)
+    return ExitStatus.OK
+
+
+def _own_files(config: Config, events: str | None) -> frozenset[str]:
+    """The files whose changes reentr never reacts to: those it writes itself, and, with
+    `--build`, the program the build writes (a loop otherwise: build, write, change, build)."""
+    own = {spec.path for spec in config.sockets if spec.path is not None}
+    if events not in (None, "-"):
+        own.add(events)
+    if config.build is not None and not config.shell:
+        program = config.command[0]
+        found = program if os.sep in program else shutil.which(program)
+        if found is not None:
+            own.add(found)
+    # Both spellings: a watched tree's root is resolved, a listed file is not.
+    return frozenset(f(path) for path in own for f in (os.path.abspath, os.path.realpath))
+
+
+def _probe(
+    port: str | None, line: str | None, url: str | None, notify: bool, timeout: str
+) -> Probe | None:
+    given = [(kind, text) for kind, text in
+             ((ProbeKind.PORT, port), (ProbeKind.LINE, line), (ProbeKind.URL, url)) if text]
+    if notify:
+        given.append((ProbeKind.NOTIFY, ""))
+    if len(given) > 1:
+        raise UsageError("give one readiness probe: --ready-port, --ready-line, --ready-url "
+                         "or --ready-notify")
+    seconds = parse_duration(timeout, "--ready-timeout")
+    return parse_probe(*given[0], seconds) if given else None
+
+
+def _check_program(program: str) -> None:
+    """Refuse a utility that cannot be run, before anything starts."""
+    if os.sep in program:
+        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+            raise UsageError(f"cannot run '{program}': no such executable file")
+    elif shutil.which(program) is None:
+        raise UsageError(
+            f"cannot run '{program}': no such program on PATH; check the name, or give its path"
+        )
+

@@ -1,0 +1,190 @@
+"""Every use of a typer or click internal, each with the reason it exists: the default
+command (entr mode), typer's value coercion without pydantic, help sections, usage lines,
+and click's error class."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+import sys
+import types
+import typing
+from typing import Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from reentr import helptext
+
+# typer 0.29 vendors click privately, earlier versions use click itself: take the exception
+# classes from whichever click typer uses, rather than importing either by name.
+_click_errors = sys.modules[typer.BadParameter.__module__]
+
+
+ClickUsageError: type[Exception] = _click_errors.UsageError
+
+
+USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filenames"
+
+
+ENTR_MODE = "entr-mode"
+"""The hidden command that runs whenever the first word is not a subcommand."""
+
+
+SUBCOMMANDS = ("watch", "bench", "explain")
+
+
+class Reentr(TyperGroup):
+    """reentr's commands: entr mode by default, and the subcommands `watch`, `bench` and
+    `explain`. A subcommand's name is a word entr mode can never see first (its first word is
+    an option or the utility), so any other first word goes to entr mode; a utility literally
+    named like a subcommand runs as `reentr -- bench ...`. Being one click group, the shell
+    completion sees every command and option."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _Plain.install(self.get_params(ctx))
+        if not args:
+            # Completing the first word: offer the subcommands (see shell_complete).
+            args = [] if ctx.resilient_parsing else [ENTR_MODE]
+        elif args[0].split("=", 1)[0] not in (*SUBCOMMANDS, *_COMPLETION_OPTIONS):
+            args = [ENTR_MODE, *args]
+        elif args[0] in _COMPLETION_OPTIONS and {"-h", "--help"} & set(args):
+            args = [ENTR_MODE, "--help"]  # they are described there, under Shell completion
+        return list(super().parse_args(ctx, args))
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """The first word: a subcommand, or any of entr mode's options."""
+        found = [item for item in super().shell_complete(ctx, incomplete)
+                 if item.value not in _COMPLETION_OPTIONS]
+        if incomplete.startswith("-"):
+            entr = self.commands[ENTR_MODE]
+            found += entr.shell_complete(ctx, incomplete)
+        return found
+
+
+class _Plain:
+    """typer's coercion of one parsed value, done without pydantic.
+
+    typer 0.29 checks every parsed value with a pydantic TypeAdapter: importing pydantic and
+    building the adapters takes about 60 ms of every start, a fifth of `reentr watch` on a
+    big tree. reentr's options are strings, counts, flags, enums and lists of strings, which
+    click has already parsed: what is left is to make a count an int, a tuple a list and a
+    choice its enum, and that is all this does. Any other annotation, and a number with a
+    range, keeps typer's own coercion.
+    """
+
+    def __init__(self, convert: Any):
+        self.convert = convert
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        return self.convert(value)
+
+    @classmethod
+    def install(cls, params: list[Any]) -> None:
+        """Give each parameter with a plain annotation this coercion, where typer keeps one
+        (its `_runtime_param`, built on first use); other typer versions are left alone."""
+        for param in params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+                continue
+            info = getattr(descriptor, "parameter_info", None)
+            if getattr(info, "min", None) is not None or getattr(info, "max", None) is not None:
+                continue  # a range: typer checks it (only `reentr bench` has one)
+            convert = cls._converter(descriptor.annotation)
+            if convert is not None:
+                param._runtime_param = cls(convert)
+
+    @staticmethod
+    def _converter(annotation: Any) -> Any:
+        parts = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(parts) == 1:
+            annotation = parts[0]
+        if annotation in (str, bool):
+            return lambda value: value
+        if annotation is int:
+            return int
+        if typing.get_origin(annotation) is list and typing.get_args(annotation) == (str,):
+            return list
+        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            return functools.partial(_choice, annotation)
+        return None
+
+
+def _choice(kind: type[enum.Enum], value: Any) -> enum.Enum:
+    try:
+        return kind(value)
+    except ValueError:
+        names = ", ".join(str(member.value) for member in kind)
+        raise typer.BadParameter(f"'{value}' is not one of {names}") from None
+
+
+class Command(TyperCommand):
+    """A command whose help lists its options in sections by topic (`rich_help_panel`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _Plain.install(self.get_params(ctx))
+        return list(super().parse_args(ctx, args))
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                title = "Arguments"
+                # typer appends the Python type (`<list[str]>`): the metavar says enough.
+                record = (record[0].split(" <", 1)[0], record[1])
+            else:
+                title = getattr(param, "rich_help_panel", None) or "Options"
+                # A number's range is checked with a message of its own: not help.
+                record = (record[0], _RANGE.sub("", record[1]).replace(" []", ""))
+            sections.setdefault(title, []).append(record)
+        for title, rows in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        for title, rows in helptext.SECTIONS.get(self.name or "", []):
+            with formatter.section(title):
+                if title != helptext.EXAMPLES:
+                    formatter.write_dl(rows)
+                    continue
+                for command, what in rows:  # as a man page has them: what, then the line
+                    formatter.write_text(f"{what[:1].upper()}{what[1:]}:")
+                    formatter.write(f"{'':{formatter.current_indent + 2}}{command}\n")
+
+
+_RANGE = re.compile(r";? ?(\d+<=?)?x(<=?\d+|>=?\d+)?(?=\])")
+"""click's `[default: 20; x>=1]`, `[1<=x<=65535]`: the range part."""
+
+
+class _AfterDashes(Command):
+    """A command whose usage line ends in a command after `--`, which click cannot say."""
+
+    usage = ""
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, self.usage)
+
+
+class WatchCommand(_AfterDashes):
+    usage = "[PATH]... [OPTIONS] -- COMMAND [ARG]..."
+
+
+class BenchCommand(_AfterDashes):
+    usage = "[OPTIONS] [-- COMMAND [ARG]...]"
+
+
+class EntrMode(Command):
+    """Entr mode's usage line reads `reentr ...`: it is the default, not a subcommand."""
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.find_root().info_name, USAGE.split(" ", 2)[2])
+
+
+_COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+

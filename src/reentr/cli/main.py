@@ -1,0 +1,75 @@
+"""The entry point: runs the command line and maps errors to exit statuses. It is the only
+module that exits."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import NoReturn
+
+import typer
+
+from reentr.cli.commands import app
+from reentr.cli.compat import ENTR_MODE, ClickUsageError
+from reentr.completion import install_classes
+from reentr.errors import ExitStatus, ReentrError
+from reentr.report import PREFIX
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `reentr` console script: run, then exit with the documented status."""
+    args = sys.argv[1:] if argv is None else argv
+    obj = None
+    if args and args[0] == "watch":
+        own, obj = _split_watch_args(args[1:])
+        args = ["watch", *own]
+    command = typer.main.get_command(app)
+    install_classes()
+    try:
+        # Without standalone mode, --help, --version and typer.Exit come back as a status.
+        status = command.main(args=args, prog_name="reentr", standalone_mode=False, obj=obj)
+    except ClickUsageError as error:
+        # click's default is three lines and status 2; entr's contract is one line and 1.
+        ctx = getattr(error, "ctx", None)
+        where = "reentr" if ctx is None or ctx.command.name == ENTR_MODE else ctx.command_path
+        sys.stderr.write(f"{PREFIX}{_one_line(error)} (see {where} --help)\n")
+        status = ExitStatus.ERROR
+    except typer.Abort:
+        status = ExitStatus.OK
+    except ReentrError as error:
+        sys.stderr.write(f"{PREFIX}{error}\n")
+        status = error.status
+    sys.exit(int(status or 0))
+
+
+def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """`reentr watch`'s own words, and the command after the first `--`; `--poll=500ms`
+    becomes `--poll --poll-interval 500ms` (click has no optional option values)."""
+    own, command = args, []
+    if "--" in args:
+        own, command = args[:args.index("--")], args[args.index("--") + 1:]
+    spread: list[str] = []
+    for word in own:
+        if word.startswith("--poll="):
+            spread += ["--poll", "--poll-interval", word.split("=", 1)[1]]
+        else:
+            spread.append(word)
+    return spread, command
+
+
+def _one_line(error: Exception) -> str:
+    name, possible = getattr(error, "option_name", None), getattr(error, "possibilities", None)
+    if name and possible is not None:
+        # click offers any option within a loose likeness (--delay: --help); keep those that
+        # begin with what was typed, or that differ from it by a slip.
+        ctx = getattr(error, "ctx", None)
+        if ctx is not None:  # click offers three at most: look at all of them
+            possible = [opt for param in ctx.command.get_params(ctx) for opt in param.opts
+                        if opt.startswith("--")]
+        close = sorted(option for option in possible if option.startswith(name)
+                       or difflib.SequenceMatcher(None, name, option).ratio() >= 0.75)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return f"no such option: {name}{hint}"
+    message = str(getattr(error, "format_message", error.__str__)())
+    return message[:1].lower() + message[1:].rstrip(".")
+
