@@ -9,6 +9,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from watchfiles._rust_notify import RustNotify
@@ -69,6 +70,11 @@ def utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_RELEASE_S = 1.0
+_RELEASE_STEP_S = 0.005
+"""How long, and how often, a new watch is tried while a closed one's watches are released."""
 
 
 class _AtLimit(Exception):
@@ -144,7 +150,7 @@ class Notify:
                 self.current = self._inotify(dirs)
             except _AtLimit:
                 old.close()  # its watches count against the limit too
-                self.current = self._open(dirs)
+                self.current = self._once_released(dirs)
                 return True
         else:
             self.current = self._open(dirs)
@@ -152,6 +158,18 @@ class Notify:
                 self.current.adopt(old)
         old.close()
         return False
+
+    def _once_released(self, dirs: list[str]) -> RustNotify | Poller:
+        """Watch `dirs` once a closed RustNotify's watches are gone: its close returns before
+        its thread has closed the inotify descriptor (later still on a loaded machine), and
+        until then they count against the limit. Polling only if they still do not fit."""
+        deadline = time.monotonic() + _RELEASE_S
+        while self.poll is None and time.monotonic() < deadline:
+            try:
+                return self._inotify(dirs)
+            except _AtLimit:
+                time.sleep(_RELEASE_STEP_S)
+        return self._open(dirs)
 
     def retry(self) -> set[tuple[int, str]]:
         """While the limit keeps inotify out: try it again. The poller's last look is taken
