@@ -13,6 +13,7 @@ _EXIT_ROWS = [
     ("1", "an error (one line on stderr says which and how to fix it)"),
     ("2", "-d saw a directory gain or lose a file"),
     ("N", "with -z, the utility's status (128+N if killed by signal N)"),
+    ("143", "SIGTERM, once the utility has stopped"),
 ]
 
 _KEYS = ("Keys (when a terminal is present)", [
