@@ -29,6 +29,7 @@ OTHERS_S = 0.0005
 """After an answer from another process (the old target, under `--handoff`): both serve one
 socket and the kernel gives each connection to either, so the next attempt comes sooner."""
 ATTEMPT_TIMEOUT_S = 1.0
+_PID_MAX = 4_194_304
 
 
 class Waiter:
@@ -172,8 +173,10 @@ def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool | None:
         connection.close()
     if pid is not None:
         headers = " ".join(response.headers.values()).encode(errors="replace")
-        numbers = {int(word) for word in re.split(rb"\W+", said + b" " + headers)
-                   if word.isdigit() and len(word) <= 10}
+        # Only what can be a PID (Linux's PID_MAX_LIMIT): a body full of other numbers costs
+        # no system call each.
+        numbers = {number for word in re.split(rb"\W+", said + b" " + headers)
+                   if word.isdigit() and len(word) <= 7 and 0 < (number := int(word)) <= _PID_MAX}
         if not any(process.in_group(number, pid) for number in numbers):
             return None
     return status < 500
