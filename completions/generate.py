@@ -8,7 +8,7 @@ tests/test_completions.py regenerates them and fails if these files differ.
 
 from pathlib import Path
 
-from reentr.completion import COMPLETION_FILES, completion_script
+from reentr.cli.completion import COMPLETION_FILES, completion_script
 
 for shell, name in COMPLETION_FILES.items():
     (Path(__file__).parent / name).write_text(completion_script(shell))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reentr.completion import COMPLETION_FILES, completion_script
+from reentr.cli.completion import COMPLETION_FILES, completion_script
 
 COMPLETIONS = Path(__file__).parent.parent / "completions"
 PATH = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from reentr import helptext
+from reentr.cli import helptext
 
 # typer 0.29 vendors click privately, earlier versions use click itself: take the exception
 # classes from whichever click typer uses, rather than importing either by name.

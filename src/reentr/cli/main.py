@@ -11,7 +11,7 @@ import typer
 
 from reentr.cli.commands import app
 from reentr.cli.compat import ENTR_MODE, ClickUsageError
-from reentr.completion import install_classes
+from reentr.cli.completion import install_classes
 from reentr.errors import ExitStatus, ReentrError
 from reentr.report import PREFIX
 

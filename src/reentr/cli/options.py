@@ -10,7 +10,7 @@ import typer
 
 from reentr import __version__, configfile
 from reentr.cli.compat import ENTR_MODE
-from reentr.completion import complete_signal
+from reentr.cli.completion import complete_signal
 from reentr.config import (
     OnBusy,
     OnExit,
