@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from reentr.config import Sources
 from reentr.filters import Filter, walk
-from reentr.ignore import Rules, Sources
+from reentr.ignore import Rules
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

@@ -10,7 +10,20 @@ from pathlib import Path
 from signal import Signals
 
 from reentr.errors import UsageError
-from reentr.ignore import Sources
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Which ignore sources apply: each has an off switch on the command line."""
+
+    gitignore: bool = True
+    git_exclude: bool = True
+    global_file: bool = True
+    dot_ignore: bool = True
+    builtin: bool = True
+    extra: tuple[str, ...] = ()
+    """`--ignore` patterns (gitignore syntax, relative to the root)."""
+
 
 
 class OnBusy(str, enum.Enum):

@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import os
 import re
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
-from reentr import process
+from reentr.config import Sources
 
 BUILTIN = (
     # Version control.
@@ -187,19 +188,6 @@ def _member(line: str, i: int) -> tuple[str, int]:
 
 
 @dataclass(frozen=True)
-class Sources:
-    """Which ignore sources apply: each has an off switch on the command line."""
-
-    gitignore: bool = True
-    git_exclude: bool = True
-    global_file: bool = True
-    dot_ignore: bool = True
-    builtin: bool = True
-    extra: tuple[str, ...] = ()
-    """`--ignore` patterns (gitignore syntax, relative to the root)."""
-
-
-@dataclass(frozen=True)
 class Verdict:
     ignored: bool
     rule: Rule | None
@@ -359,10 +347,21 @@ def _find_repository(start: Path) -> tuple[Path | None, Path | None]:
 
 def _global_excludes(root: Path) -> Path | None:
     """git's `core.excludesFile`, or its default `$XDG_CONFIG_HOME/git/ignore`."""
-    configured = process.output_of(["git", "config", "--path", "--get", "core.excludesFile"],
+    configured = _output_of(["git", "config", "--path", "--get", "core.excludesFile"],
                                    cwd=root)
     if configured:
         return Path(configured).expanduser()
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
     default = Path(config) / "git" / "ignore"
     return default if default.is_file() else None
+
+
+def _output_of(argv: list[str], cwd: str | os.PathLike[str]) -> str | None:
+    """The stripped stdout of a quick query (`git config ...`); None if it fails or is absent.
+    Waited for before it returns: no process of it outlives the call."""
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

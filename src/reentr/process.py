@@ -386,16 +386,6 @@ def notify(title: str, body: str) -> None:
     start_thread(reap, name="reentr-notify-send")
 
 
-def output_of(argv: Sequence[str], cwd: str | os.PathLike[str]) -> str | None:
-    """The stripped stdout of a quick query (`git config ...`); None if it fails or is absent."""
-    try:
-        done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=10,
-                              check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
 def describe_status(status: int) -> str:
     """Say how a process ended, from a `Popen.returncode` (negative: killed by a signal)."""
     if status < 0:

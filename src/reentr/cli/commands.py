@@ -70,6 +70,7 @@ from reentr.config import (
     OnExit,
     Probe,
     ProbeKind,
+    Sources,
     WatchList,
     WatchTree,
     check_readiness,
@@ -80,7 +81,7 @@ from reentr.config import (
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.filters import Filter, walk
-from reentr.ignore import Rules, Sources, root_of
+from reentr.ignore import Rules, root_of
 from reentr.report import PREFIX, Reporter, shown
 from reentr.sources import read_watch_list
 
