@@ -1,0 +1,88 @@
+"""The architecture's checkable rules (DESIGN.md), read from the source: one owner for each
+operating-system resource, and a decision core that touches none."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "reentr"
+
+OWNERS = [
+    # (what, the only modules that may do it)
+    ("import watchfiles", ["watch/backend.py"]),
+    ("call Popen", ["process.py"]),
+    ("call killpg", ["process.py"]),
+    # sample_app.py is not reentr: it is the program `reentr bench` restarts, with its own
+    # SIGTERM handler.
+    ("call signal.signal", ["sample_app.py", "signals.py"]),
+    ("call sys.exit", ["cli/main.py"]),
+]
+
+PURE = ["policy", "restarts", "timing", "loops", "events", "errors", "config"]
+"""Modules that decide or compute, and touch no operating-system resource, even through what
+they import."""
+OS_MODULES = {"subprocess", "socket", "select", "fcntl", "termios", "threading", "shutil",
+              "tempfile", "ctypes", "watchfiles"}
+OS_OWNERS = {"process", "watch", "signals", "terminal", "sockets", "ready", "runner", "bench",
+             "cli", "report", "sources", "sample_app"}
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {str(path.relative_to(SRC)): ast.parse(path.read_text())
+            for path in SRC.rglob("*.py")}
+
+
+def _does(tree: ast.Module, what: str) -> bool:
+    for node in ast.walk(tree):
+        if what == "import watchfiles" and isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                alias.name for alias in node.names]
+            if any(name.split(".")[0] == "watchfiles" for name in names):
+                return True
+        if isinstance(node, ast.Call):
+            called = ast.unparse(node.func)
+            target = what.removeprefix("call ")
+            if called == target or called.endswith("." + target):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(("what", "owner"), OWNERS)
+def test_one_module_owns_each_resource(what: str, owner: list[str]) -> None:
+    doing = sorted(name for name, tree in _modules().items() if _does(tree, what))
+    assert doing == owner, f"only {owner} may {what}"
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    """The modules `tree` imports: stdlib roots, and reentr's own by their first name."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "reentr":
+                found |= {f"reentr.{alias.name}" for alias in node.names}
+            else:
+                found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_the_decision_core_touches_no_operating_system_resource(name: str) -> None:
+    trees = {path.removesuffix(".py").replace("/", ".").removesuffix(".__init__"): tree
+             for path, tree in _modules().items()}
+    seen, todo = set(), [name]
+    while todo:  # everything it imports, through reentr's own modules
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for imported in _imports(trees[module]):
+            assert imported.split(".")[0] not in OS_MODULES, f"{name} -> {module}: {imported}"
+            if imported.startswith("reentr."):
+                own = imported.removeprefix("reentr.")
+                assert own.split(".")[0] not in OS_OWNERS, f"{name} -> {module}: {imported}"
+                todo.append(own)
