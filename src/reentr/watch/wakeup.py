@@ -155,15 +155,20 @@ class Wakeup:
             contended = _cpu_contended()
             pause = now - self.acted
             if contended and pause < _WIDEST_S:  # likely more of the last burst, cut short
-                self.window = min(max(self.window, _WIDEN * pause), _WIDEST_S)
+                self.window = min(max(self.window, _WIDEN * pause), self._widest())
             elif now - self.cut > _KEEP_S or not contended:
                 self.window = self.quiet_s
         self.last = now
         while self.last < self.burst + self.gather_s and self._take(self.window):
             now = time.monotonic()
-            self.window = min(max(self.window, _WIDEN * (now - self.last)), _WIDEST_S)
+            self.window = min(max(self.window, _WIDEN * (now - self.last)), self._widest())
             self.last = now
         self.confirm = True
+
+    def _widest(self) -> float:
+        """The widest the window may grow: `_WIDEST_S`, or `--debounce` when that is longer
+        (a widening never makes the window shorter than the user asked for)."""
+        return max(_WIDEST_S, self.quiet_s)
 
     def wake(self) -> None:
         """From another thread, after setting `stop`: end a blocked wait now."""
