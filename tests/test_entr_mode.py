@@ -7,14 +7,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import TARGET
-from helpers import REENTR, Reentr, atomic_edit, edit, fifo_holders_gone, wait_for
+from helpers import (
+    REENTR,
+    Reentr,
+    atomic_edit,
+    edit,
+    fifo_holders_gone,
+    stays_false,
+)
 
 Start = Callable[..., Reentr]
 RUN = [sys.executable, "-c", "import sys; print('run', *sys.argv[1:], flush=True)"]
@@ -140,17 +146,20 @@ def test_delete_triggers_a_run(reentr: Start, project: Path) -> None:
     proc.out.expect(r"^run$")
 
 
-def test_a_burst_of_50_writes_gives_one_run(reentr: Start, project: Path) -> None:
+def test_a_burst_of_50_writes_gives_one_run_or_two_on_a_loaded_machine(
+    reentr: Start, project: Path
+) -> None:
+    # 50 writes as fast as Python makes them: one change. A writer descheduled mid-burst by a
+    # busy machine can cut it once (benchmarks/storm.py: 1.05 runs per burst with 3 busy
+    # loops), never more.
     proc = reentr(["-n", *RUN], exits=True)
     proc.out.expect(r"^run$")
     proc.run_ended()
     for i in range(50):
         edit(project / "a.txt", str(i))
     proc.out.expect(r"^run$")
-    proc.run_ended()
-    edit(project / "b.txt", "marker")  # a later run proves the burst's runs are all counted
-    wait_for(lambda: proc.out.count(r"^run$") >= 3, what="the marker run")
-    assert proc.out.count(r"^run$") <= 4
+    stays_false(lambda: proc.out.count(r"^run$") > 3, 1.0, what="a third run for one burst")
+    assert proc.out.count(r"^run$") in (2, 3)
 
 
 def test_writes_closer_than_debounce_are_one_run_after_the_last(
@@ -158,20 +167,24 @@ def test_writes_closer_than_debounce_are_one_run_after_the_last(
 ) -> None:
     # --debounce is a quiet window after the last write, not a fixed step: a stream of writes
     # 10 ms apart that lasts four windows is still one change, seen once it stops.
-    proc = reentr(["-n", "-p", "--debounce", "150ms", *RUN, "/_"], exits=True)
+    # The utility says when it started; the stream comes from a writer of its own (60
+    # appends, 10 ms apart or more), and the file's modification time says when it ended.
+    stamped = [sys.executable, "-c",
+               "import sys, time; print('run', sys.argv[1], time.time(), flush=True)"]
+    proc = reentr(["-n", "-p", "--debounce", "150ms", *stamped, "/_"], exits=True)
     proc.err.expect(r"watching 2 files")
-    stream_ends = time.monotonic() + 0.6
-    while time.monotonic() < stream_ends:
-        with open(project / "a.txt", "a") as f:
-            f.write("more\n")
-        due = time.monotonic() + 0.01
-        wait_for(lambda due=due: time.monotonic() >= due, what="the next write of the stream")
-    ended = time.monotonic()
-    proc.out.expect(rf"^run {project / 'a.txt'}$")
-    assert time.monotonic() - ended >= 0.1, "the run came before the writes were quiet"
+    writer = subprocess.Popen(
+        ["sh", "-c", "i=0; while [ $i -lt 60 ]; do echo more >> a.txt; sleep 0.01; "
+         "i=$((i + 1)); done"], cwd=project)
+    assert writer.wait(30) == 0
+    last_write = (project / "a.txt").stat().st_mtime
+    started = float(proc.out.expect(rf"^run {project / 'a.txt'} (\S+)$").group(1))
+    # 150 ms after the last write (whose time the kernel stamps from a clock up to a tick
+    # behind), not before.
+    assert started - last_write >= 0.14, "the run came before the writes were quiet"
     proc.run_ended()
     edit(project / "b.txt", "marker")
-    proc.out.expect(rf"^run {project / 'b.txt'}$")
+    proc.out.expect(rf"^run {project / 'b.txt'} ")
     assert proc.out.count(r"^run") == 2
 
 
