@@ -135,6 +135,28 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(Timer.GRACE, 10,
 def test_lifecycle(config: Config, events: list[Event], last: list[Action]) -> None:
     _, steps = run(config, events)
     assert steps[-1] == last
+    _every_step_keeps_the_rules(events, steps)
+
+
+def _every_step_keeps_the_rules(events: Sequence[Event], steps: list[list[Action]]) -> None:
+    """Not only the last step: at every step a role starts only once its previous group is
+    gone (and its previous start has spawned), and only a live group is signalled."""
+    live: dict[int, Role] = {}
+    pending: list[Role] = []
+    for event, actions in zip(events, steps, strict=True):
+        match event:
+            case ProcessStarted(role=role, pid=pid):
+                pending.remove(role)
+                live[pid] = role
+            case GroupEmptied(pid=pid):
+                live.pop(pid, None)
+        for action in actions:
+            match action:
+                case Start(role=role):
+                    assert role not in live.values() and role not in pending, (event, action)
+                    pending.append(role)
+                case SignalGroup(pid=pid):
+                    assert pid in live, (event, action)
 
 
 @pytest.mark.parametrize(

@@ -183,10 +183,10 @@ def test_200_restarts_leave_no_zombie_and_flat_fds_and_memory(reentr: Start) -> 
     fds, rss_kb, threads = measure()
     for _ in range(150):
         restart()
+    # No thread leaks: the reaper threads of old children end (this wait fails if they do not).
     wait_for(lambda: measure()[2] <= threads, what="the reaper threads of old children to end")
-    fds_after, rss_after_kb, threads_after = measure()
+    fds_after, rss_after_kb, _ = measure()
     assert fds_after == fds
-    assert threads_after <= threads
     assert rss_after_kb - rss_kb < 2048, f"RSS grew from {rss_kb} to {rss_after_kb} kB"
     zombies = [
         entry for entry in os.listdir("/proc") if entry.isdigit()
