@@ -22,6 +22,7 @@ from reentr.events import (
     Note,
     ProcessExited,
     ProcessStarted,
+    ProcessStartFailed,
     ReadyTimedOut,
     Restarted,
     Role,
@@ -190,6 +191,19 @@ def test_a_rolled_back_handoff_is_no_restart() -> None:
     assert any(getattr(a, "what", None) is Note.ROLLED_BACK for a in actions)
     (restart,) = done
     assert restart.edit == 39998 * MS and restart.superseded == 0
+
+
+def test_a_start_that_fails_holds_nothing_for_the_next_one() -> None:
+    # A build that does not make the program: the start fails; the next change's start is
+    # timed from that change, not from the failed one's.
+    config = cfg(build="make")
+    done, _ = play(config, [*FIRST_BUILT, (1000, change(1000)), *spawned(B, 2, 1001),
+                            *ended(B, 2, 1300), *ended(T, 10, 1310),
+                            (1311, ProcessStartFailed(T, "no such file")),
+                            (5000, change(5000)), *spawned(B, 3, 5001), *ended(B, 3, 5300),
+                            *spawned(T, 11, 5311), *served(11, 5400)])
+    (restart,) = done
+    assert restart.edit == 4998 * MS
 
 
 def test_a_start_that_is_never_ready_is_no_restart() -> None:

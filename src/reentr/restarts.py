@@ -35,6 +35,7 @@ from reentr.events import (
     Note,
     ProcessExited,
     ProcessStarted,
+    ProcessStartFailed,
     ReadyTimedOut,
     Restarted,
     Role,
@@ -94,14 +95,18 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
             # Nothing starts before the first change: every start answers one, and is counted.
             return dataclasses.replace(c, served=True)
         case ProcessStarted(role=Role.TARGET, pid=pid, at_ns=at):
-            waiting = [entry for entry in c.starting if entry.pid is None]
-            if not waiting:
+            waiting = _unspawned(c)
+            if waiting is None:
                 return c
-            timeline = waiting[0].timeline
+            timeline = waiting.timeline
             spawned = Starting(pid, None if timeline is None else
                                dataclasses.replace(timeline, spawned=at))
-            c = _replace_starting(c, waiting[0], spawned)
+            c = _replace_starting(c, waiting, spawned)
             return _served(c, spawned, at, done) if config.ready is None else c
+        case ProcessStartFailed(role=Role.TARGET):
+            # The program could not be started: that start holds nothing any more.
+            waiting = _unspawned(c)
+            return c if waiting is None else _replace_starting(c, waiting, None)
         case TargetReady(pid=pid, at_ns=at):
             entry = _find(c, pid)
             return c if entry is None else _served(c, entry, at, done)
@@ -198,6 +203,11 @@ def _put_following(config: Config, c: Clock, timeline: Timeline) -> Clock:
     if config.build is not None:
         return dataclasses.replace(c, building=timeline)
     return dataclasses.replace(c, pending=timeline)
+
+
+def _unspawned(c: Clock) -> Starting | None:
+    """The oldest start whose process has not been spawned yet (they spawn in order)."""
+    return next((entry for entry in c.starting if entry.pid is None), None)
 
 
 def _find(c: Clock, pid: int) -> Starting | None:
