@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -36,6 +35,9 @@ from pathlib import Path
 from common import REFERENCE, Observer, free_port, reentr_command, stop, wait
 
 from reentr.timing import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "apps"))
+from real_servers import restart_totals
 
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "apps" / "server.go"
 BUILD = "go build -o app ."
@@ -87,11 +89,6 @@ def edit_served(main: Path, observer: Observer, version: str) -> float:
     return (served - before) / 1e6
 
 
-def totals(events: Path) -> list[float]:
-    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
-            if '"restart"' in line]
-
-
 def measure(work: Path, mode: str, runs: int) -> dict[str, object]:
     ref_dir, own_dir = project(work / f"ref-{mode}"), project(work / f"reentr-{mode}")
     events = work / f"events-{mode}.jsonl"
@@ -116,10 +113,10 @@ def measure(work: Path, mode: str, runs: int) -> dict[str, object]:
                 other.active.set()
                 if observer is own:
                     # The next edit waits for this restart's report: one restart per edit.
-                    wait(lambda n=i: len(totals(events)) >= n, 10, f"reentr's restart #{i}")
+                    wait(lambda n=i: len(restart_totals(events)) >= n, 10, f"reentr's restart #{i}")
         failed = own.failed - failed_before
-        wait(lambda: len(totals(events)) >= runs, 10, "reentr's restart events")
-    printed = totals(events)
+        wait(lambda: len(restart_totals(events)) >= runs, 10, "reentr's restart events")
+    printed = restart_totals(events)
     return {"mode": mode, "reentr": own_ms, "reference": ref_ms, "failed": failed,
             "restarts_reported": len(printed),
             "printed_vs_outside": [abs(p - o) for p, o in zip(printed, own_ms, strict=False)]}

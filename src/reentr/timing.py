@@ -83,10 +83,9 @@ class Summary:
 
     restarts: list[Timeline] = field(default_factory=list)
 
-    def add(self, timeline: Timeline) -> int:
-        """Record a completed restart; return its number, counting from 1."""
+    def add(self, timeline: Timeline) -> None:
+        """Record a completed restart (policy numbers them)."""
         self.restarts.append(timeline)
-        return len(self.restarts)
 
     def rows(self) -> list[tuple[str, float, float, float]]:
         """(stage, p50, p95, max) in milliseconds, the total last."""
