@@ -90,7 +90,8 @@ def test_a_change_between_the_runs_resets_the_count() -> None:
 
 # End to end ------------------------------------------------------------------------------------
 
-WRITES_ITS_TREE = ["sh", "-c", "date +%N > out.txt; echo ran"]
+WRITES_ITS_TREE = ["sh", "-c", "echo ran; exec date +%N > out.txt"]
+"""Prints, then writes and exits at once: the write is the last thing the run does."""
 
 
 def _runs_ended(proc: Reentr) -> int:
