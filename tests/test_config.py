@@ -8,7 +8,7 @@ import pytest
 
 from reentr.config import parse_duration, parse_signal, shell_status
 from reentr.errors import UsageError
-from reentr.process import describe_status
+from reentr.report import describe_status
 
 
 @pytest.mark.parametrize(

@@ -150,8 +150,14 @@ def test_ready_url_takes_any_answer_below_500(
         "s.serve_forever()\n"
     )
     proc = reentr(["-r", "--ready-url", f"http://127.0.0.1:{port}/none", "--ready-timeout",
-                   "1s", sys.executable, "-c", server])
-    proc.out.expect("bound")
+                   "1s", sys.executable, "-c", server], exits=True)
+    # The first start's probe has its outcome before the edit: a start stopped before it
+    # served is no restart, so an edit that came first would make the next start the first.
+    events = proc.events
+    assert events is not None
+    wait_for(lambda: any(json.loads(x)["event"] in ("ready", "ready_timeout")
+                         for x in events.read_text().splitlines() if x)
+             if events.exists() else None, what="the first start's probe to decide")
     edit(project / "a.txt", "x")
     said = r"restart #1 ready in" if ready else r"was not ready within 1s \(--ready-url "
     proc.err.expect(said)

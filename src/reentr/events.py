@@ -54,7 +54,10 @@ class Note(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Began:
-    """The loop started and the watch is in place."""
+    """The loop started and the watch is in place (under `reentr up`: the service's
+    dependencies are ready too)."""
+
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class FilesChanged:
     written_ns: tuple[int, ...] = ()
     """When each path was written (its modification time on the monotonic clock, never after
     `detected_ns`); `detected_ns` for each when not given."""
+    scope: str | None = None
+    """The service whose tree wants these paths (`reentr up`); None for a single run."""
 
     def written(self) -> tuple[int, ...]:
         return self.written_ns or (self.detected_ns,) * len(self.paths)
@@ -98,6 +103,7 @@ class ProcessStarted:
 class ProcessStartFailed:
     role: Role
     reason: str
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,14 @@ class WatcherFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class RestartAsked:
+    """`reentr restart NAME`, from another terminal, asked the running `reentr up` to restart
+    a service."""
+
+    service: str
+
+
 class Queue(Protocol):
     """Where events go: the runner's `EventQueue`, whose `put` is safe in a signal handler."""
 
@@ -176,6 +190,7 @@ Event = (
     | ReadyTimedOut
     | TimerFired
     | WatcherFailed
+    | RestartAsked
 )
 
 

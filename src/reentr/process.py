@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from reentr.events import GroupEmptied, JobStopped, ProcessExited, Queue, Role
+from reentr.report import describe_status
 from reentr.signals import start_thread
 
 _LONGEST_LINE = 65536
@@ -246,15 +246,19 @@ def start(
     pass_fds: Sequence[int] = (),
     tty: int | None = None,
     foreground: Callable[[], None] | None = None,
+    cwd: str | None = None,
+    label: bytes = b"",
 ) -> Child:
-    """Start `argv` as the leader of a new session and process group.
+    """Start `argv` as the leader of a new session and process group, in `cwd` if given.
 
     The child's stdin is /dev/null: it is not in the terminal's foreground group, so it could
     not read the terminal anyway (entr does the same under -r). With `to_stderr`, its stdout
     goes to reentr's stderr too (the build's output: it is shown once, as it comes, in order).
     With `on_line` instead, stdout and stderr each go through a pipe of
     their own and on to reentr's stdout and stderr unchanged, chunk by chunk, and every
-    complete line is also given to `on_line` (the line readiness probe). The descriptors in
+    complete line is also given to `on_line` (the line readiness probe). With a `label`
+    (`reentr up`), both go through pipes too, and each line is written whole, behind the
+    label, so that the lines of several services interleave but never mix. The descriptors in
     `pass_fds` stay open in the child at the same numbers (the `--socket` sockets).
 
     With `tty` (an interactive utility), the terminal is its stdin, and `foreground` runs in
@@ -268,7 +272,7 @@ def start(
     """
     stdout: int | None = None
     stderr: int | None = None
-    if on_line is not None:
+    if on_line is not None or label:
         stdout = stderr = subprocess.PIPE
     elif to_stderr:
         stdout = 2
@@ -283,6 +287,7 @@ def start(
                 start_new_session=tty is None,
                 preexec_fn=foreground,  # noqa: PLW1509 (it only sets the process group)
                 pass_fds=tuple(pass_fds),
+                cwd=cwd,
             )
             break
         except OSError as error:
@@ -291,13 +296,50 @@ def start(
             time.sleep(0.001)
     child = Child(role, _own(popen), time.monotonic_ns())
     guardian.hold(child.pid)
-    if on_line is not None:
+    if on_line is not None or label:
         for stream, fd in ((popen.stdout, 2 if to_stderr else 1), (popen.stderr, 2)):
             assert stream is not None
-            start_thread(_pass_through, stream, fd, on_line, name=f"reentr-output-{fd}")
+            if label:
+                start_thread(_labelled, stream, fd, label, on_line, name=f"reentr-output-{fd}")
+            else:
+                assert on_line is not None
+                start_thread(_pass_through, stream, fd, on_line, name=f"reentr-output-{fd}")
     start_thread(_reap, child, events, guardian, tty is not None,
                  name=f"reentr-{role.value}-reaper")
     return child
+
+
+def _labelled(
+    stream: IO[bytes], fd: int, label: bytes, on_line: Callable[[bytes], None] | None
+) -> None:
+    """Copy the child's output to reentr's `fd` a whole line at a time, each behind `label`
+    (one write each: lines of several writers never mix), and hand each line to `on_line`. A
+    line longer than `_LONGEST_LINE` is written in pieces, and the last one when the stream
+    ends, even without its newline."""
+    partial = b""
+    with stream:
+        while True:
+            chunk = os.read(stream.fileno(), 65536)
+            *lines, partial = (partial + chunk).split(b"\n")
+            if not chunk and partial:
+                lines, partial = [partial], b""
+            while len(partial) > _LONGEST_LINE:
+                lines.append(partial[:_LONGEST_LINE])
+                partial = partial[_LONGEST_LINE:]
+            if lines:
+                with contextlib.suppress(OSError):  # nobody reads reentr's output: keep draining
+                    _write_all(fd, b"".join(label + line + b"\n" for line in lines))
+                if on_line is not None:
+                    for line in lines:
+                        on_line(line)
+            if not chunk:
+                return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) -> None:
@@ -363,37 +405,6 @@ def stop_helper(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
     _forget(popen)
-
-
-def notify(title: str, body: str) -> None:
-    """A desktop notification through `notify-send`, where it exists; where it does not,
-    nothing at all (`--notify` on a server without a desktop is not an error). It is not
-    waited for: a thread reaps it."""
-    program = shutil.which("notify-send")
-    if program is None:
-        return
-    try:
-        popen = _own(subprocess.Popen([program, "--app-name=reentr", title, body],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True))
-    except OSError:
-        return
-
-    def reap() -> None:
-        popen.wait()
-        _forget(popen)
-
-    start_thread(reap, name="reentr-notify-send")
-
-
-def describe_status(status: int) -> str:
-    """Say how a process ended, from a `Popen.returncode` (negative: killed by a signal)."""
-    if status < 0:
-        try:
-            return f"killed by {signal.Signals(-status).name}"
-        except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
 
 
 def suspend_self() -> None:

@@ -3,16 +3,21 @@ prefix, and entr's `-s` status line on stdout. The target's own output is never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from typing import TextIO
 
-from reentr import loops, process
+from reentr import loops
 from reentr.config import Config, Probe, ProbeKind, WatchTree
 from reentr.events import Note, Role, Say
+from reentr.signals import start_thread
 from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
@@ -33,11 +38,18 @@ class Reporter:
         err: TextIO | None = None,
         out: TextIO | None = None,
         events: TextIO | None = None,
+        *,
+        service: str | None = None,
+        label: str = "",
     ):
         self._config = config
         self._err = err or sys.stderr
         self._out = out or sys.stdout
         self._events = events
+        self._service = service
+        """`reentr up`: the service it speaks for, named in every event."""
+        self._label = label
+        """`reentr up`: what each of its lines begins with (the service's name, padded)."""
         self._serving_since: str | None = None
         self._colour = use_colour(self._err)
 
@@ -47,6 +59,8 @@ class Reporter:
         if self._events is None:
             return
         record = {"event": name, "time": round(time.time(), 6), **fields}
+        if self._service is not None:
+            record["service"] = self._service
         self._events.write(json.dumps(record) + "\n")
         self._events.flush()
 
@@ -85,7 +99,7 @@ class Reporter:
         self.line(f"{what} #{number} {done} in {round(total)} ms ({', '.join(parts)}{note})"
                   f"{where}")
         if config.notify:
-            process.notify(f"reentr: {what} #{number} {done}", f"in {total:.0f} ms{where}")
+            notify(f"reentr: {what} #{number} {done}", f"in {total:.0f} ms{where}")
 
     def not_ready(self, pid: int, probe: Probe) -> None:
         if self._config.handoff:
@@ -115,7 +129,7 @@ class Reporter:
         """Print one status line, unless `--quiet` (errors are `always`)."""
         if always or not self._config.quiet:
             prefix = f"{_BOLD}{PREFIX}{_RESET}" if self._colour else PREFIX
-            self._err.write(prefix + text + "\n")
+            self._err.write(self._label + prefix + text + "\n")
             self._err.flush()
 
     def error(self, text: str) -> None:
@@ -163,12 +177,12 @@ class Reporter:
                     if self._serving_since else "nothing is running yet"
                 )
                 self.error(
-                    f"build failed ({process.describe_status(note.status or 0)}); {since}; "
+                    f"build failed ({describe_status(note.status or 0)}); {since}; "
                     "the next change builds again"
                 )
                 if self._config.notify:
-                    process.notify("reentr: build failed",
-                                   process.describe_status(note.status or 0))
+                    notify("reentr: build failed",
+                                   describe_status(note.status or 0))
             case Note.CHANGED:
                 if self._config.verbose:
                     self.line(f"changed: {_some_paths(note.paths)}{note.detail}")
@@ -220,7 +234,7 @@ class Reporter:
             self._out.write(f"{shell} {verdict}\n")
             self._out.flush()
         elif not runs_to_completion or status != 0:
-            self.line(f"{name} exited ({process.describe_status(status)})")
+            self.line(f"{name} exited ({describe_status(status)})")
 
     def _what(self) -> str:
         """What one start of the target is called: a restart, or (entr without -r) a run."""
@@ -283,3 +297,31 @@ def _escape(char: str) -> str:
         return special[char]
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def describe_status(status: int) -> str:
+    """Say how a process ended, from a `Popen.returncode` (negative: killed by a signal)."""
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def notify(title: str, body: str) -> None:
+    """A desktop notification through `notify-send`, where it exists; where it does not,
+    nothing at all (`--notify` on a server without a desktop is not an error). A thread runs
+    it, so that a slow notification daemon never holds the loop; it is not a child reentr
+    supervises (it exits by itself, and a stray is stopped on the way out)."""
+    program = shutil.which("notify-send")
+    if program is None:
+        return
+
+    def send() -> None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run([program, "--app-name=reentr", title, body], check=False,
+                           timeout=10, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+    start_thread(send, name="reentr-notify-send")

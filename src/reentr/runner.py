@@ -1,4 +1,5 @@
-"""The loop: owns the event queue and the timers, feeds `policy.step`, carries out its actions.
+"""The loop: owns the one event queue (timers included), feeds `policy.step`, and carries out
+its actions.
 
 It is the one place that blocks, and it blocks only on the queue. Every thread (watcher, keys,
 reapers) and every signal handler only puts events on that queue.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import os
 import queue
 import re
@@ -16,25 +18,31 @@ import shutil
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from functools import partial
 
 from reentr import policy, process, ready, signals, terminal, watch
-from reentr.config import Config, ProbeKind, WatchList
+from reentr.config import Config, ProbeKind, WatchList, WatchTree
+from reentr.errors import ExitStatus
 from reentr.events import (
     Action,
     Began,
     ClearScreen,
+    DirectoryAltered,
     Event,
     Exit,
     FilesChanged,
     GroupEmptied,
     JobStopped,
+    KeyPressed,
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
+    Queue,
     ReadyTimedOut,
+    RestartAsked,
     Restarted,
     Role,
     Say,
@@ -44,6 +52,7 @@ from reentr.events import (
     Start,
     TargetReady,
     TimerFired,
+    WatcherFailed,
 )
 from reentr.report import Reporter
 from reentr.sockets import Held
@@ -66,7 +75,8 @@ precede them (some systems ship a /usr/bin/cd, which would run and change nothin
 
 
 class EventQueue:
-    """The loop's queue, which it can wait on without ever missing a wakeup.
+    """The loop's one queue: events put by threads and signal handlers, events the loop puts
+    for itself, and timers. The loop waits on it without ever missing a wakeup.
 
     Every `put`, and every signal (through `signal.set_wakeup_fd`, in `signals.py`), writes a
     byte to a pipe the loop `select`s on. Blocking in `queue.get` instead would lose a signal
@@ -76,26 +86,43 @@ class EventQueue:
 
     def __init__(self) -> None:
         self._items: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._next: deque[Event] = deque()
+        """What the loop itself put (a start's outcome, a held batch): taken before anything
+        else, so that the loop sees the consequences of an event before the next one."""
+        self._timers: list[tuple[float, int, Event]] = []
+        self._count = itertools.count()  # orders timers due at the same moment
         self._wake_r, self.wake_fd = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self.wake_fd, False)
 
     def put(self, item: Event) -> None:
+        """From any thread, or a signal handler."""
         self._items.put(item)
         with contextlib.suppress(BlockingIOError):  # a full pipe is enough of a wakeup
             os.write(self.wake_fd, b"\0")
 
-    def get(self, timeout: float | None) -> Event | None:
-        """The next event, or None once `timeout` seconds have passed without one."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def put_next(self, item: Event) -> None:
+        """From the loop only: `item` comes before every other event, in the order given."""
+        self._next.append(item)
+
+    def put_after(self, seconds: float, item: Event) -> None:
+        """From the loop only: `item` comes once `seconds` have passed."""
+        heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._count), item))
+
+    def get(self) -> Event:
+        """The next event, waiting for one: the loop's own first, then a timer that is due,
+        then what threads and signal handlers put."""
         while True:
+            if self._next:
+                return self._next.popleft()
+            now = time.monotonic()
+            if self._timers and self._timers[0][0] <= now:
+                return heapq.heappop(self._timers)[2]
             try:
                 return self._items.get_nowait()
             except queue.Empty:
                 pass
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
+            left = self._timers[0][0] - now if self._timers else None
             ready, _, _ = select.select([self._wake_r], [], [], left)
             if ready:
                 with contextlib.suppress(BlockingIOError):
@@ -107,6 +134,26 @@ class EventQueue:
         os.close(self.wake_fd)
 
 
+@dataclass(frozen=True)
+class Service:
+    """One program reentr runs and restarts, with its build: a single run's, or one of the
+    services of `reentr up`."""
+
+    config: Config
+    reporter: Reporter
+    environ: Mapping[str, str]
+    sockets: Held | None = None
+    """Its `--socket` sockets, already bound, which every start of its target inherits."""
+    name: str | None = None
+    """The service's name under `reentr up`; None for a single run."""
+    depends_on: tuple[str, ...] = ()
+    """Services that must be ready before it starts, and that stop after it."""
+    cwd: str | None = None
+    """Where its build and target run; None: reentr's own working directory."""
+    label: bytes = b""
+    """What each line of its output begins with (`reentr up`): its name, padded."""
+
+
 def run(
     config: Config, reporter: Reporter, environ: Mapping[str, str] | None = None,
     sockets: Held | None = None,
@@ -114,32 +161,73 @@ def run(
     """Watch, run and restart as `config` says, until something ends the run; return the
     exit status. On the way out every child's process group is gone. `sockets` are the
     `--socket` sockets, already bound, which every start of the target inherits."""
-    loop = _Loop(config, reporter, dict(os.environ if environ is None else environ), sockets)
-    return loop.run()
+    service = Service(config, reporter, dict(os.environ if environ is None else environ),
+                      sockets)
+    return _Loop([service], config, reporter).run()
+
+
+def run_services(
+    services: list[Service], config: Config, reporter: Reporter,
+    control: Callable[[Queue], AbstractContextManager[object]] | None = None,
+) -> int:
+    """`reentr up`: run every service, each started once those it depends on are ready, with
+    one watch for all (`config` gives its settings), until something ends the run; then stop
+    them, dependents first. `control` opens the socket of `reentr restart`. Returns the exit
+    status; on the way out every process of every service is gone."""
+    return _Loop(services, config, reporter, control).run()
+
+
+class _Unit:
+    """What the loop knows of one service while it runs."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.config = service.config
+        self.reporter = service.reporter
+        self.state = policy.initial()
+        self.children: dict[int, process.Child] = {}
+        self.waiters: dict[int, ready.Waiter] = {}
+        self.summary = Summary()
+        self.notifier: ready.Notifier | None = None
+        self.warned_ignores = False
+        self.began = False
+        self.ready = False
+        """Its target has served once: those that depend on it may start."""
+        self.told_to_stop = False
+        self.done = False
+        config = service.config
+        self.build_argv = None if config.build is None else [
+            "/bin/sh", "-c", _exec_form(config.build, service.environ.get("PATH"))]
+        """The build's command, worked out once (it looks the program up on PATH)."""
 
 
 class _Loop:
     def __init__(
-        self, config: Config, reporter: Reporter, environ: dict[str, str], sockets: Held | None
+        self, services: list[Service], config: Config, reporter: Reporter,
+        control: Callable[[Queue], AbstractContextManager[object]] | None = None,
     ):
+        self.units = [_Unit(service) for service in services]
+        self.by_name = {unit.service.name: unit for unit in self.units}
         self.config = config
+        """The settings of the run as a whole: the watch's, the terminal's."""
         self.reporter = reporter
-        self.environ = environ
-        self.sockets = sockets
-        self.notifier: ready.Notifier | None = None
+        self.control = control
+        self.several = len(services) > 1 or services[0].name is not None
         self.events = EventQueue()
-        self.timers: list[tuple[float, int, TimerFired]] = []
-        self.children: dict[int, process.Child] = {}
+        self.owner: dict[int, _Unit] = {}
+        """Each live child's service, by the child's pid."""
         self.exits_seen: set[int] = set()
         """The children whose leader's `ProcessExited` the loop has processed."""
-        self.warned_ignores = False
+        self.deferred: list[FilesChanged] = []
+        """Changes for a service that waits for a service it depends on to restart first."""
         self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
-        self.waiters: dict[int, ready.Waiter] = {}
-        self.summary = Summary()
-        self.build_argv = None if config.build is None else [
-            "/bin/sh", "-c", _exec_form(config.build, environ.get("PATH"))]
-        """The build's command, worked out once (it looks the program up on PATH)."""
+        self.quitting: int | None = None
+        """The run's exit status, once something ended it."""
+        self.stopping: Event | None = None
+        """What each service is told once its dependents are gone (`reentr up`)."""
+        self.choosing = False
+        """`r` was pressed: the next digit names the service to restart."""
 
     def run(self) -> int:
         process.become_subreaper()
@@ -147,40 +235,44 @@ class _Loop:
             stack.callback(self.events.close)
             stack.callback(self.guardian.close)
             stack.callback(self._stop_strays, wait=True)
-            stack.callback(self.reporter.summary, self.summary)
-            if self.config.ready is not None and self.config.ready.kind is ProbeKind.NOTIFY:
-                self.notifier = ready.Notifier()
-                stack.callback(self.notifier.close)
+            for unit in self.units:
+                stack.callback(unit.reporter.summary, unit.summary)
+                probe = unit.config.ready
+                if probe is not None and probe.kind is ProbeKind.NOTIFY:
+                    unit.notifier = ready.Notifier()
+                    stack.callback(unit.notifier.close)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
-            stack.enter_context(watch.watching(self.config, self.events, self.reporter))
+            trees = [(unit.service.name or "", unit.config.watch) for unit in self.units
+                     if isinstance(unit.config.watch, WatchTree)] if self.several else []
+            stack.enter_context(watch.watching(self.config, self.events, self.reporter, trees))
             self.term = stack.enter_context(
                 terminal.opened(self.events, self.config.interactive))
+            if self.control is not None:
+                stack.enter_context(self.control(self.events))
             try:
                 return self._loop()
             finally:
                 # Reached with children only when something went wrong (policy exits only
                 # once every group is gone): never leave one behind.
-                for pid in list(self.children):
+                for pid in list(self.owner):
                     process.signal_group(pid, signal.SIGKILL)
         raise AssertionError("unreachable")  # pragma: no cover (ExitStack swallows nothing)
 
     def _loop(self) -> int:
-        state = policy.initial()
-        immediate: deque[Event] = deque([Began()])
+        self._begin()
         held: list[Event] = []
         while True:
-            event = immediate.popleft() if immediate else self._next_event()
+            event = self.events.get()
             if isinstance(event, JobStopped) or event == SignalReceived(signal.SIGTSTP):
                 self._suspend()  # Ctrl-Z: job control, which decides nothing
                 continue
-            if (isinstance(event, FilesChanged) and self.config.loop_guard
-                    and self._exit_in_flight()):
+            if isinstance(event, FilesChanged) and self._exit_in_flight() and any(
+                    unit.config.loop_guard for unit in self.units):
                 # A program that wrote and exited at once: its exit, on its way from the
                 # reaper, happened before this batch was seen, and the loop guard must know
                 # of it to tell the program's own write from the user's.
                 held.append(event)
                 continue
-            state, actions = policy.step(self.config, state, event, time.monotonic_ns())
             if isinstance(event, ProcessExited):
                 self.exits_seen.add(event.pid)
                 if self.term is not None and self.term.holder == event.pid:
@@ -188,102 +280,216 @@ class _Loop:
                     if event.status == -signal.SIGINT:
                         # Ctrl-C went to the utility, which held the terminal: as in entr,
                         # reentr quits once it has ended.
-                        immediate.append(SignalReceived(signal.SIGINT))
+                        self.events.put_next(SignalReceived(signal.SIGINT))
                 if held and not self._exit_in_flight():
-                    immediate.extend(held)
+                    for waiting in held:
+                        self.events.put_next(waiting)
                     held.clear()
-            if isinstance(event, GroupEmptied):
-                # Before the actions: an Exit among them must not leave a gone group here,
-                # where the cleanup below would signal a process group id that may be reused.
-                self.children.pop(event.pid, None)
-                self.exits_seen.discard(event.pid)
-            self._record_event(event)
-            for action in actions:
-                self._record_action(action)
-                match action:
-                    case Exit(status=status):
-                        return status
-                    case Start(role=role, trigger=trigger, changed=changed):
-                        immediate.append(self._start(role, trigger, changed))
-                    case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
-                        self._signal(role, pid, signum, stop)
-                    case SetTimer(name=name, pid=pid, seconds=seconds):
-                        deadline = time.monotonic() + seconds
-                        heapq.heappush(
-                            self.timers, (deadline, id(action), TimerFired(name, pid))
-                        )
-                    case ClearScreen(level=level):
-                        terminal.clear_screen(level)
-                    case Say():
-                        self.reporter.say(action)
-                    case Restarted(number=number, timeline=timeline):
-                        self.summary.add(timeline)
-                        self.reporter.restarted(number, timeline)
-            if isinstance(event, GroupEmptied):
-                # After the actions, so that the next start does not wait for this look.
-                self._stop_strays(wait=False)
+            for unit, routed in self._route(event):
+                status = self._step(unit, routed)
+                if status is not None:
+                    unit.done = True
+                    if self.quitting is None:
+                        self._quit(status, KeyPressed("q"))
+                if isinstance(routed, ProcessStarted | TargetReady):
+                    self._served(unit, routed)
+            for change in [c for c in self.deferred
+                           if not self._after_restart_of(self.by_name[c.scope or ""])]:
+                self.deferred.remove(change)
+                self.events.put_next(change)
+            if self.stopping is not None:
+                self._stop_next()
+            if all(unit.done for unit in self.units):
+                assert self.quitting is not None
+                return self.quitting
 
-    def _record_event(self, event: Event) -> None:
+    def _route(self, event: Event) -> list[tuple[_Unit, Event]]:
+        """The services an event is for, and what each is told."""
+        if not self.several:
+            return [(self.units[0], event)]
+        match event:
+            case FilesChanged(scope=name) if name in self.by_name and self._after_restart_of(
+                    self.by_name[name]):
+                # A change several services want restarts them in dependency order: this one
+                # once what it depends on serves again.
+                self.deferred.append(event)
+            case FilesChanged(scope=name) | ProcessStartFailed(service=name) | Began(
+                    service=name):
+                return [(self.by_name[name], event)] if name in self.by_name else []
+            case (ProcessStarted(pid=pid) | ProcessExited(pid=pid) | GroupEmptied(pid=pid)
+                  | TargetReady(pid=pid) | ReadyTimedOut(pid=pid) | TimerFired(pid=pid)):
+                unit = self.owner.get(pid)
+                return [] if unit is None else [(unit, event)]
+            case RestartAsked(service=name) if name in self.by_name:
+                return self._restart([self.by_name[name]])
+            case KeyPressed(key=" "):
+                self.choosing = False
+                return self._restart(self.units)
+            case KeyPressed(key="r"):
+                self.choosing = True
+            case KeyPressed(key=key) if self.choosing and key.isdigit():
+                self.choosing = False
+                number = int(key)
+                if 1 <= number <= len(self.units):
+                    return self._restart([self.units[number - 1]])
+            case KeyPressed(key="q"):
+                self._quit(ExitStatus.OK, event)
+            case SignalReceived(signum=signum):
+                if self.quitting is not None:  # a second Ctrl-C: no more grace for anyone
+                    return [(unit, event) for unit in self.units if unit.told_to_stop]
+                self._quit(ExitStatus.TERMINATED if signum == signal.SIGTERM
+                           else ExitStatus.OK, event)
+            case DirectoryAltered() | WatcherFailed():
+                return [(unit, event) for unit in self.units]
+        return []
+
+    def _after_restart_of(self, unit: _Unit) -> bool:
+        """Whether a service `unit` depends on, directly or not, is restarting."""
+        todo, seen = list(unit.service.depends_on), set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            other = self.by_name[name]
+            clock = other.state.clock
+            if not other.done and (clock.pending is not None or clock.building is not None
+                                   or bool(clock.starting)):
+                return True
+            todo.extend(other.service.depends_on)
+        return False
+
+    def _restart(self, units: list[_Unit]) -> list[tuple[_Unit, Event]]:
+        return [(unit, KeyPressed(" ")) for unit in units
+                if unit.began and not unit.told_to_stop]
+
+    def _quit(self, status: int, event: Event) -> None:
+        """End the run with `status`: each service is told `event` (Ctrl-C, `q`) once every
+        service that depends on it is gone."""
+        self.quitting = status
+        self.stopping = event
+
+    def _stop_next(self) -> None:
+        assert self.stopping is not None
+        for unit in self.units:
+            if unit.told_to_stop:
+                continue
+            name = unit.service.name
+            if any(not other.done and name in other.service.depends_on
+                   for other in self.units):
+                continue
+            unit.told_to_stop = True
+            if not unit.done and self._step(unit, self.stopping) is not None:
+                unit.done = True
+                self._stop_next()
+                return
+
+    def _begin(self) -> None:
+        """Start each service whose dependencies are ready (all, for a single run)."""
+        for unit in self.units:
+            if unit.began or unit.told_to_stop:
+                continue
+            if all(self.by_name[name].ready for name in unit.service.depends_on):
+                unit.began = True
+                self.events.put_next(Began(unit.service.name))
+
+    def _served(self, unit: _Unit, event: ProcessStarted | TargetReady) -> None:
+        """A service's target is ready (started, without a probe): those that wait for it may
+        start."""
+        if unit.ready or (isinstance(event, ProcessStarted) and (
+                event.role is not Role.TARGET or unit.config.ready is not None)):
+            return
+        unit.ready = True
+        self._begin()
+
+    def _step(self, unit: _Unit, event: Event) -> int | None:
+        """Feed `event` to the service's policy and carry out what it decides; its exit
+        status once it has ended, else None."""
+        unit.state, actions = policy.step(unit.config, unit.state, event, time.monotonic_ns())
+        if isinstance(event, GroupEmptied):
+            # Before the actions: an Exit among them must not leave a gone group here,
+            # where the cleanup below would signal a process group id that may be reused.
+            unit.children.pop(event.pid, None)
+            self.owner.pop(event.pid, None)
+            self.exits_seen.discard(event.pid)
+        self._record_event(unit, event)
+        for action in actions:
+            self._record_action(unit, action)
+            match action:
+                case Exit(status=status):
+                    return status
+                case Start(role=role, trigger=trigger, changed=changed):
+                    self.events.put_next(self._start(unit, role, trigger, changed))
+                case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
+                    self._signal(unit, role, pid, signum, stop)
+                case SetTimer(name=name, pid=pid, seconds=seconds):
+                    self.events.put_after(seconds, TimerFired(name, pid))
+                case ClearScreen(level=level):
+                    terminal.clear_screen(level)
+                case Say():
+                    unit.reporter.say(action)
+                case Restarted(number=number, timeline=timeline):
+                    unit.summary.add(timeline)
+                    unit.reporter.restarted(number, timeline)
+        if isinstance(event, GroupEmptied):
+            # After the actions, so that the next start does not wait for this look.
+            self._stop_strays(wait=False)
+        return None
+
+    def _record_event(self, unit: _Unit, event: Event) -> None:
         """Write what `event` says happened to the event stream, and let a probe go once its
         target is gone."""
+        reporter = unit.reporter
         match event:
             case FilesChanged(paths=paths):
-                self.reporter.event("change", paths=list(paths))
+                reporter.event("change", paths=list(paths))
             case ProcessStarted(role=role, pid=pid):
-                self.reporter.event("spawned", role=role.value, pid=pid)
+                reporter.event("spawned", role=role.value, pid=pid)
             case TargetReady(pid=pid):
-                self.reporter.event("ready", role=Role.TARGET.value, pid=pid)
+                reporter.event("ready", role=Role.TARGET.value, pid=pid)
             case ReadyTimedOut(pid=pid):
-                assert self.config.ready is not None
-                self.reporter.event("ready_timeout", role=Role.TARGET.value, pid=pid)
-                self.reporter.not_ready(pid, self.config.ready)
+                assert unit.config.ready is not None
+                reporter.event("ready_timeout", role=Role.TARGET.value, pid=pid)
+                reporter.not_ready(pid, unit.config.ready)
             case ProcessExited(role=role, pid=pid, status=status):
-                self.reporter.event("exited", role=role.value, pid=pid, status=status)
-                if pid in self.waiters:
-                    self.waiters[pid].cancel()
+                reporter.event("exited", role=role.value, pid=pid, status=status)
+                if pid in unit.waiters:
+                    unit.waiters[pid].cancel()
             case GroupEmptied(pid=pid):
-                self.waiters.pop(pid, None)
+                unit.waiters.pop(pid, None)
 
-    def _record_action(self, action: Action) -> None:
+    def _record_action(self, unit: _Unit, action: Action) -> None:
         match action:
             case Start(role=role):
-                self.reporter.event("start", role=role.value)
+                unit.reporter.event("start", role=role.value)
             case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
-                self.reporter.event("signal", role=role.value, pid=pid, signal=signum.name,
+                unit.reporter.event("signal", role=role.value, pid=pid, signal=signum.name,
                                     stop=stop)
-                if stop and pid in self.waiters:
-                    self.waiters[pid].cancel()
+                if stop and pid in unit.waiters:
+                    unit.waiters[pid].cancel()
 
-    def _next_event(self) -> Event:
-        while True:
-            timeout = None
-            if self.timers:
-                timeout = self.timers[0][0] - time.monotonic()
-                if timeout <= 0:
-                    return heapq.heappop(self.timers)[2]
-            event = self.events.get(timeout)
-            if event is not None:
-                return event
-
-    def _start(self, role: Role, trigger: str | None, changed: tuple[str, ...]) -> Event:
-        argv = self._argv(role, trigger)
-        probe = self.config.ready if role is Role.TARGET else None
+    def _start(
+        self, unit: _Unit, role: Role, trigger: str | None, changed: tuple[str, ...]
+    ) -> Event:
+        service, config = unit.service, unit.config
+        argv = self._argv(unit, role, trigger)
+        probe = config.ready if role is Role.TARGET else None
         waiter = None
         if probe is not None:
-            waiter = ready.Waiter(probe, self.events, names_pid=self.config.handoff,
-                                  notifier=self.notifier)
+            waiter = ready.Waiter(probe, self.events, names_pid=config.handoff,
+                                  notifier=unit.notifier)
         # Always set, so a value reentr itself inherited never reaches the command.
         extra = {CHANGED: "\n".join(changed)}
-        if waiter is not None and waiter.probe.kind is ProbeKind.LINE:
+        if (waiter is not None and waiter.probe.kind is ProbeKind.LINE) or service.label:
             # Through a pipe, Python would hold the line back in its buffer (README).
-            extra["PYTHONUNBUFFERED"] = self.environ.get("PYTHONUNBUFFERED", "1")
-        if role is Role.TARGET and self.notifier is not None:
-            extra["NOTIFY_SOCKET"] = self.notifier.path
-        sockets = self.sockets if role is Role.TARGET else None
+            extra["PYTHONUNBUFFERED"] = service.environ.get("PYTHONUNBUFFERED", "1")
+        if role is Role.TARGET and unit.notifier is not None:
+            extra["NOTIFY_SOCKET"] = unit.notifier.path
+        sockets = service.sockets if role is Role.TARGET else None
         if sockets is not None:
             extra.update(sockets.env())
-        env = process.child_env(self.environ, extra)
-        tty = self._terminal_for(role)
+        env = process.child_env(service.environ, extra)
+        tty = self._terminal_for(unit, role)
         if tty is not None and self.term is not None:
             self.term.hand_over()  # before the child exists: it takes the terminal at once
         try:
@@ -291,46 +497,50 @@ class _Loop:
                 argv = sockets.wrap(argv, env)
             child = process.start(
                 role, argv, self.events, env, self.guardian,
-                to_stderr=role is Role.BUILD or self.config.stdout_to_stderr,
+                to_stderr=role is Role.BUILD or config.stdout_to_stderr,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
-                pass_fds=sockets.fds if sockets is not None else (),
+                pass_fds=sockets.lend() if sockets is not None else (),
                 tty=tty, foreground=None if tty is None else partial(terminal.in_foreground, tty),
+                cwd=service.cwd, label=service.label,
             )
         except OSError as error:
             if tty is not None and self.term is not None:
                 self.term.take_back()  # it may have taken the terminal before its exec failed
-            return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}")
-        self.children[child.pid] = child
+            return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}",
+                                      service.name)
+        unit.children[child.pid] = child
+        self.owner[child.pid] = unit
         if tty is not None and self.term is not None:
             self.term.holder = child.pid
         if waiter is not None:
             waiter.started(child.pid)
-            self.waiters[child.pid] = waiter
-        self.reporter.started(role, child.pid)
+            unit.waiters[child.pid] = waiter
+        unit.reporter.started(role, child.pid)
         return ProcessStarted(role, child.pid, child.started_ns)
 
-    def _terminal_for(self, role: Role) -> int | None:
+    def _terminal_for(self, unit: _Unit, role: Role) -> int | None:
         """The terminal, for a utility that runs to completion while reentr holds it: it gets
         the terminal as its stdin and as the foreground, as in a shell (and as in entr). With
-        -r or --signal its stdin stays /dev/null, as in entr."""
-        term = self.term
-        if (role is not Role.TARGET or self.config.restart or self.config.signal is not None
-                or term is None or term.holder is not None or not term.foreground()):
+        -r or --signal its stdin stays /dev/null, as in entr; so it does for services."""
+        term, config = self.term, unit.config
+        if (role is not Role.TARGET or config.restart or config.signal is not None
+                or self.several or term is None or term.holder is not None
+                or not term.foreground()):
             return None
         return term.fd
 
-    def _argv(self, role: Role, trigger: str | None) -> list[str]:
-        config = self.config
+    def _argv(self, unit: _Unit, role: Role, trigger: str | None) -> list[str]:
+        config = unit.config
         if role is Role.BUILD:
-            assert self.build_argv is not None
-            return self.build_argv
+            assert unit.build_argv is not None
+            return unit.build_argv
         watch = config.watch
         if isinstance(watch, WatchList):  # as entr: the first entry, a -d directory if alone
             first = trigger or str((*watch.files, *watch.dirs)[0])
         else:
             first = trigger or str(watch.paths[0])
         if config.shell:
-            shell = self.environ.get("SHELL") or "/bin/sh"
+            shell = unit.service.environ.get("SHELL") or "/bin/sh"
             # Exactly as entr -s: the text as written, and the changed file as the shell's $0.
             return [shell, "-c", config.command[0], os.path.realpath(first)]
         argv = list(config.command)
@@ -345,37 +555,37 @@ class _Loop:
         term = self.term
         if term is not None:
             term.keys_off()
-        for pid in self.children:
+        for pid in self.owner:
             process.signal_group(pid, signal.SIGSTOP)
         process.suspend_self()
         if term is not None:
             term.give_again()
-        for pid in self.children:
+        for pid in self.owner:
             process.signal_group(pid, signal.SIGCONT)
         if term is not None and term.holder is None:
             term.keys_on()
 
     def _exit_in_flight(self) -> bool:
         """Whether a child's leader has exited but its `ProcessExited` is not processed yet."""
-        return any(pid not in self.exits_seen and process.leader_exited(child)
-                   for pid, child in self.children.items())
+        return any(pid not in self.exits_seen and process.leader_exited(unit.children[pid])
+                   for pid, unit in self.owner.items())
 
     def _stop_strays(self, *, wait: bool) -> None:
         """Stop the processes that left their group and outlived the run they belong to."""
         for _ in range(5 if wait else 1):  # on the way out, those they leave behind too
-            found = process.strays(set(self.children))
+            found = process.strays(set(self.owner))
             if not found:
                 return
             self.reporter.strays(found)
             process.stop_strays(found, self.config.grace, wait=wait)
 
-    def _signal(self, role: Role, pid: int, signum: int, stop: bool) -> None:
+    def _signal(self, unit: _Unit, role: Role, pid: int, signum: int, stop: bool) -> None:
         if (
-            role is Role.TARGET and stop and not self.warned_ignores
+            role is Role.TARGET and stop and not unit.warned_ignores
             and process.ignores_signal(pid, signum)
         ):
-            self.warned_ignores = True
-            self.reporter.ignores_stop_signal(pid, signal.Signals(signum).name)
+            unit.warned_ignores = True
+            unit.reporter.ignores_stop_signal(pid, signal.Signals(signum).name)
         process.signal_group(pid, signum)
 
 

@@ -41,13 +41,19 @@ class Held:
     inherited descriptors on, and never uses them.
     """
 
-    def __init__(self, specs: Sequence[SocketSpec]):
+    def __init__(self, specs: Sequence[SocketSpec], slots: Slots | None = None):
         self.specs = tuple(specs)
+        self.slots = slots
+        """`reentr up`: the sockets stay where they were bound, and each start copies them
+        onto the slots (`lend`)."""
         self._sockets: list[socket.socket] = []
         self._unlink: list[tuple[str, int, int]] = []
         try:
             for number, spec in enumerate(self.specs):
-                self._sockets.append(self._place(_bind(spec), FIRST_FD + number))
+                sock = _bind(spec)
+                if slots is None:
+                    sock = self._place(sock, FIRST_FD + number)
+                self._sockets.append(sock)
                 if spec.path is not None:
                     info = os.stat(spec.path)
                     self._unlink.append((spec.path, info.st_dev, info.st_ino))
@@ -63,9 +69,11 @@ class Held:
         sock.close()
         return socket.socket(fileno=fd)
 
-    @property
-    def fds(self) -> tuple[int, ...]:
-        return tuple(s.fileno() for s in self._sockets)
+    def lend(self) -> tuple[int, ...]:
+        """The descriptors, at 3, 4, ..., that the next start of the target inherits."""
+        if self.slots is None:
+            return tuple(s.fileno() for s in self._sockets)
+        return self.slots.lend([s.fileno() for s in self._sockets])
 
     def env(self) -> dict[str, str]:
         """The variables every start of the target gets (`LISTEN_PID` comes from `wrap`)."""
@@ -98,8 +106,38 @@ class Held:
         self._unlink.clear()
 
 
+class Slots:
+    """Descriptors 3, 4, ... kept by reentr for `reentr up`, where each service has sockets of
+    its own and each target must find its own at 3, 4, ...: before a start, the service's
+    sockets are copied onto the slots (`dup2`, which replaces the copy of the last start).
+    Only the loop starts processes, and nothing else can be given a slot's number while
+    reentr holds it, so a copy cannot reach another service's target."""
+
+    def __init__(self, count: int):
+        self.count = count
+        placeholder = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for number in range(count):
+                if placeholder != FIRST_FD + number:  # dup3 refuses a copy onto itself
+                    os.dup2(placeholder, FIRST_FD + number, inheritable=False)
+        finally:
+            if placeholder >= FIRST_FD + count:
+                os.close(placeholder)
+
+    def lend(self, fds: Sequence[int]) -> tuple[int, ...]:
+        for number, fd in enumerate(fds):
+            if fd != FIRST_FD + number:
+                os.dup2(fd, FIRST_FD + number, inheritable=False)
+        return tuple(FIRST_FD + number for number in range(len(fds)))
+
+    def close(self) -> None:
+        for number in range(self.count):
+            with contextlib.suppress(OSError):
+                os.close(FIRST_FD + number)
+
+
 @contextlib.contextmanager
-def held(specs: Sequence[SocketSpec]) -> Iterator[Held | None]:
+def held(specs: Sequence[SocketSpec], slots: Slots | None = None) -> Iterator[Held | None]:
     """Bind `specs` for the length of the block (None when there are none).
 
     Raises:
@@ -108,7 +146,7 @@ def held(specs: Sequence[SocketSpec]) -> Iterator[Held | None]:
     if not specs:
         yield None
         return
-    sockets = Held(specs)
+    sockets = Held(specs, slots)
     try:
         yield sockets
     finally:

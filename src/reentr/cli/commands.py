@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -107,6 +107,7 @@ app = typer.Typer(
     ),
 )
 def entr_mode(
+    ctx: typer.Context,
     utility: Annotated[
         list[str] | None,
         typer.Argument(help="The program to run and its arguments.",
@@ -168,19 +169,9 @@ def entr_mode(
         raise UsageError(f"{USAGE} (the files to watch go on standard input)")
     if not shell and build is None:
         # With --build the program may not exist until the build has made it.
-        _check_program(command[0])
+        check_program(command[0])
     # The options are checked before standard input is read: a bad one starts nothing.
-    config = _config(
-        command, WatchList(()), all_events=all_events, dir_watch=dir_watch, shell=shell,
-        restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
-        exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
-        signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
-        delay_run=delay_run,
-        ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
-        ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
-        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
-        no_loop_guard=no_loop_guard,
-    )
+    config = run_config(command, WatchList(()), RunOptions.of(ctx.params))
     watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
     config = dataclasses.replace(config, watch=watch)
     for warning in warnings:
@@ -193,61 +184,107 @@ def entr_mode(
     return _run(config, events)
 
 
-def _config(
-    command: tuple[str, ...], watch: WatchList | WatchTree, *, all_events: bool, dir_watch: int,
-    shell: bool, restart: bool, postpone: bool, clear: int, non_interactive: bool,
-    exit_on_exit: bool, build: str | None, on_busy: OnBusy, on_exit: OnExit,
-    signal_: str | None, stop_signal: str, stop_timeout: str, delay_run: str,
-    ready_port: str | None, ready_line: str | None, ready_url: str | None, ready_notify: bool,
-    ready_timeout: str, socket_: list[str] | None, handoff: bool, debounce: str, quiet: bool,
-    verbose: bool, notify: bool, no_loop_guard: bool,
-) -> Config:
-    """The `Config` of a run, from the options as given (both modes share most), checked."""
-    debounce_ms = round(parse_duration(debounce, "--debounce") * 1000)
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """The options of a run that entr mode, `watch` and each service of `up` share, by their
+    parameter names, as the command line (or a configuration file) gave them."""
+
+    all_events: bool = False
+    dir_watch: int = 0
+    shell: bool = False
+    restart: bool = False
+    postpone: bool = False
+    clear: int = 0
+    non_interactive: bool = False
+    exit_on_exit: bool = False
+    build: str | None = None
+    on_busy: OnBusy = OnBusy.RESTART
+    on_exit: OnExit = OnExit.WAIT
+    signal_: str | None = None
+    stop_signal: str = "SIGTERM"
+    stop_timeout: str = "5s"
+    delay_run: str = "0s"
+    ready_port: str | None = None
+    ready_line: str | None = None
+    ready_url: str | None = None
+    ready_notify: bool = False
+    ready_timeout: str = "30s"
+    socket_: tuple[str, ...] = ()
+    handoff: bool = False
+    debounce: str = f"{Config.debounce_ms}ms"
+    quiet: bool = False
+    verbose: bool = False
+    notify: bool = False
+    no_loop_guard: bool = False
+
+    @classmethod
+    def of(cls, params: dict[str, Any], **fixed: Any) -> RunOptions:
+        """The options among a command's parsed parameters (click has converted each to its
+        type); `fixed` overrides some (`watch` always runs again after a change in a run)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        given = {name: value for name, value in params.items() if name in names}
+        given["socket_"] = tuple(given.get("socket_") or ())
+        return cls(**{**given, **fixed})
+
+
+def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOptions) -> Config:
+    """The `Config` of a run, from the options as given, checked."""
+    debounce_ms = round(parse_duration(o.debounce, "--debounce") * 1000)
     if not 1 <= debounce_ms <= Config.gather_ms:
-        raise UsageError(f"--debounce: '{debounce}' is out of range; give 1ms to "
+        raise UsageError(f"--debounce: '{o.debounce}' is out of range; give 1ms to "
                          f"{Config.gather_ms}ms")
-    probe = _probe(ready_port, ready_line, ready_url, ready_notify, ready_timeout)
-    specs = tuple(parse_socket(text) for text in socket_ or ())
-    check_readiness(probe, specs, handoff, signal=signal_ is not None)
+    probe = _probe(o.ready_port, o.ready_line, o.ready_url, o.ready_notify, o.ready_timeout)
+    specs = tuple(parse_socket(text) for text in o.socket_)
+    check_readiness(probe, specs, o.handoff, signal=o.signal_ is not None)
     return Config(
-        command=command, watch=watch, all_events=all_events, dir_watch=dir_watch, shell=shell,
-        restart=restart or handoff, postpone=postpone, clear=clear,
-        interactive=not non_interactive, exit_on_exit=exit_on_exit, build=build,
-        on_busy=on_busy, on_exit=on_exit,
-        signal=parse_signal(signal_, "--signal") if signal_ is not None else None,
-        stop_signal=parse_signal(stop_signal, "--stop-signal"),
-        grace=parse_duration(stop_timeout, "--stop-timeout"),
-        delay_run=parse_duration(delay_run, "--delay-run"),
-        ready=probe, sockets=specs, handoff=handoff,
-        debounce_ms=debounce_ms, quiet=quiet, verbose=verbose, notify=notify,
-        loop_guard=not no_loop_guard,
+        command=command, watch=watch, all_events=o.all_events, dir_watch=o.dir_watch,
+        shell=o.shell, restart=o.restart or o.handoff, postpone=o.postpone, clear=o.clear,
+        interactive=not o.non_interactive, exit_on_exit=o.exit_on_exit, build=o.build,
+        on_busy=o.on_busy, on_exit=o.on_exit,
+        signal=parse_signal(o.signal_, "--signal") if o.signal_ is not None else None,
+        stop_signal=parse_signal(o.stop_signal, "--stop-signal"),
+        grace=parse_duration(o.stop_timeout, "--stop-timeout"),
+        delay_run=parse_duration(o.delay_run, "--delay-run"),
+        ready=probe, sockets=specs, handoff=o.handoff,
+        debounce_ms=debounce_ms, quiet=o.quiet, verbose=o.verbose, notify=o.notify,
+        loop_guard=not o.no_loop_guard,
     )
 
 
 def _run(config: Config, events: str | None) -> int:
     """Bind the `--socket` sockets, open the `--events` stream, then run."""
-    config = dataclasses.replace(config, unwatched=_own_files(config, events),
-                                 stdout_to_stderr=events == "-")
+    config = with_own_files(config, events)
     with contextlib.ExitStack() as stack:
         # First: the sockets take descriptors 3, 4, ... before anything else is opened.
         held = stack.enter_context(sockets.held(config.sockets))
-        stream = None
-        if events == "-":
-            stream = sys.stdout
-        elif events is not None:
-            try:
-                # Never through a symbolic link: one planted at the path would have reentr
-                # truncate whatever it points to.
-                fd = os.open(events, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-                stream = stack.enter_context(open(fd, "w", encoding="utf-8"))
-            except OSError as error:
-                if error.errno == errno.ELOOP:
-                    raise UsageError(f"--events: '{shown(events)}' is a symbolic link; give "
-                                     "the path of the file itself") from None
-                raise UsageError(f"--events: cannot write '{shown(events)}': "
-                                 f"{error.strerror}") from None
+        stream = open_events(stack, events)
         return runner.run(config, Reporter(config, events=stream), sockets=held)
+
+
+def with_own_files(config: Config, events: str | None) -> Config:
+    """`config` with what reentr itself writes left unwatched, and stdout kept for the event
+    stream when it goes there."""
+    return dataclasses.replace(config, unwatched=_own_files(config, events),
+                               stdout_to_stderr=events == "-")
+
+
+def open_events(stack: contextlib.ExitStack, events: str | None) -> TextIO | None:
+    """The `--events` stream, open for the length of `stack`."""
+    if events == "-":
+        return sys.stdout
+    if events is None:
+        return None
+    try:
+        # Never through a symbolic link: one planted at the path would have reentr truncate
+        # whatever it points to.
+        fd = os.open(events, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        return stack.enter_context(open(fd, "w", encoding="utf-8"))
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UsageError(f"--events: '{shown(events)}' is a symbolic link; give the path "
+                             "of the file itself") from None
+        raise UsageError(f"--events: cannot write '{shown(events)}': "
+                         f"{error.strerror}") from None
 
 
 @app.command(
@@ -328,19 +365,7 @@ def watch_mode(
     no_config: NoConfig = False,
     config_file: ConfigFile = None,
 ) -> int:
-    roots = []
-    for path in [*(paths or ()), *(watch or ())] or ["."]:
-        if not os.path.isdir(path):
-            kind = "a file" if os.path.exists(path) else "not found"
-            raise UsageError(f"cannot watch '{shown(path)}': {kind}; reentr watch takes "
-                             "directories (for single files use entr mode: ls FILE | reentr CMD)")
-        roots.append(Path(path).resolve())
-    tree = WatchTree(
-        tuple(roots), _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore,
-                               no_dot_ignore, no_default_ignore),
-        _exts(ext), tuple(glob or ()),
-        parse_duration(poll_interval, "--poll") if poll else None,
-    )
+    tree = watch_tree(ctx.params, Path.cwd())
     if list_:
         # The names exactly, as bytes: the list is for other programs (xargs, entr mode).
         for line in watched_files(tree):
@@ -354,20 +379,31 @@ def watch_mode(
         command = (" ".join(command),)
     elif build is None:
         # With --build the program may not exist until the build has made it.
-        _check_program(command[0])
+        check_program(command[0])
     # Unlike entr, a change made during a run is never dropped: the last save always runs.
-    config = _config(
-        command, tree, all_events=True, dir_watch=0, shell=shell,
-        restart=restart, postpone=postpone, clear=clear, non_interactive=non_interactive,
-        exit_on_exit=exit_on_exit, build=build, on_busy=on_busy, on_exit=on_exit,
-        signal_=signal_, stop_signal=stop_signal, stop_timeout=stop_timeout,
-        delay_run=delay_run,
-        ready_port=ready_port, ready_line=ready_line, ready_url=ready_url,
-        ready_notify=ready_notify, ready_timeout=ready_timeout, socket_=socket_,
-        handoff=handoff, debounce=debounce, quiet=quiet, verbose=verbose, notify=notify,
-        no_loop_guard=no_loop_guard,
-    )
+    config = run_config(command, tree, RunOptions.of(ctx.params, all_events=True))
     return _run(config, events)
+
+
+def watch_tree(params: dict[str, Any], base: Path) -> WatchTree:
+    """The trees of `reentr watch`'s parameters (PATH and -w, relative to `base`), with their
+    filters."""
+    roots = []
+    for path in [*(params["paths"] or ()), *(params["watch"] or ())] or ["."]:
+        full = base / path
+        if not full.is_dir():
+            kind = "a file" if full.exists() else "not found"
+            raise UsageError(f"cannot watch '{shown(path)}': {kind}; reentr watch takes "
+                             "directories (for single files use entr mode: ls FILE | reentr CMD)")
+        roots.append(full.resolve())
+    return WatchTree(
+        tuple(roots),
+        _sources(params["ignore"], params["no_gitignore"], params["no_git_exclude"],
+                 params["no_global_ignore"], params["no_dot_ignore"],
+                 params["no_default_ignore"]),
+        _exts(params["ext"]), tuple(params["glob"] or ()),
+        parse_duration(params["poll_interval"], "--poll") if params["poll"] else None,
+    )
 
 
 def watched_files(tree: WatchTree) -> list[str]:
@@ -501,7 +537,7 @@ def bench_mode(
                              "reentr bench --port 8000 --edit app.py -- python app.py")
         if not os.path.isfile(edit):
             raise UsageError(f"--edit: '{edit}' is not a file; give the source file to edit")
-        _check_program(argv[0])
+        check_program(argv[0])
     elif edit is not None:
         raise UsageError("--edit is for your own command; the built-in app edits its own file")
     from reentr import bench  # only here: it needs http.client, which costs startup time
@@ -548,7 +584,7 @@ def _probe(
     return parse_probe(*given[0], seconds) if given else None
 
 
-def _check_program(program: str) -> None:
+def check_program(program: str) -> None:
     """Refuse a utility that cannot be run, before anything starts."""
     if os.sep in program:
         if not (os.path.isfile(program) and os.access(program, os.X_OK)):

@@ -238,12 +238,12 @@ def _config_options(ctx: Any, param: Any, value: Any) -> Any:
         found = configfile.find(Path.cwd())
     ctx.meta[CONFIG_KEY] = str(found.path) if found else "none"
     if found is not None:
-        ctx.default_map = configfile.defaults(found, _config_kinds(ctx.command),
+        ctx.default_map = configfile.defaults(found, config_kinds(ctx.command),
                                               _all_keys(ctx.find_root().command))
     return value
 
 
-def _config_kinds(command: Any) -> dict[str, tuple[str, str]]:
+def config_kinds(command: Any) -> dict[str, tuple[str, str]]:
     """The configuration keys of a command: each option's long name (`stop-timeout`), or its
     parameter's name for an option with only a short flag (`-p`: `postpone`); `command` for
     the command to run, `paths` for `reentr watch`'s trees."""
@@ -279,7 +279,7 @@ _NOT_CONFIGURABLE = frozenset(("config_file", "no_config", "version", "help", "l
 def _all_keys(group: Any) -> set[str]:
     """Every configuration key of every command of `group` (the one `main` built)."""
     return {key for name in (ENTR_MODE, "watch", "explain")
-            for key in _config_kinds(group.commands[name])}
+            for key in config_kinds(group.commands[name])}
 
 
 NoConfig = Annotated[

@@ -14,7 +14,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from reentr.report import Reporter
 from reentr.watch.backend import RETRY_S, Notify, some_dirs, utf8
 from reentr.watch.listing import altered, entries
 from reentr.watch.poller import ADDED, DELETED, MODIFIED, Poller
-from reentr.watch.tree import Tree
+from reentr.watch.tree import Forest, Tree
 from reentr.watch.wakeup import Wakeup
 
 _FALLBACK_STEP_MS = 5
@@ -40,14 +40,24 @@ clock, which lags by up to a tick (4 ms at 250 Hz)."""
 
 
 @contextmanager
-def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None]:
-    """Watch `config.watch` while the block runs; the watch is in place when the block starts."""
+def watching(
+    config: Config, events: Queue, reporter: Reporter,
+    trees: Sequence[tuple[str, WatchTree]] = (),
+) -> Iterator[None]:
+    """Watch `config.watch` while the block runs, or, given `trees` (`reentr up`), each named
+    tree, with one watch for all, each batch sorted into a `FilesChanged` per tree that wants
+    some of it; the watch is in place when the block starts."""
     watch = config.watch
     tree = None
     listing: dict[Path, frozenset[str]] = {}
-    if isinstance(watch, WatchTree):
-        tree = Tree(watch)
-        notify = Notify(tree.watch_set(), watch.poll, reporter)
+    if trees or isinstance(watch, WatchTree):
+        named: list[tuple[str | None, WatchTree]] = list(trees)
+        if not named:
+            assert isinstance(watch, WatchTree)
+            named = [(None, watch)]
+        tree = Forest([(name, Tree(spec)) for name, spec in named])
+        polls = [spec.poll for _, spec in named if spec.poll is not None]
+        notify = Notify(tree.watch_set(), min(polls) if polls else None, reporter)
         reporter.watching_tree(len(tree.dirs), notify.interval)
         _say_unreadable(tree, reporter)
     else:
@@ -71,7 +81,7 @@ def watching(config: Config, events: Queue, reporter: Reporter) -> Iterator[None
 
 
 def _loop(
-    notify: Notify, config: Config, scope: Tree | dict[Path, frozenset[str]], events: Queue,
+    notify: Notify, config: Config, scope: Forest | dict[Path, frozenset[str]], events: Queue,
     wakeup: Wakeup,
 ) -> None:
     try:
@@ -83,13 +93,13 @@ def _loop(
 
 
 def _gather(
-    notify: Notify, config: Config, scope: Tree | dict[Path, frozenset[str]], events: Queue,
+    notify: Notify, config: Config, scope: Forest | dict[Path, frozenset[str]], events: Queue,
     wakeup: Wakeup,
 ) -> None:
     """Gather batches; `scope` is the tree (`reentr watch`) or `-d`'s directory listing."""
     stop = wakeup.stop
     woken = notify.interval is None and wakeup.arm()
-    tree = scope if isinstance(scope, Tree) else None
+    tree = scope if isinstance(scope, Forest) else None
     listing = scope if isinstance(scope, dict) else {}
     watch = config.watch
     listed = isinstance(watch, WatchList)
@@ -137,11 +147,12 @@ def _gather(
         if listing and altered(listing, config.dir_watch, stop):
             events.put(DirectoryAltered())
             continue
+        found: dict[str | None, list[str]]
         if listed:
-            paths = [p for p in {path for _, path in batch} if p in order]
+            found = {None: [p for p in {path for _, path in batch} if p in order]}
         else:
             assert tree is not None
-            paths, rewatch = tree.take(batch)
+            found, rewatch = tree.take(batch)
             while rewatch:
                 try:
                     gap = notify.replace(tree.watch_set())
@@ -152,20 +163,25 @@ def _gather(
                 # What was written into the new directories before their watch was in place.
                 more, rewatch = tree.rescan()
                 if gap:  # and anywhere while no watch was in place
-                    found, again = tree.take(_written_since(since_ns, watch, tree, reported))
-                    more, rewatch = [*more, *found], rewatch or again
-                paths = list(dict.fromkeys([*paths, *more]))
+                    written, again = tree.take(_written_since(since_ns, watch, tree, reported))
+                    more = {name: [*more[name], *written[name]] for name in more}
+                    rewatch = rewatch or again
+                found = {name: list(dict.fromkeys([*found[name], *more[name]]))
+                         for name in found}
             _say_unreadable(tree, notify.reporter)
-        paths = [p for p in paths if p not in config.unwatched]
-        if paths:
-            reported = _mtimes(paths)
-            stamped = _leading_edge_first(paths, reported, order, detected_ns)
-            events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
-                                    tuple(w for _, w in stamped)))
+        kept = {name: [p for p in paths if p not in config.unwatched]
+                for name, paths in found.items()}
+        kept = {name: paths for name, paths in kept.items() if paths}
+        if kept:
+            reported = _mtimes(list(dict.fromkeys(p for paths in kept.values() for p in paths)))
+            for name, paths in kept.items():
+                stamped = _leading_edge_first(paths, reported, order, detected_ns)
+                events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
+                                        tuple(w for _, w in stamped), scope=name))
             wakeup.mattered()  # after the event: it reads the machine's load
 
 
-def _say_unreadable(tree: Tree, reporter: Reporter) -> None:
+def _say_unreadable(tree: Forest, reporter: Reporter) -> None:
     found = tree.said_unreadable()
     if found:
         count = len(found)
@@ -212,7 +228,7 @@ def _mtimes(paths: list[str]) -> dict[str, int]:
 
 
 def _recover(
-    notify: Notify, name: str, since_ns: int, watch: WatchList | WatchTree, tree: Tree | None,
+    notify: Notify, name: str, since_ns: int, watch: WatchList | WatchTree, tree: Forest | None,
     *, reported: dict[str, int],
 ) -> set[tuple[int, str]]:
     """After RustNotify met a file name that is not UTF-8 (in any event, a mere read too): a
@@ -232,7 +248,7 @@ def _recover(
 
 
 def _written_since(
-    since_ns: int, watch: WatchList | WatchTree, tree: Tree | None, reported: dict[str, int],
+    since_ns: int, watch: WatchList | WatchTree, tree: Forest | None, reported: dict[str, int],
     name: str | None = None,
 ) -> set[tuple[int, str]]:
     """What changed since `since_ns`, as far as modification times tell (a deletion does not
@@ -241,12 +257,12 @@ def _written_since(
     since_ns -= _COARSE_NS
     batch = set()
     extra = [] if name is None else [name]
+    dirs = set() if tree is None else tree.dirs
     if isinstance(watch, WatchList):
         candidates = [*extra, *map(str, watch.files)]
     else:
-        assert tree is not None
         candidates = extra
-        for directory in sorted(tree.dirs):
+        for directory in sorted(dirs):
             if utf8(os.path.basename(directory)):
                 with contextlib.suppress(OSError):
                     candidates.extend(os.path.join(directory, n) for n in os.listdir(directory))
@@ -256,7 +272,7 @@ def _written_since(
         except OSError:
             continue
         if stat.S_ISDIR(st.st_mode):
-            if tree is not None and path not in tree.dirs:
+            if tree is not None and path not in dirs:
                 batch.add((ADDED, path))  # new: `take` watches it
         elif st.st_mtime_ns >= since_ns and reported.get(path) != st.st_mtime_ns:
             batch.add((MODIFIED, path))

@@ -135,3 +135,41 @@ class Tree:
                     self.fresh.add(str(found))
                     added = True
         return files, added
+
+
+class Forest:
+    """Several named trees under one watch (`reentr up`: a tree per service): the union of
+    their directories is watched, and each batch is sorted into the changes each tree wants.
+    The name of the tree of `reentr watch`, alone in its forest, is None."""
+
+    def __init__(self, trees: list[tuple[str | None, Tree]]):
+        self.trees = trees
+
+    @property
+    def dirs(self) -> set[str]:
+        return set().union(*(tree.dirs for _, tree in self.trees))
+
+    def watch_set(self) -> list[str]:
+        return sorted(set().union(*(tree.watch_set() for _, tree in self.trees)))
+
+    def said_unreadable(self) -> list[Path]:
+        return list(dict.fromkeys(d for _, tree in self.trees for d in tree.said_unreadable()))
+
+    def take(self, batch: set[tuple[int, str]]) -> tuple[dict[str | None, list[str]], bool]:
+        """Each tree's changed paths (in the forest's order), and whether the watches must
+        change (see `Tree.take`)."""
+        found: dict[str | None, list[str]] = {}
+        rewatch = False
+        for name, tree in self.trees:
+            found[name], again = tree.take(batch)
+            rewatch = rewatch or again
+        return found, rewatch
+
+    def rescan(self) -> tuple[dict[str | None, list[str]], bool]:
+        """`Tree.rescan` of each tree."""
+        found: dict[str | None, list[str]] = {}
+        added = False
+        for name, tree in self.trees:
+            found[name], again = tree.rescan()
+            added = added or again
+        return found, added
