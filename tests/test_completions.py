@@ -42,7 +42,8 @@ def _run(argv: list[str], cwd: Path) -> list[str]:
 
 
 CASES = [
-    ("reentr ", ["bench", "explain", "watch"]),
+    ("reentr ", ["bench", "explain", "restart", "up", "watch"]),
+    ("reentr up --ev", ["--events"]),
     ("reentr wa", ["watch"]),
     ("reentr watch --sto", ["--stop-signal", "--stop-timeout"]),
     ("reentr --ready-n", ["--ready-notify"]),

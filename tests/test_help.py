@@ -16,7 +16,8 @@ import pytest
 from helpers import REENTR
 
 GOLDEN = Path(__file__).parent / "golden"
-COMMANDS = {"reentr": [], "watch": ["watch"], "bench": ["bench"], "explain": ["explain"]}
+COMMANDS = {"reentr": [], "watch": ["watch"], "bench": ["bench"], "explain": ["explain"],
+            "up": ["up"], "restart": ["restart"]}
 
 
 def _reentr(args: list[str]) -> subprocess.CompletedProcess[str]:

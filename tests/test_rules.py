@@ -27,7 +27,7 @@ they import."""
 OS_MODULES = {"subprocess", "socket", "select", "fcntl", "termios", "threading", "shutil",
               "tempfile", "ctypes", "watchfiles"}
 OS_OWNERS = {"process", "watch", "signals", "terminal", "sockets", "ready", "runner", "bench",
-             "cli", "report", "sources", "sample_app"}
+             "cli", "report", "sources", "sample_app", "control"}
 
 
 def _modules() -> dict[str, ast.Module]:

@@ -5,6 +5,7 @@ options, whose values it supplies as defaults that the command line overrides.""
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -38,12 +39,131 @@ class Kind:
 class Found:
     path: Path
     table: Mapping[str, Any]
-    """`[tool.reentr]` of a pyproject.toml, or the whole of a reentr.toml."""
+    """`[tool.reentr]` of a pyproject.toml, or the whole of a reentr.toml (or one of their
+    `services` tables)."""
+    section: str = ""
+    """The table's name, when it is not the whole file: `services.api`."""
 
     @property
     def where(self) -> str:
-        return f"{self.path} [tool.reentr]" if self.path.name == "pyproject.toml" else str(
-            self.path)
+        section = self.section
+        if self.path.name == "pyproject.toml":
+            section = f"tool.reentr.{section}" if section else "tool.reentr"
+        return f"{self.path} [{section}]" if section else str(self.path)
+
+
+SERVICES = "services"
+"""The key of `reentr up`'s tables of services; the other commands skip it."""
+SERVICE_KEYS = ("depends-on", "cwd", "env")
+"""The keys of a service's table that are not options of `reentr watch`."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One `[services.NAME]` table of `reentr up`."""
+
+    name: str
+    options: Found
+    """Its own keys that are `reentr watch`'s options (the top level's come first)."""
+    depends_on: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+
+
+def services(found: Found) -> tuple[Found, list[Service]]:
+    """The top level's options (defaults for every service) and the services, each after
+    those it depends on, otherwise in the file's order.
+
+    Raises:
+        UsageError: one line naming the file, the table and what is wrong.
+    """
+    tables = found.table.get(SERVICES)
+    if not isinstance(tables, dict) or not tables:
+        raise UsageError(f"{found.where}: no services; add a table for each, such as "
+                         f"[{_section(found, 'api')}] with command = \"./api\"")
+    top = {k: v for k, v in found.table.items() if k not in (SERVICES, *SERVICE_KEYS)}
+    if "depends-on" in found.table:
+        raise UsageError(f"{found.where}: depends-on belongs in a service's table, such as "
+                         f"[{_section(found, 'api')}]")
+    base_env = _env(found, found.table.get("env", {}))
+    base_cwd = _cwd(found, found.table.get("cwd", "."))
+    listed: list[Service] = []
+    for name, table in tables.items():
+        section = f"{SERVICES}.{name}"
+        where = Found(found.path, {}, section).where
+        if not _NAME.fullmatch(name):
+            raise UsageError(f"{where}: a service's name is letters, digits, '-', '_' and '.'")
+        if not isinstance(table, dict):
+            raise UsageError(f"{where}: must be a table of options, such as command = ...")
+        own = Found(found.path, table, section)
+        depends = table.get("depends-on", [])
+        if isinstance(depends, str):
+            depends = [depends]
+        if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+            raise UsageError(f"{where}: depends-on must be a list of service names")
+        for other in depends:
+            if other not in tables:
+                raise UsageError(f"{where}: depends-on names '{other}', which is not a "
+                                 f"service; the services are: {', '.join(tables)}")
+        cwd = _cwd(own, table["cwd"]) if "cwd" in table else base_cwd
+        env = {**base_env, **_env(own, table.get("env", {}))}
+        options = {k: v for k, v in table.items() if k not in SERVICE_KEYS}
+        listed.append(Service(name, Found(found.path, options, section),
+                              tuple(dict.fromkeys(depends)), cwd, env))
+    return Found(found.path, top), _ordered(found, listed)
+
+
+def _section(found: Found, name: str) -> str:
+    return f"tool.reentr.services.{name}" if found.path.name == "pyproject.toml" else (
+        f"services.{name}")
+
+
+def _cwd(found: Found, value: Any) -> Path:
+    if not isinstance(value, str):
+        raise UsageError(f"{found.where}: cwd must be a string (a directory, relative to "
+                         f"{found.path.name}), not {_describe(value)}")
+    path = (found.path.parent / value).resolve()
+    if not path.is_dir():
+        raise UsageError(f"{found.where}: cwd '{value}' is not a directory")
+    return path
+
+
+def _env(found: Found, value: Any) -> dict[str, str]:
+    ok = isinstance(value, dict) and all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value.values())
+    if not ok:
+        raise UsageError(f"{found.where}: env must be a table of strings, such as "
+                         "env = { PORT = \"8001\" }")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _ordered(found: Found, listed: list[Service]) -> list[Service]:
+    """Each service after those it depends on, otherwise in the file's order.
+
+    Raises:
+        UsageError: the dependencies make a cycle.
+    """
+    by_name = {service.name: service for service in listed}
+    done: dict[str, Service] = {}
+    visiting: list[str] = []
+
+    def visit(service: Service) -> None:
+        if service.name in done:
+            return
+        if service.name in visiting:
+            cycle = [*visiting[visiting.index(service.name):], service.name]
+            raise UsageError(f"{found.where}: the services depend on each other in a cycle: "
+                             f"{' -> '.join(cycle)}; remove one of those depends-on")
+        visiting.append(service.name)
+        for other in service.depends_on:
+            visit(by_name[other])
+        visiting.pop()
+        done[service.name] = service
+
+    for service in listed:
+        visit(service)
+    return list(done.values())
 
 
 def find(start: Path) -> Found | None:
@@ -97,7 +217,8 @@ def defaults(
     for key, value in found.table.items():
         kind, name = kinds.get(key, ("", ""))
         if not kind:
-            if key in known:
+            if key in known or key == SERVICES or (
+                    key in SERVICE_KEYS and SERVICES in found.table):
                 continue
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

@@ -494,7 +494,7 @@ class _Loop:
             self.term.hand_over()  # before the child exists: it takes the terminal at once
         try:
             if sockets is not None:
-                argv = sockets.wrap(argv, env)
+                argv = sockets.wrap(argv, env, service.cwd)
             child = process.start(
                 role, argv, self.events, env, self.guardian,
                 to_stderr=role is Role.BUILD or config.stdout_to_stderr,

@@ -82,15 +82,20 @@ class Held:
             "LISTEN_FDNAMES": ":".join(spec.name.replace(":", "_") for spec in self.specs),
         }
 
-    def wrap(self, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
-        """`argv` run through the exec wrapper that sets `LISTEN_PID` to the target's PID.
+    def wrap(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None
+    ) -> list[str]:
+        """`argv` run through the exec wrapper that sets `LISTEN_PID` to the target's PID;
+        `cwd` is where it will run (a program named with a `/` is found from there).
 
         Raises:
             FileNotFoundError: the program is not there, as starting it directly would say.
         """
         program = argv[0]
+        if cwd is not None and os.sep in program:
+            program = os.path.join(cwd, program)
         if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
         return ["/bin/sh", "-c", SET_PID, "reentr", *argv]
 
     def close(self) -> None:

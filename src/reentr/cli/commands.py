@@ -261,10 +261,10 @@ def _run(config: Config, events: str | None) -> int:
         return runner.run(config, Reporter(config, events=stream), sockets=held)
 
 
-def with_own_files(config: Config, events: str | None) -> Config:
+def with_own_files(config: Config, events: str | None, cwd: str = ".") -> Config:
     """`config` with what reentr itself writes left unwatched, and stdout kept for the event
-    stream when it goes there."""
-    return dataclasses.replace(config, unwatched=_own_files(config, events),
+    stream when it goes there; `cwd` is where the command runs."""
+    return dataclasses.replace(config, unwatched=_own_files(config, events, cwd),
                                stdout_to_stderr=events == "-")
 
 
@@ -555,7 +555,7 @@ def bench_mode(
     return ExitStatus.OK
 
 
-def _own_files(config: Config, events: str | None) -> frozenset[str]:
+def _own_files(config: Config, events: str | None, cwd: str) -> frozenset[str]:
     """The files whose changes reentr never reacts to: those it writes itself, and, with
     `--build`, the program the build writes (a loop otherwise: build, write, change, build)."""
     own = {spec.path for spec in config.sockets if spec.path is not None}
@@ -563,7 +563,7 @@ def _own_files(config: Config, events: str | None) -> frozenset[str]:
         own.add(events)
     if config.build is not None and not config.shell:
         program = config.command[0]
-        found = program if os.sep in program else shutil.which(program)
+        found = os.path.join(cwd, program) if os.sep in program else shutil.which(program)
         if found is not None:
             own.add(found)
     # Both spellings: a watched tree's root is resolved, a listed file is not.

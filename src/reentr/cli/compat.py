@@ -32,7 +32,7 @@ ENTR_MODE = "entr-mode"
 """The hidden command that runs whenever the first word is not a subcommand."""
 
 
-SUBCOMMANDS = ("watch", "bench", "explain")
+SUBCOMMANDS = ("watch", "up", "restart", "bench", "explain")
 
 
 class Reentr(TyperGroup):

@@ -33,6 +33,8 @@ SECTIONS: dict[str, list[Section]] = {
             ("reentr watch", "watch trees, with git's ignores, and run a command after --"),
             ("reentr bench", "measure restarts of the sample app, or of your own"),
             ("reentr explain", "say whether a path is watched, and which rule decided"),
+            ("reentr up", "run the services of reentr.toml, each restarted alone"),
+            ("reentr restart", "restart one service of a running reentr up"),
             ("", "each has --help"),
         ]),
         ("Shell completion", [

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 
+from reentr.cli import up  # noqa: F401 (it adds `up` and `restart` to the app)
 from reentr.cli.commands import app
 from reentr.cli.compat import ENTR_MODE, ClickUsageError
 from reentr.cli.completion import install_classes

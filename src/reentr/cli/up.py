@@ -1,0 +1,207 @@
+"""`reentr up` and `reentr restart`: several services from one configuration file, each built,
+run and restarted alone, and a service restarted from another terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from reentr import configfile, control, runner, sockets
+from reentr.cli.commands import (
+    RunOptions,
+    app,
+    check_program,
+    open_events,
+    run_config,
+    watch_tree,
+    with_own_files,
+)
+from reentr.cli.compat import Command
+from reentr.cli.options import Events, NonInteractive, Quiet, Verbose, config_kinds
+from reentr.config import Config
+from reentr.errors import ExitStatus, ReentrError, UsageError
+from reentr.report import Reporter, use_colour
+
+_COLOURS = (36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94, 91)
+"""ANSI colours of the services' names, the first service's first: cyan, yellow, magenta..."""
+
+ConfigPath = Annotated[
+    str | None, typer.Option("--config", metavar="FILE", help="The configuration file (a "
+                             "reentr.toml, or a pyproject.toml's [tool.reentr]) instead of the "
+                             "nearest one from here up, e.g. dev/reentr.toml.",
+                             show_default=False)
+]
+
+
+@app.command(
+    "up",
+    cls=Command,
+    help=(
+        "Run the services of the nearest reentr.toml ([services.NAME] tables) or pyproject.toml "
+        "([tool.reentr.services.NAME]): each starts once those it depends on are ready, and "
+        "each is rebuilt and restarted alone when its files change. Naming services runs "
+        "those and what they depend on."
+    ),
+)
+def up_mode(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="The services to run, with those they depend on (default: all).",
+                       metavar="SERVICE", show_default=False),
+    ] = None,
+    events: Events = None,
+    non_interactive: NonInteractive = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    config_file: ConfigPath = None,
+) -> int:
+    found = _found(config_file)
+    top, services = configfile.services(found)
+    services = _chosen(found, services, names or [])
+    watch = ctx.find_root().command.commands["watch"]  # type: ignore[attr-defined]
+    kinds = config_kinds(watch)
+    known = set(kinds)
+    defaults = configfile.defaults(top, kinds, known)
+    configs = [_service_config(watch, service, {
+        **defaults, **configfile.defaults(service.options, kinds, known)})
+        for service in services]
+    _refuse_shared_sockets(found, services, configs)
+    width = max(len(service.name) for service in services)
+    colour = use_colour(sys.stdout) and use_colour(sys.stderr)
+    with contextlib.ExitStack() as stack:
+        # First: descriptors 3, 4, ... before anything else is opened (sockets.Slots).
+        most = max(len(config.sockets) for config in configs)
+        slots = sockets.Slots(most) if most else None
+        if slots is not None:
+            stack.callback(slots.close)
+        held = [stack.enter_context(sockets.held(config.sockets, slots)) for config in configs]
+        stream = open_events(stack, events)
+        listed = []
+        for number, (service, given, sock) in enumerate(
+                zip(services, configs, held, strict=True)):
+            own = with_own_files(given, events, str(service.cwd))
+            config = dataclasses.replace(own, quiet=quiet, verbose=verbose)
+            label = f"{service.name:<{width}} | "
+            if colour:
+                label = f"\x1b[{_COLOURS[number % len(_COLOURS)]}m{label}\x1b[0m"
+            listed.append(runner.Service(
+                config, Reporter(config, events=stream, service=service.name, label=label),
+                {**os.environ, **service.env}, sock, service.name, service.depends_on,
+                str(service.cwd), label.encode(),
+            ))
+        whole = dataclasses.replace(
+            configs[0], interactive=not non_interactive, quiet=quiet, verbose=verbose,
+            debounce_ms=min(config.debounce_ms for config in configs),
+            grace=max(config.grace for config in configs),
+            unwatched=frozenset().union(*(s.config.unwatched for s in listed)),
+        )
+        reporter = Reporter(whole, events=stream)
+        keys = "" if non_interactive else (
+            " (keys: space restarts all, r then a number restarts one, q quits)")
+        reporter.line("services: " + ", ".join(
+            f"{number} {service.name}" for number, service in enumerate(services, 1)) + keys)
+        serve = partial(control.serving, control.path_for(found.path),
+                        [service.name for service in services])
+        return runner.run_services(listed, whole, reporter, serve)
+
+
+@app.command(
+    "restart",
+    cls=Command,
+    help="Restart SERVICE in the reentr up that runs this project (found as reentr up finds "
+         "its configuration), from another terminal or a script.",
+)
+def restart_mode(
+    name: Annotated[str, typer.Argument(help="The service to restart.", metavar="SERVICE",
+                                        show_default=False)],
+    config_file: ConfigPath = None,
+) -> int:
+    found = _found(config_file)
+    control.ask(control.path_for(found.path), name)
+    return ExitStatus.OK
+
+
+def _found(config_file: str | None) -> configfile.Found:
+    if config_file is not None:
+        found = configfile.load(Path(config_file))
+        if found is None:
+            raise UsageError(f"--config: {config_file} has no [tool.reentr] table")
+        return found
+    found = configfile.find(Path.cwd())
+    if found is None:
+        raise UsageError("no reentr.toml (or pyproject.toml with [tool.reentr]) here or above; "
+                         "write one with a [services.NAME] table per service (see the README, "
+                         "Several services)")
+    return found
+
+
+def _chosen(
+    found: configfile.Found, services: list[configfile.Service], names: list[str]
+) -> list[configfile.Service]:
+    """The services named, with those they depend on, in the order they start."""
+    if not names:
+        return services
+    by_name = {service.name: service for service in services}
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in by_name:
+            raise UsageError(f"no service '{name}' in {found.where}; the services are: "
+                             f"{', '.join(by_name)}")
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(by_name[name].depends_on)
+    return [service for service in services if service.name in wanted]
+
+
+def _service_config(
+    watch: click.Command, service: configfile.Service, values: dict[str, Any]
+) -> Config:
+    """A service's `Config`, its keys read as `reentr watch` reads its options."""
+    where = service.options.where
+    command = tuple(values.pop("command", ()) or ())
+    if not command:
+        raise UsageError(f"{where}: no command; add command = \"...\", the program to run")
+    try:
+        # The parameters as `reentr watch` would have them, its defaults included.
+        params = watch.make_context("watch", ["--no-config"], default_map=values,
+                                    resilient_parsing=False).params
+    except click.ClickException as error:
+        raise UsageError(f"{where}: {error.format_message()}") from None
+    try:
+        tree = watch_tree(params, service.cwd)
+        options = RunOptions.of(params, all_events=True)
+        if options.shell:
+            command = (" ".join(command),)
+        elif options.build is None:
+            program = command[0]
+            check_program(str(service.cwd / program) if os.sep in program else program)
+        return run_config(command, tree, options)
+    except ReentrError as error:
+        raise UsageError(f"{where}: {error}") from None
+
+
+def _refuse_shared_sockets(
+    found: configfile.Found, services: list[configfile.Service], configs: list[Config]
+) -> None:
+    """Two services cannot hold one socket."""
+    owner: dict[str, str] = {}
+    for service, config in zip(services, configs, strict=True):
+        for spec in config.sockets:
+            where = spec.describe()
+            if where in owner:
+                raise UsageError(f"{found.where}: services '{owner[where]}' and "
+                                 f"'{service.name}' both hold the socket {where}; give each "
+                                 "service its own")
+            owner[where] = service.name
+

@@ -1,0 +1,399 @@
+"""`reentr up` end to end: a three-service project (a store, an api that calls the store, a web
+front that calls the api), each a real Python server on the socket reentr holds for it
+(tests/apps/service.py), each answering with its version, PID and name."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import (
+    APPS,
+    DEADLINE,
+    REENTR,
+    Hammer,
+    Reentr,
+    atomic_edit,
+    edit,
+    free_port,
+    http_get,
+    stays_false,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+NAMES = ("store", "api", "web")
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value)  # a JSON string or list of strings is a TOML one too
+
+
+def write_project(
+    root: Path, ports: dict[str, int], *, handoff: bool = False,
+    builds: dict[str, str] | None = None,
+) -> Path:
+    """The project, its reentr.toml holding one table per service:
+
+        root/
+            reentr.toml
+            shared/lib.txt        watched by store and api
+            store/ api/ web/      service.py and version.txt ("one") each
+    """
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / "lib.txt").write_text("lib\n")
+    lines = [
+        f"command = {_toml([sys.executable, 'service.py'])}",
+        "stop-timeout = \"5s\"",
+        "",
+    ]
+    upstream = {"api": "store", "web": "api"}
+    for name in NAMES:
+        (root / name).mkdir()
+        shutil.copy(APPS / "service.py", root / name / "service.py")
+        (root / name / "version.txt").write_text("one\n")
+        url = f"http://127.0.0.1:{ports[name]}/"
+        lines += [
+            f"[services.{name}]",
+            f"cwd = {_toml(name)}",
+            f"socket = [{ports[name]}]",
+            f"ready-url = {_toml(url)}",
+            "handoff = true" if handoff else "restart = true",
+        ]
+        if name != "web":
+            lines.append(f"paths = {_toml(['.', '../shared'])}")
+        if name in upstream:
+            above = upstream[name]
+            lines.append(f"depends-on = [{_toml(above)}]")
+            lines.append(f"env = {{ UPSTREAM = {_toml(f'http://127.0.0.1:{ports[above]}/')} }}")
+        if builds and name in builds:
+            lines.append(f"build = {_toml(builds[name])}")
+        lines.append("")
+    (root / "reentr.toml").write_text("\n".join(lines))
+    return root
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {name: free_port() for name in NAMES}
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Any:
+    """Start `reentr up ARGS` in a project; each is killed at teardown, its output shown."""
+    started: list[Reentr] = []
+
+    def start(args: list[str], root: Path, *, tty: bool = False) -> Reentr:
+        events = tmp_path / f"events-{len(started)}.jsonl"
+        proc = Reentr(["up", "--events", str(events), *args], "", cwd=root, tty=tty)
+        proc.events = events
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.close()
+        sys.stderr.write(f"--- reentr stdout\n{proc.out.text()}\n--- reentr stderr\n"
+                         f"{proc.err.text()}\n")
+
+
+def records(proc: Reentr) -> list[dict[str, Any]]:
+    assert proc.events is not None
+    if not proc.events.exists():
+        return []
+    return [json.loads(line) for line in proc.events.read_text().splitlines() if line]
+
+
+def all_ready(proc: Reentr) -> list[dict[str, Any]] | None:
+    """The events so far, once each of the three services has been ready once."""
+    seen = records(proc)
+    return seen if {r["service"] for r in seen if r["event"] == "ready"} == set(NAMES) else None
+
+
+def answer(port: int) -> list[tuple[str, str, str]]:
+    """What the service on `port` answers, split into (version, PID, name) per service along
+    the chain of calls; empty if nothing answers."""
+    body = http_get(port)
+    if body is None:
+        return []
+    return [tuple(hop.split()) for hop in body.split(" -> ")]  # type: ignore[misc]
+
+
+def pids(ports: dict[str, int], *names: str) -> dict[str, str]:
+    """The PID of each service named, once each answers."""
+    def pid(name: str) -> str | None:
+        hops = answer(ports[name])
+        return hops[0][1] if hops else None
+    return {name: wait_for(partial(pid, name), what=f"{name} to answer") for name in names}
+
+
+def serves(ports: dict[str, int], name: str, version: str, old_pid: str | None = None) -> str:
+    """Wait until `name` answers `version` from a process other than `old_pid`; its PID."""
+    def new() -> str | None:
+        hops = answer(ports[name])
+        if hops and hops[0][0] == version and hops[0][1] != old_pid:
+            return hops[0][1]
+        return None
+    return wait_for(new, what=f"{name} to serve {version}")
+
+
+def run_reentr(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`reentr ARGS` run to its end."""
+    return subprocess.run([*REENTR, *args], check=False, cwd=cwd, capture_output=True, text=True,
+                          timeout=DEADLINE, stdin=subprocess.DEVNULL)
+
+
+def gone(pid: str) -> bool:
+    return not alive(pid)
+
+
+def alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)  # signal 0: a check, nothing is sent
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_services_start_in_dependency_order_once_each_is_ready(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    proc = up(["-n"], root)
+    proc.err.expect(r"^reentr: services: 1 store, 2 api, 3 web$")
+    chain = wait_for(lambda: answer(ports["web"]), what="web to answer through api and store")
+    assert [hop[2] for hop in chain] == ["web", "api", "store"]
+    # Each starts only after what it depends on answered its readiness probe.
+    seen = wait_for(lambda: all_ready(proc), what="all three ready")
+    order = [(r["event"], r["service"]) for r in seen if r["event"] in ("start", "ready")]
+    assert order == [("start", "store"), ("ready", "store"), ("start", "api"), ("ready", "api"),
+                     ("start", "web"), ("ready", "web")]
+    # Output: every line behind its service's name, padded to a common width (no colour: not
+    # a terminal).
+    proc.out.expect(r"^store \| serving one$")
+    proc.out.expect(r"^api   \| serving one$")
+    proc.out.expect(r"^web   \| serving one$")
+
+
+def test_an_edit_restarts_only_its_service_and_a_shared_one_store_before_api(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    proc = up(["-n"], root)
+    before = pids(ports, *NAMES)
+    wait_for(lambda: all_ready(proc), what="all three ready")
+    edit(root / "api" / "version.txt", "two\n")
+    new_api = serves(ports, "api", "two", before["api"])
+    proc.err.expect(r"^api   \| reentr: restart #1 ")
+    assert pids(ports, "store", "web") == {"store": before["store"], "web": before["web"]}
+    assert not alive(before["api"])
+    # web calls the new api, which calls the same store.
+    assert [hop[:2] for hop in answer(ports["web"])] == [
+        ("one", before["web"]), ("two", new_api), ("one", before["store"])]
+
+    # A file both store and api watch: both restart, store first; web does not.
+    atomic_edit(root / "shared" / "lib.txt", "lib 2\n")
+    new_store = serves(ports, "store", "one", before["store"])
+    newest_api = serves(ports, "api", "two", new_api)
+    assert pids(ports, "web") == {"web": before["web"]}
+    starts = [r["service"] for r in records(proc) if r["event"] == "start"]
+    assert starts[3:] == ["api", "store", "api"]
+    # api is stopped only once the new store is ready: it never calls a store that is gone.
+    seen = [(r["event"], r["service"]) for r in records(proc)
+            if r["event"] == "ready" or (r["event"] == "signal" and r.get("stop"))]
+    assert seen[5:] == [("signal", "store"), ("ready", "store"), ("signal", "api"),
+                        ("ready", "api")]
+    assert [hop[:2] for hop in answer(ports["web"])] == [
+        ("one", before["web"]), ("two", newest_api), ("one", new_store)]
+
+
+def test_a_program_its_build_writes_is_found_from_its_cwd_and_is_no_change(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    # As `go build -o store .` then `./store`: the build writes the program into the watched
+    # tree, and the program is named from the service's directory, not from reentr's.
+    root = write_project(tmp_path / "project", ports)
+    launcher = f"#!/bin/sh\nexec {sys.executable} service.py\n"
+    (root / "launcher").write_text(launcher)
+    text = (root / "reentr.toml").read_text().replace(
+        "[services.store]\n",
+        "[services.store]\nbuild = \"cp ../launcher store && chmod +x store\"\n"
+        "command = \"./store\"\n")
+    (root / "reentr.toml").write_text(text)
+    proc = up(["-n", "store"], root)
+    first = pids(ports, "store")["store"]
+
+    def builds() -> int:
+        return sum(r["event"] == "spawned" and r["role"] == "build" for r in records(proc))
+
+    assert builds() == 1
+    stays_false(lambda: builds() > 1, 0.5, what="the build's own output to trigger a build")
+    edit(root / "store" / "version.txt", "two\n")
+    serves(ports, "store", "two", first)
+    assert builds() == 2
+    assert "rewritten by" not in proc.err.text()
+
+
+def test_with_handoff_clients_of_every_service_see_no_failure_over_ten_restarts_each(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports, handoff=True)
+    proc = up(["-n"], root)
+    pids(ports, *NAMES)
+    hammers = {name: Hammer(ports[name], interval=0.005) for name in NAMES}
+    try:
+        for version in range(2, 12):
+            for name in NAMES:
+                old = pids(ports, name)[name]
+                atomic_edit(root / name / "version.txt", f"v{version}\n")
+                serves(ports, name, f"v{version}", old)
+                wait_for(partial(gone, old), what=f"the old {name} to stop")
+    finally:
+        for hammer in hammers.values():
+            hammer.stop()
+    for name, hammer in hammers.items():
+        assert hammer.failures == [], f"{name}: {hammer.failures[:5]}"
+        assert hammer.served("v11") is not None
+        # web's answers went through api and store at every moment, and none failed.
+        assert len(hammer.answers) > 50
+    restarts = [r for r in records(proc) if r["event"] == "restart"]
+    assert {name: sum(r["service"] == name for r in restarts) for name in NAMES} == {
+        name: 10 for name in NAMES}
+
+
+def test_a_failed_build_leaves_that_service_and_the_others_serving(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    builds = {"api": "test ! -e broken || { echo 'api: broken'; exit 1; }"}
+    root = write_project(tmp_path / "project", ports, builds=builds)
+    proc = up(["-n"], root)
+    before = pids(ports, *NAMES)
+    (root / "api" / "broken").write_text("")
+    wait_for(lambda: any(r["event"] == "build_failed" and r["service"] == "api"
+                         for r in records(proc)), what="api's build to fail")
+    proc.err.expect(r"^api   \| api: broken$")
+    assert pids(ports, *NAMES) == before
+    assert [hop[2] for hop in answer(ports["web"])] == ["web", "api", "store"]
+    # Fixed: the api restarts, alone.
+    (root / "api" / "broken").unlink()
+    serves(ports, "api", "one", before["api"])
+    assert pids(ports, "store", "web") == {"store": before["store"], "web": before["web"]}
+
+
+def test_naming_a_service_runs_it_and_what_it_depends_on_only(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    proc = up(["-n", "api"], root)
+    proc.err.expect(r"^reentr: services: 1 store, 2 api$")
+    assert [hop[2] for hop in wait_for(lambda: answer(ports["api"]), what="api")] == [
+        "api", "store"]
+    assert {r["service"] for r in records(proc) if r["event"] == "start"} == {"store", "api"}
+    assert http_get(ports["web"], timeout=0.5) is None
+
+
+def test_reentr_restart_restarts_one_service_from_another_process(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    up(["-n"], root)
+    before = pids(ports, *NAMES)
+    asked = run_reentr(["restart", "api"], root / "web")
+    assert (asked.returncode, asked.stderr) == (0, "")
+    serves(ports, "api", "one", before["api"])
+    assert pids(ports, "store", "web") == {"store": before["store"], "web": before["web"]}
+    wrong = run_reentr(["restart", "nope"], root)
+    assert wrong.returncode == 1
+    assert wrong.stderr.count("\n") == 1
+    assert "nope" in wrong.stderr and "store, api, web" in wrong.stderr
+
+
+def test_reentr_restart_without_a_running_up_says_so(tmp_path: Path, ports: dict[str, int]) -> None:
+    root = write_project(tmp_path / "project", ports)
+    asked = run_reentr(["restart", "api"], root)
+    assert asked.returncode == 1
+    assert asked.stderr.count("\n") == 1
+    assert asked.stderr.startswith("reentr: ") and "reentr up" in asked.stderr
+
+
+def test_keys_restart_one_service_or_all(up: Any, tmp_path: Path, ports: dict[str, int]) -> None:
+    root = write_project(tmp_path / "project", ports)
+    proc = up([], root, tty=True)
+    proc.err.expect(r"r then a number restarts one")
+    before = pids(ports, *NAMES)
+    wait_for(lambda: all_ready(proc), what="all three ready")
+    proc.press("r")
+    proc.press("3")
+    serves(ports, "web", "one", before["web"])
+    assert pids(ports, "store", "api") == {"store": before["store"], "api": before["api"]}
+    proc.press(" ")
+    for name in NAMES:
+        serves(ports, name, "one", before[name])
+    proc.press("q")
+    assert proc.wait() == 0
+
+
+def test_ctrl_c_stops_dependents_first_and_leaves_no_process(
+    up: Any, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    proc = up(["-n"], root)
+    running = pids(ports, *NAMES)
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0  # and every child has closed reentr's stdout
+    assert not any(alive(pid) for pid in running.values())
+    exited = [r["service"] for r in records(proc) if r["event"] == "exited"]
+    assert exited == ["web", "api", "store"]
+
+
+BAD = {
+    "cycle": ("[services.a]\ncommand = \"true\"\ndepends-on = [\"b\"]\n"
+              "[services.b]\ncommand = \"true\"\ndepends-on = [\"a\"]\n", "cycle"),
+    "unknown service": ("[services.a]\ncommand = \"true\"\ndepends-on = [\"nope\"]\n",
+                        "'nope'"),
+    "unknown key": ("[services.a]\ncommand = \"true\"\nstop-timout = \"1s\"\n",
+                    "did you mean 'stop-timeout'"),
+    "shared socket": ("[services.a]\ncommand = \"true\"\nsocket = [\"{port}\"]\n"
+                      "[services.b]\ncommand = \"true\"\nsocket = [\"{port}\"]\n",
+                      "both hold the socket"),
+    "no services": ("command = \"true\"\n", "no services"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_config_is_one_line_and_starts_nothing(
+    tmp_path: Path, case: str, ports: dict[str, int]
+) -> None:
+    text, named = BAD[case]
+    (tmp_path / "reentr.toml").write_text(text.replace("{port}", str(ports["store"])))
+    done = run_reentr(["up", "-n"], tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("reentr: ") and "reentr.toml" in done.stderr
+    assert named in done.stderr
+
+
+def test_services_in_pyproject_toml(up: Any, tmp_path: Path, ports: dict[str, int]) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "store").mkdir()
+    shutil.copy(APPS / "service.py", root / "store" / "service.py")
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = \"demo\"\n\n"
+        "[tool.reentr.services.store]\n"
+        f"cwd = \"store\"\ncommand = {_toml([sys.executable, 'service.py'])}\n"
+        f"socket = [{ports['store']}]\nrestart = true\n")
+    proc = up(["-n"], root)
+    proc.err.expect(r"^reentr: services: 1 store$")
+    assert wait_for(lambda: answer(ports["store"]), what="store")[0][2] == "store"
