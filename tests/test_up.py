@@ -4,12 +4,14 @@ front that calls the api), each a real Python server on the socket reentr holds 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from helpers import (
 pytestmark = pytest.mark.timeout(120)
 
 NAMES = ("store", "api", "web")
+Up = Callable[..., Reentr]
+"""The `up` fixture: `up(ARGS, ROOT, tty=False)` starts `reentr up ARGS` in ROOT."""
 
 
 def _toml(value: object) -> str:
@@ -89,22 +93,18 @@ def ports() -> dict[str, int]:
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Any:
-    """Start `reentr up ARGS` in a project; each is killed at teardown, its output shown."""
-    started: list[Reentr] = []
+def up(reentr: Callable[..., Reentr], tmp_path: Path) -> Up:
+    """Start `reentr up ARGS` in a project, with its --events file; cleaned up as every
+    reentr the `reentr` fixture starts."""
+    numbers = itertools.count()
 
     def start(args: list[str], root: Path, *, tty: bool = False) -> Reentr:
-        events = tmp_path / f"events-{len(started)}.jsonl"
-        proc = Reentr(["up", "--events", str(events), *args], "", cwd=root, tty=tty)
+        events = tmp_path / f"events-{next(numbers)}.jsonl"
+        proc = reentr(["up", "--events", str(events), *args], "", cwd=root, tty=tty)
         proc.events = events
-        started.append(proc)
         return proc
 
-    yield start
-    for proc in started:
-        proc.close()
-        sys.stderr.write(f"--- reentr stdout\n{proc.out.text()}\n--- reentr stderr\n"
-                         f"{proc.err.text()}\n")
+    return start
 
 
 def records(proc: Reentr) -> list[dict[str, Any]]:
@@ -166,7 +166,7 @@ def alive(pid: str) -> bool:
 
 
 def test_services_start_in_dependency_order_once_each_is_ready(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports)
     proc = up(["-n"], root)
@@ -186,7 +186,7 @@ def test_services_start_in_dependency_order_once_each_is_ready(
 
 
 def test_an_edit_restarts_only_its_service_and_a_shared_one_store_before_api(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports)
     proc = up(["-n"], root)
@@ -218,7 +218,7 @@ def test_an_edit_restarts_only_its_service_and_a_shared_one_store_before_api(
 
 
 def test_a_program_its_build_writes_is_found_from_its_cwd_and_is_no_change(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     # As `go build -o store .` then `./store`: the build writes the program into the watched
     # tree, and the program is named from the service's directory, not from reentr's.
@@ -245,7 +245,7 @@ def test_a_program_its_build_writes_is_found_from_its_cwd_and_is_no_change(
 
 
 def test_with_handoff_clients_of_every_service_see_no_failure_over_ten_restarts_each(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports, handoff=True)
     proc = up(["-n"], root)
@@ -272,7 +272,7 @@ def test_with_handoff_clients_of_every_service_see_no_failure_over_ten_restarts_
 
 
 def test_a_failed_build_leaves_that_service_and_the_others_serving(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     builds = {"api": "test ! -e broken || { echo 'api: broken'; exit 1; }"}
     root = write_project(tmp_path / "project", ports, builds=builds)
@@ -291,7 +291,7 @@ def test_a_failed_build_leaves_that_service_and_the_others_serving(
 
 
 def test_naming_a_service_runs_it_and_what_it_depends_on_only(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports)
     proc = up(["-n", "api"], root)
@@ -303,7 +303,7 @@ def test_naming_a_service_runs_it_and_what_it_depends_on_only(
 
 
 def test_reentr_restart_restarts_one_service_from_another_process(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports)
     up(["-n"], root)
@@ -326,7 +326,7 @@ def test_reentr_restart_without_a_running_up_says_so(tmp_path: Path, ports: dict
     assert asked.stderr.startswith("reentr: ") and "reentr up" in asked.stderr
 
 
-def test_keys_restart_one_service_or_all(up: Any, tmp_path: Path, ports: dict[str, int]) -> None:
+def test_keys_restart_one_service_or_all(up: Up, tmp_path: Path, ports: dict[str, int]) -> None:
     root = write_project(tmp_path / "project", ports)
     proc = up([], root, tty=True)
     proc.err.expect(r"r then a number restarts one")
@@ -344,7 +344,7 @@ def test_keys_restart_one_service_or_all(up: Any, tmp_path: Path, ports: dict[st
 
 
 def test_ctrl_c_stops_dependents_first_and_leaves_no_process(
-    up: Any, tmp_path: Path, ports: dict[str, int]
+    up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports)
     proc = up(["-n"], root)
@@ -384,7 +384,7 @@ def test_a_bad_config_is_one_line_and_starts_nothing(
     assert named in done.stderr
 
 
-def test_services_in_pyproject_toml(up: Any, tmp_path: Path, ports: dict[str, int]) -> None:
+def test_services_in_pyproject_toml(up: Up, tmp_path: Path, ports: dict[str, int]) -> None:
     root = tmp_path / "project"
     root.mkdir()
     (root / "store").mkdir()
