@@ -356,6 +356,18 @@ def test_ctrl_c_stops_dependents_first_and_leaves_no_process(
     assert exited == ["web", "api", "store"]
 
 
+def test_a_sigkill_of_reentr_up_takes_every_service_with_it(
+    up: Up, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    proc = up(["-n"], root)
+    running = pids(ports, *NAMES)
+    proc.signal(signal.SIGKILL)
+    proc.wait()  # reentr is gone, and so is every holder of its stdout
+    wait_for(lambda: not any(alive(pid) for pid in running.values()),
+             what="every service to be gone (the guardian)")
+
+
 BAD = {
     "cycle": ("[services.a]\ncommand = \"true\"\ndepends-on = [\"b\"]\n"
               "[services.b]\ncommand = \"true\"\ndepends-on = [\"a\"]\n", "cycle"),
