@@ -10,7 +10,6 @@ user may connect: the directory is checked to be theirs and closed to everyone e
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import select
 import socket
@@ -33,6 +32,8 @@ def path_for(config: Path) -> Path:
     Raises:
         ReentrError: the runtime directory is not the user's alone.
     """
+    import hashlib  # only here: it loads OpenSSL, 5 MB that `reentr watch` does not need
+
     digest = hashlib.sha256(os.fsencode(config.resolve())).hexdigest()[:16]
     return _runtime_dir() / f"up-{digest}.sock"
 
