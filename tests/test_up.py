@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -242,6 +243,29 @@ def test_a_program_its_build_writes_is_found_from_its_cwd_and_is_no_change(
     serves(ports, "store", "two", first)
     assert builds() == 2
     assert "rewritten by" not in proc.err.text()
+
+
+def test_a_unix_socket_path_is_the_services_from_its_cwd(
+    up: Up, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    text = (root / "reentr.toml").read_text().replace(
+        f"socket = [{ports['store']}]", "socket = [\"unix:store.sock\"]")
+    (root / "reentr.toml").write_text(text.replace("ready-url", "ready-line = \"serving\"\n#"))
+    up(["-n", "store"], root)
+    path = root / "store" / "store.sock"
+
+    def unix_answer() -> str | None:
+        with socket.socket(socket.AF_UNIX) as conn:
+            try:
+                conn.connect(str(path))
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return conn.makefile("rb").read().decode().split("\r\n\r\n", 1)[1]
+            except OSError:
+                return None
+
+    assert wait_for(unix_answer, what="store on store/store.sock").split()[2] == "store"
+    assert not (root / "store.sock").exists()
 
 
 def test_with_handoff_clients_of_every_service_see_no_failure_over_ten_restarts_each(

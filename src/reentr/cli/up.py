@@ -186,9 +186,21 @@ def _service_config(
         elif options.build is None:
             program = command[0]
             check_program(str(service.cwd / program) if os.sep in program else program)
-        return run_config(command, tree, options)
+        config = run_config(command, tree, _from_cwd(options, service.cwd))
     except ReentrError as error:
         raise UsageError(f"{where}: {error}") from None
+    return config
+
+
+def _from_cwd(options: RunOptions, cwd: Path) -> RunOptions:
+    """A Unix socket's relative path is the service's, as its command's is: from its cwd."""
+    def based(text: str) -> str:
+        name, equals, address = (text.partition("=") if "=" in text.split(":", 1)[0]
+                                  else ("", "", text))  # as config.parse_socket reads it
+        if address.startswith("unix:") and not os.path.isabs(address[len("unix:"):]):
+            address = "unix:" + str(cwd / address[len("unix:"):])
+        return name + equals + address
+    return dataclasses.replace(options, socket_=tuple(based(text) for text in options.socket_))
 
 
 def _refuse_shared_sockets(
