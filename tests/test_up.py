@@ -360,9 +360,19 @@ def test_keys_restart_one_service_or_all(up: Up, tmp_path: Path, ports: dict[str
     proc.press("3")
     serves(ports, "web", "one", before["web"])
     assert pids(ports, "store", "api") == {"store": before["store"], "api": before["api"]}
+    wait_for(lambda: sum(r["event"] == "ready" for r in records(proc)) == 4,
+             what="web ready again")
+    current, count = pids(ports, *NAMES), len(records(proc))
     proc.press(" ")
     for name in NAMES:
-        serves(ports, name, "one", before[name])
+        serves(ports, name, "one", current[name])
+    wait_for(lambda: sum(r["event"] == "ready" for r in records(proc)) == 7,
+             what="all three ready again")
+    # In dependency order: each is stopped once the one it depends on serves again.
+    seen = [(r["event"], r["service"]) for r in records(proc)[count:]
+            if r["event"] == "ready" or (r["event"] == "signal" and r.get("stop"))]
+    assert seen == [("signal", "store"), ("ready", "store"), ("signal", "api"), ("ready", "api"),
+                    ("signal", "web"), ("ready", "web")]
     proc.press("q")
     assert proc.wait() == 0
 

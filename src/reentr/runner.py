@@ -218,8 +218,9 @@ class _Loop:
         """Each live child's service, by the child's pid."""
         self.exits_seen: set[int] = set()
         """The children whose leader's `ProcessExited` the loop has processed."""
-        self.deferred: list[FilesChanged] = []
-        """Changes for a service that waits for a service it depends on to restart first."""
+        self.deferred: list[FilesChanged | RestartAsked] = []
+        """Changes and restarts for a service that waits for a service it depends on to
+        restart first."""
         self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
         self.quitting: int | None = None
@@ -293,10 +294,10 @@ class _Loop:
                         self._quit(status, KeyPressed("q"))
                 if isinstance(routed, ProcessStarted | TargetReady):
                     self._served(unit, routed)
-            for change in [c for c in self.deferred
-                           if not self._after_restart_of(self.by_name[c.scope or ""])]:
-                self.deferred.remove(change)
-                self.events.put_next(change)
+            for waiting in [e for e in self.deferred if not self._after_restart_of(
+                    self.by_name[(e.scope if isinstance(e, FilesChanged) else e.service) or ""])]:
+                self.deferred.remove(waiting)
+                self.events.put_next(waiting)
             if self.stopping is not None:
                 self._stop_next()
             if all(unit.done for unit in self.units):
@@ -308,10 +309,10 @@ class _Loop:
         if not self.several:
             return [(self.units[0], event)]
         match event:
-            case FilesChanged(scope=name) if name in self.by_name and self._after_restart_of(
-                    self.by_name[name]):
-                # A change several services want restarts them in dependency order: this one
-                # once what it depends on serves again.
+            case FilesChanged(scope=name) | RestartAsked(service=name) if (
+                    name in self.by_name and self._after_restart_of(self.by_name[name])):
+                # A change several services want restarts them in dependency order, and so
+                # does space: this one once what it depends on serves again.
                 self.deferred.append(event)
             case FilesChanged(scope=name) | ProcessStartFailed(service=name) | Began(
                     service=name):
@@ -324,7 +325,8 @@ class _Loop:
                 return self._restart([self.by_name[name]])
             case KeyPressed(key=" "):
                 self.choosing = False
-                return self._restart(self.units)
+                for unit in self.units:  # in dependency order: each after those it needs
+                    self.events.put_next(RestartAsked(unit.service.name or ""))
             case KeyPressed(key="r"):
                 self.choosing = True
             case KeyPressed(key=key) if self.choosing and key.isdigit():
