@@ -150,6 +150,13 @@ def initial() -> State:
     return State()
 
 
+def restarting(state: State) -> bool:
+    """A restart is under way: a change waits, a build runs for it, or a start has not
+    served yet."""
+    clock = state.clock
+    return clock.pending is not None or clock.building is not None or bool(clock.starting)
+
+
 def step(
     config: Config, state: State, event: Event, now: int = 0
 ) -> tuple[State, list[Action]]:

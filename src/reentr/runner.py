@@ -54,6 +54,7 @@ from reentr.events import (
     TimerFired,
     WatcherFailed,
 )
+from reentr.graph import Graph
 from reentr.report import Reporter
 from reentr.sockets import Held
 from reentr.timing import Summary
@@ -182,6 +183,7 @@ class _Unit:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.name = service.name or ""
         self.config = service.config
         self.reporter = service.reporter
         self.state = policy.initial()
@@ -207,7 +209,8 @@ class _Loop:
         control: Callable[[Queue], AbstractContextManager[object]] | None = None,
     ):
         self.units = [_Unit(service) for service in services]
-        self.by_name = {unit.service.name: unit for unit in self.units}
+        self.by_name = {unit.name: unit for unit in self.units}
+        self.graph = Graph.of([(unit.name, unit.service.depends_on) for unit in self.units])
         self.config = config
         """The settings of the run as a whole: the watch's, the terminal's."""
         self.reporter = reporter
@@ -294,8 +297,8 @@ class _Loop:
                         self._quit(status, KeyPressed("q"))
                 if isinstance(routed, ProcessStarted | TargetReady):
                     self._served(unit, routed)
-            for waiting in [e for e in self.deferred if not self._after_restart_of(
-                    self.by_name[(e.scope if isinstance(e, FilesChanged) else e.service) or ""])]:
+            for waiting in [e for e in self.deferred if not self._waits(
+                    (e.scope if isinstance(e, FilesChanged) else e.service) or "")]:
                 self.deferred.remove(waiting)
                 self.events.put_next(waiting)
             if self.stopping is not None:
@@ -310,7 +313,7 @@ class _Loop:
             return [(self.units[0], event)]
         match event:
             case FilesChanged(scope=name) | RestartAsked(service=name) if (
-                    name in self.by_name and self._after_restart_of(self.by_name[name])):
+                    name in self.by_name and self._waits(name)):
                 # A change several services want restarts them in dependency order, and so
                 # does space: this one once what it depends on serves again.
                 self.deferred.append(event)
@@ -345,21 +348,10 @@ class _Loop:
                 return [(unit, event) for unit in self.units]
         return []
 
-    def _after_restart_of(self, unit: _Unit) -> bool:
-        """Whether a service `unit` depends on, directly or not, is restarting."""
-        todo, seen = list(unit.service.depends_on), set()
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            other = self.by_name[name]
-            clock = other.state.clock
-            if not other.done and (clock.pending is not None or clock.building is not None
-                                   or bool(clock.starting)):
-                return True
-            todo.extend(other.service.depends_on)
-        return False
+    def _waits(self, name: str) -> bool:
+        """Whether a change for `name` waits for a service it depends on to serve again."""
+        return self.graph.waits(name, {unit.name for unit in self.units
+                                       if not unit.done and policy.restarting(unit.state)})
 
     def _restart(self, units: list[_Unit]) -> list[tuple[_Unit, Event]]:
         return [(unit, KeyPressed(" ")) for unit in units
@@ -372,28 +364,29 @@ class _Loop:
         self.stopping = event
 
     def _stop_next(self) -> None:
+        """Tell `self.stopping` to each service whose dependents are gone, until none is."""
         assert self.stopping is not None
-        for unit in self.units:
-            if unit.told_to_stop:
-                continue
-            name = unit.service.name
-            if any(not other.done and name in other.service.depends_on
-                   for other in self.units):
-                continue
-            unit.told_to_stop = True
-            if not unit.done and self._step(unit, self.stopping) is not None:
-                unit.done = True
-                self._stop_next()
+        while names := self.graph.stoppable(
+                {unit.name for unit in self.units if unit.told_to_stop},
+                {unit.name for unit in self.units if unit.done}):
+            ended = False
+            for name in names:
+                unit = self.by_name[name]
+                unit.told_to_stop = True
+                if not unit.done and self._step(unit, self.stopping) is not None:
+                    unit.done = ended = True
+            if not ended:
                 return
 
     def _begin(self) -> None:
         """Start each service whose dependencies are ready (all, for a single run)."""
-        for unit in self.units:
-            if unit.began or unit.told_to_stop:
-                continue
-            if all(self.by_name[name].ready for name in unit.service.depends_on):
-                unit.began = True
-                self.events.put_next(Began(unit.service.name))
+        for name in self.graph.startable(
+                {unit.name for unit in self.units if unit.began},
+                {unit.name for unit in self.units if unit.ready},
+                {unit.name for unit in self.units if unit.told_to_stop}):
+            unit = self.by_name[name]
+            unit.began = True
+            self.events.put_next(Began(unit.service.name))
 
     def _served(self, unit: _Unit, event: ProcessStarted | TargetReady) -> None:
         """A service's target is ready (started, without a probe): those that wait for it may
