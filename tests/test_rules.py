@@ -56,6 +56,15 @@ def test_one_module_owns_each_resource(what: str, owner: list[str]) -> None:
     assert doing == owner, f"only {owner} may {what}"
 
 
+def test_nothing_imports_click_by_name() -> None:
+    # typer 0.29 vendors click: a plain install of reentr has no `click` to import (it is
+    # there in a dev install only because uvicorn needs it). compat.py takes click's classes
+    # from whichever click typer uses.
+    named = sorted(name for name, tree in _modules().items()
+                   if any(imported.split(".")[0] == "click" for imported in _imports(tree)))
+    assert named == []
+
+
 def _imports(tree: ast.Module) -> set[str]:
     """The modules `tree` imports: stdlib roots, and reentr's own by their first name."""
     found: set[str] = set()

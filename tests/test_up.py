@@ -413,6 +413,8 @@ BAD = {
                       "[services.b]\ncommand = \"true\"\nsocket = [\"{port}\"]\n",
                       "both hold the socket"),
     "no services": ("command = \"true\"\n", "no services"),
+    "bad value": ("[services.a]\ncommand = \"true\"\non-busy = \"never\"\n",
+                  "[services.a]: Invalid value for '--on-busy': 'never'"),
 }
 
 

@@ -1,6 +1,6 @@
 """Every use of a typer or click internal, each with the reason it exists: the default
 command (entr mode), typer's value coercion without pydantic, help sections, usage lines,
-and click's error class."""
+click's error classes, and a subcommand's parser run on a table of values (`reentr up`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from reentr.cli import helptext
+from reentr.errors import UsageError
 
 # typer 0.29 vendors click privately, earlier versions use click itself: take the exception
 # classes from whichever click typer uses, rather than importing either by name.
@@ -23,6 +24,27 @@ _click_errors = sys.modules[typer.BadParameter.__module__]
 
 
 ClickUsageError: type[Exception] = _click_errors.UsageError
+ClickException: type[Exception] = _click_errors.ClickException
+
+
+def subcommand(ctx: typer.Context, name: str) -> Any:
+    """The root group's command `name`: click keeps a group's commands in `commands`."""
+    return ctx.find_root().command.commands[name]  # type: ignore[attr-defined]
+
+
+def parse_defaults(command: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters `command` would have with `values` as its defaults (a service's table
+    in `reentr up`), each checked and converted by the command's own parser, as on its
+    command line. A click internal: `make_context` with a `default_map`, without a config file.
+
+    Raises:
+        UsageError: a value the option refuses, with click's message.
+    """
+    try:
+        context = command.make_context(command.name, ["--no-config"], default_map=values)
+    except ClickException as error:
+        raise UsageError(error.format_message()) from None  # type: ignore[attr-defined]
+    return dict(context.params)
 
 
 USAGE = "usage: reentr [-acdnprsz] [OPTIONS] UTILITY [ARGUMENT [/_] ...] < filenames"

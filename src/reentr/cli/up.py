@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from reentr import configfile, control, runner, sockets
@@ -24,7 +23,7 @@ from reentr.cli.commands import (
     watch_tree,
     with_own_files,
 )
-from reentr.cli.compat import Command
+from reentr.cli.compat import Command, parse_defaults, subcommand
 from reentr.cli.options import Events, NonInteractive, Quiet, Verbose, config_kinds
 from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
@@ -67,7 +66,7 @@ def up_mode(
     found = _found(config_file)
     top, services = configfile.services(found)
     services = _chosen(found, services, names or [])
-    watch = ctx.find_root().command.commands["watch"]  # type: ignore[attr-defined]
+    watch = subcommand(ctx, "watch")
     kinds = config_kinds(watch)
     known = set(kinds)
     defaults = configfile.defaults(top, kinds, known)
@@ -165,7 +164,7 @@ def _chosen(
 
 
 def _service_config(
-    watch: click.Command, service: configfile.Service, values: dict[str, Any]
+    watch: Any, service: configfile.Service, values: dict[str, Any]
 ) -> Config:
     """A service's `Config`, its keys read as `reentr watch` reads its options."""
     where = service.options.where
@@ -174,11 +173,7 @@ def _service_config(
         raise UsageError(f"{where}: no command; add command = \"...\", the program to run")
     try:
         # The parameters as `reentr watch` would have them, its defaults included.
-        params = watch.make_context("watch", ["--no-config"], default_map=values,
-                                    resilient_parsing=False).params
-    except click.ClickException as error:
-        raise UsageError(f"{where}: {error.format_message()}") from None
-    try:
+        params = parse_defaults(watch, values)
         tree = watch_tree(params, service.cwd)
         options = RunOptions.of(params, all_events=True)
         if options.shell:
