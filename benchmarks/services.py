@@ -30,7 +30,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Observer, free_port, http_body, idle_cpu, reentr_command, stop, wait
+from common import (
+    Observer,
+    compile_reentr,
+    free_port,
+    http_body,
+    idle_cpu,
+    reentr_command,
+    stop,
+    wait,
+)
 
 from reentr.timing import percentile
 
@@ -205,6 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
     runs = parser.parse_args().runs
+    compile_reentr()  # its start-up as installed (see common.py)
     with tempfile.TemporaryDirectory(prefix="reentr-services-") as tmp:
         work = Path(tmp)
         chain = [one_run(work, f"chain-{n}", CHAIN, edits=False) for n in range(runs)]
