@@ -179,6 +179,19 @@ def find(start: Path) -> Found | None:
     return None
 
 
+def given(path: str) -> Found:
+    """The configuration `--config PATH` names.
+
+    Raises:
+        UsageError: it cannot be read, is not TOML, or is a pyproject.toml without
+            `[tool.reentr]`.
+    """
+    found = load(Path(path))
+    if found is None:
+        raise UsageError(f"--config: {path} has no [tool.reentr] table")
+    return found
+
+
 def load(path: Path) -> Found | None:
     """Read `path`; None for a pyproject.toml without `[tool.reentr]`.
 

@@ -181,8 +181,7 @@ class Reporter:
                     "the next change builds again"
                 )
                 if self._config.notify:
-                    notify("reentr: build failed",
-                                   describe_status(note.status or 0))
+                    notify("reentr: build failed", describe_status(note.status or 0))
             case Note.CHANGED:
                 if self._config.verbose:
                     self.line(f"changed: {_some_paths(note.paths)}{note.detail}")

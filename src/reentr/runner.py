@@ -187,7 +187,6 @@ class _Unit:
         self.config = service.config
         self.reporter = service.reporter
         self.state = policy.initial()
-        self.children: dict[int, process.Child] = {}
         self.waiters: dict[int, ready.Waiter] = {}
         self.summary = Summary()
         self.notifier: ready.Notifier | None = None
@@ -217,11 +216,11 @@ class _Loop:
         self.control = control
         self.several = len(services) > 1 or services[0].name is not None
         self.events = EventQueue()
-        self.owner: dict[int, _Unit] = {}
-        """Each live child's service, by the child's pid."""
+        self.children: dict[int, tuple[_Unit, process.Child]] = {}
+        """Each live child, with the service it belongs to, by its pid."""
         self.exits_seen: set[int] = set()
         """The children whose leader's `ProcessExited` the loop has processed."""
-        self.deferred: list[FilesChanged | RestartAsked] = []
+        self.deferred: list[tuple[str, FilesChanged | RestartAsked]] = []
         """Changes and restarts for a service that waits for a service it depends on to
         restart first."""
         self.term: terminal.Terminal | None = None
@@ -258,7 +257,7 @@ class _Loop:
             finally:
                 # Reached with children only when something went wrong (policy exits only
                 # once every group is gone): never leave one behind.
-                for pid in list(self.owner):
+                for pid in list(self.children):
                     process.signal_group(pid, signal.SIGKILL)
         raise AssertionError("unreachable")  # pragma: no cover (ExitStack swallows nothing)
 
@@ -297,10 +296,9 @@ class _Loop:
                         self._quit(status, KeyPressed("q"))
                 if isinstance(routed, ProcessStarted | TargetReady):
                     self._served(unit, routed)
-            for waiting in [e for e in self.deferred if not self._waits(
-                    (e.scope if isinstance(e, FilesChanged) else e.service) or "")]:
-                self.deferred.remove(waiting)
-                self.events.put_next(waiting)
+            for name, deferred in [d for d in self.deferred if not self._waits(d[0])]:
+                self.deferred.remove((name, deferred))
+                self.events.put_next(deferred)
             if self.stopping is not None:
                 self._stop_next()
             if all(unit.done for unit in self.units):
@@ -316,14 +314,14 @@ class _Loop:
                     name in self.by_name and self._waits(name)):
                 # A change several services want restarts them in dependency order, and so
                 # does space: this one once what it depends on serves again.
-                self.deferred.append(event)
+                self.deferred.append((name, event))
             case FilesChanged(scope=name) | ProcessStartFailed(service=name) | Began(
                     service=name):
                 return [(self.by_name[name], event)] if name in self.by_name else []
             case (ProcessStarted(pid=pid) | ProcessExited(pid=pid) | GroupEmptied(pid=pid)
                   | TargetReady(pid=pid) | ReadyTimedOut(pid=pid) | TimerFired(pid=pid)):
-                unit = self.owner.get(pid)
-                return [] if unit is None else [(unit, event)]
+                owner = self.children.get(pid)
+                return [] if owner is None else [(owner[0], event)]
             case RestartAsked(service=name) if name in self.by_name:
                 return self._restart([self.by_name[name]])
             case KeyPressed(key=" "):
@@ -404,8 +402,7 @@ class _Loop:
         if isinstance(event, GroupEmptied):
             # Before the actions: an Exit among them must not leave a gone group here,
             # where the cleanup below would signal a process group id that may be reused.
-            unit.children.pop(event.pid, None)
-            self.owner.pop(event.pid, None)
+            self.children.pop(event.pid, None)
             self.exits_seen.discard(event.pid)
         self._record_event(unit, event)
         for action in actions:
@@ -503,8 +500,7 @@ class _Loop:
                 self.term.take_back()  # it may have taken the terminal before its exec failed
             return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}",
                                       service.name)
-        unit.children[child.pid] = child
-        self.owner[child.pid] = unit
+        self.children[child.pid] = (unit, child)
         if tty is not None and self.term is not None:
             self.term.holder = child.pid
         if waiter is not None:
@@ -550,25 +546,25 @@ class _Loop:
         term = self.term
         if term is not None:
             term.keys_off()
-        for pid in self.owner:
+        for pid in self.children:
             process.signal_group(pid, signal.SIGSTOP)
         process.suspend_self()
         if term is not None:
             term.give_again()
-        for pid in self.owner:
+        for pid in self.children:
             process.signal_group(pid, signal.SIGCONT)
         if term is not None and term.holder is None:
             term.keys_on()
 
     def _exit_in_flight(self) -> bool:
         """Whether a child's leader has exited but its `ProcessExited` is not processed yet."""
-        return any(pid not in self.exits_seen and process.leader_exited(unit.children[pid])
-                   for pid, unit in self.owner.items())
+        return any(pid not in self.exits_seen and process.leader_exited(child)
+                   for pid, (_, child) in self.children.items())
 
     def _stop_strays(self, *, wait: bool) -> None:
         """Stop the processes that left their group and outlived the run they belong to."""
         for _ in range(5 if wait else 1):  # on the way out, those they leave behind too
-            found = process.strays(set(self.owner))
+            found = process.strays(set(self.children))
             if not found:
                 return
             self.reporter.strays(found)

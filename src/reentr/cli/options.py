@@ -230,12 +230,7 @@ def _config_options(ctx: Any, param: Any, value: Any) -> Any:
         if value is not None:
             raise UsageError("give --config PATH or --no-config, not both")
         return value
-    if value is not None:
-        found = configfile.load(Path(value))
-        if found is None:
-            raise UsageError(f"--config: {value} has no [tool.reentr] table")
-    else:
-        found = configfile.find(Path.cwd())
+    found = configfile.given(value) if value is not None else configfile.find(Path.cwd())
     ctx.meta[CONFIG_KEY] = str(found.path) if found else "none"
     if found is not None:
         ctx.default_map = configfile.defaults(found, config_kinds(ctx.command),

@@ -27,6 +27,7 @@ from reentr.cli.compat import Command, parse_defaults, subcommand
 from reentr.cli.options import Events, NonInteractive, Quiet, Verbose, config_kinds
 from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
+from reentr.graph import Graph
 from reentr.report import Reporter, use_colour
 
 _COLOURS = (36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94, 91)
@@ -131,10 +132,7 @@ def restart_mode(
 
 def _found(config_file: str | None) -> configfile.Found:
     if config_file is not None:
-        found = configfile.load(Path(config_file))
-        if found is None:
-            raise UsageError(f"--config: {config_file} has no [tool.reentr] table")
-        return found
+        return configfile.given(config_file)
     found = configfile.find(Path.cwd())
     if found is None:
         raise UsageError("no reentr.toml (or pyproject.toml with [tool.reentr]) here or above; "
@@ -149,17 +147,13 @@ def _chosen(
     """The services named, with those they depend on, in the order they start."""
     if not names:
         return services
-    by_name = {service.name: service for service in services}
-    wanted: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name not in by_name:
+    known = [service.name for service in services]
+    for name in names:
+        if name not in known:
             raise UsageError(f"no service '{name}' in {found.where}; the services are: "
-                             f"{', '.join(by_name)}")
-        if name not in wanted:
-            wanted.add(name)
-            todo.extend(by_name[name].depends_on)
+                             f"{', '.join(known)}")
+    graph = Graph.of([(service.name, service.depends_on) for service in services])
+    wanted = set(names).union(*(graph.upstream(name) for name in names))
     return [service for service in services if service.name in wanted]
 
 
