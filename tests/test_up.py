@@ -342,6 +342,22 @@ def test_reentr_restart_restarts_one_service_from_another_process(
     assert "nope" in wrong.stderr and "store, api, web" in wrong.stderr
 
 
+def test_a_second_up_of_the_same_project_is_one_line_before_anything(
+    up: Up, tmp_path: Path, ports: dict[str, int]
+) -> None:
+    root = write_project(tmp_path / "project", ports)
+    up(["-n"], root)
+    before = pids(ports, *NAMES)
+    second = run_reentr(["up", "-n"], root / "api")
+    # Refused before its sockets (their ports are the first one's: that would be another
+    # error) and before its first line.
+    assert second.returncode == 1
+    assert second.stdout == ""
+    assert second.stderr.count("\n") == 1
+    assert "another reentr up is already running" in second.stderr
+    assert pids(ports, *NAMES) == before
+
+
 def test_reentr_restart_without_a_running_up_says_so(tmp_path: Path, ports: dict[str, int]) -> None:
     root = write_project(tmp_path / "project", ports)
     asked = run_reentr(["restart", "api"], root)

@@ -55,9 +55,10 @@ def _runtime_dir() -> Path:
 
 
 @contextmanager
-def serving(path: Path, names: list[str], events: Queue) -> Iterator[None]:
-    """Listen on `path` while the block runs; each `restart NAME` line becomes a
-    `RestartAsked` event, answered `ok` or with what is wrong.
+def claimed(path: Path) -> Iterator[socket.socket]:
+    """The listening socket at `path`, bound before anything else of a `reentr up` starts, so
+    that a second `reentr up` of the same configuration is refused before it binds a port or
+    prints a line; removed when the block ends.
 
     Raises:
         ReentrError: another `reentr up` already runs this configuration.
@@ -71,6 +72,18 @@ def serving(path: Path, names: list[str], events: Queue) -> Iterator[None]:
     except OSError as error:
         server.close()
         raise ReentrError(f"cannot listen on {path}: {error.strerror}") from None
+    try:
+        yield server
+    finally:
+        server.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+@contextmanager
+def serving(server: socket.socket, names: list[str], events: Queue) -> Iterator[None]:
+    """Answer on `server` (see `claimed`) while the block runs; each `restart NAME` line
+    becomes a `RestartAsked` event, answered `ok` or with what is wrong."""
     wake_r, wake_w = os.pipe()
     thread = start_thread(_serve, server, wake_r, names, events, name="reentr-control")
     try:
@@ -79,9 +92,6 @@ def serving(path: Path, names: list[str], events: Queue) -> Iterator[None]:
         os.write(wake_w, b"\0")
         thread.join(timeout=2.0)
         os.close(wake_w)
-        server.close()
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _clear_stale(path: Path) -> None:

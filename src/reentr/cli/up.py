@@ -83,6 +83,9 @@ def up_mode(
         slots = sockets.Slots(most) if most else None
         if slots is not None:
             stack.callback(slots.close)
+        # Then the control socket: a second `reentr up` of this file stops here, with nothing
+        # bound or printed.
+        server = stack.enter_context(control.claimed(control.path_for(found.path)))
         held = [stack.enter_context(sockets.held(config.sockets, slots)) for config in configs]
         stream = open_events(stack, events)
         listed = []
@@ -109,8 +112,7 @@ def up_mode(
             " (keys: space restarts all, r then a number restarts one, q quits)")
         reporter.line("services: " + ", ".join(
             f"{number} {service.name}" for number, service in enumerate(services, 1)) + keys)
-        serve = partial(control.serving, control.path_for(found.path),
-                        [service.name for service in services])
+        serve = partial(control.serving, server, [service.name for service in services])
         return runner.run_services(listed, whole, reporter, serve)
 
 
