@@ -330,11 +330,15 @@ def test_reentr_restart_restarts_one_service_from_another_process(
     up: Up, tmp_path: Path, ports: dict[str, int]
 ) -> None:
     root = write_project(tmp_path / "project", ports)
-    up(["-n"], root)
+    proc = up(["-n"], root)
     before = pids(ports, *NAMES)
     asked = run_reentr(["restart", "api"], root / "web")
     assert (asked.returncode, asked.stderr) == (0, "")
     serves(ports, "api", "one", before["api"])
+    restart = wait_for(lambda: next((r for r in records(proc) if r["event"] == "restart"), None),
+                       what="api's restart event")
+    assert (restart["service"], restart["trigger"], restart["asked"]) == (
+        "api", None, "reentr restart")
     assert pids(ports, "store", "web") == {"store": before["store"], "web": before["web"]}
     wrong = run_reentr(["restart", "nope"], root)
     assert wrong.returncode == 1
@@ -389,6 +393,12 @@ def test_keys_restart_one_service_or_all(up: Up, tmp_path: Path, ports: dict[str
             if r["event"] == "ready" or (r["event"] == "signal" and r.get("stop"))]
     assert seen == [("signal", "store"), ("ready", "store"), ("signal", "api"), ("ready", "api"),
                     ("signal", "web"), ("ready", "web")]
+    # Each restart says that a key asked for it, in its event and on its line.
+    restarts = wait_for(lambda: [r for r in records(proc) if r["event"] == "restart"] if sum(
+        r["event"] == "restart" for r in records(proc)) == 4 else None, what="four restarts")
+    assert [(r["service"], r["trigger"], r["asked"]) for r in restarts] == [
+        ("web", None, "key"), ("store", None, "key"), ("api", None, "key"), ("web", None, "key")]
+    proc.err.expect(r"web +\| reentr: restart #2 ready in \d+ ms \([^)]*\), asked by key")
     proc.press("q")
     assert proc.wait() == 0
 

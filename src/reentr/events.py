@@ -164,9 +164,10 @@ class WatcherFailed:
 @dataclass(frozen=True)
 class RestartAsked:
     """`reentr restart NAME`, from another terminal, asked the running `reentr up` to restart
-    a service."""
+    a service; or space did, for each service in dependency order (`by_key`)."""
 
     service: str
+    by_key: bool = False
 
 
 class Queue(Protocol):

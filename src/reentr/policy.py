@@ -35,6 +35,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    RestartAsked,
     Role,
     Say,
     SetTimer,
@@ -185,7 +186,7 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
             out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
             return _changed(config, s, paths, out)
-        case KeyPressed(key=" "):
+        case KeyPressed(key=" ") | RestartAsked():
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
             if _runs_to_completion(config) and s.target.busy:
                 return s

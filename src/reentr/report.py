@@ -68,7 +68,7 @@ class Reporter:
         """The line after each restart, and its `restart` event."""
         stages = timeline.stages_ms()
         total = timeline.total_ms()
-        self.event("restart", number=number, trigger=timeline.trigger,
+        self.event("restart", number=number, trigger=timeline.trigger, asked=timeline.asked,
                    total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()},
                    builds=timeline.builds, cancelled_builds=timeline.cancelled,
                    superseded=timeline.superseded)
@@ -95,7 +95,8 @@ class Reporter:
         if timeline.superseded:
             # Starts replaced by this one before they were ready: no restarts of their own.
             note += f"; {timeline.superseded} superseded"
-        where = f" {_relative(timeline.trigger)}" if timeline.trigger else ""
+        where = (f" {_relative(timeline.trigger)}" if timeline.trigger
+                 else f", asked by {timeline.asked}" if timeline.asked else "")
         self.line(f"{what} #{number} {done} in {round(total)} ms ({', '.join(parts)}{note})"
                   f"{where}")
         if config.notify:

@@ -37,6 +37,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    RestartAsked,
     Restarted,
     Role,
     Say,
@@ -134,7 +135,9 @@ def _action(
             if isinstance(event, FilesChanged):
                 change = Timeline(event.written()[0], event.detected_ns, event.paths[0])
             else:
-                change = Timeline(now, now)
+                asked = ("reentr restart" if isinstance(event, RestartAsked) and not event.by_key
+                         else "key")
+                change = Timeline(now, now, asked=asked)
             if c.pending is not None:  # a stop already on its way serves the newer change too
                 change = dataclasses.replace(change, stop_sent=c.pending.stop_sent,
                                              old_exited=c.pending.old_exited)

@@ -323,18 +323,18 @@ class _Loop:
                 owner = self.children.get(pid)
                 return [] if owner is None else [(owner[0], event)]
             case RestartAsked(service=name) if name in self.by_name:
-                return self._restart([self.by_name[name]])
+                return self._restart([self.by_name[name]], event)
             case KeyPressed(key=" "):
                 self.choosing = False
                 for unit in self.units:  # in dependency order: each after those it needs
-                    self.events.put_next(RestartAsked(unit.service.name or ""))
+                    self.events.put_next(RestartAsked(unit.service.name or "", by_key=True))
             case KeyPressed(key="r"):
                 self.choosing = True
             case KeyPressed(key=key) if self.choosing and key.isdigit():
                 self.choosing = False
                 number = int(key)
                 if 1 <= number <= len(self.units):
-                    return self._restart([self.units[number - 1]])
+                    return self._restart([self.units[number - 1]], KeyPressed(" "))
             case KeyPressed(key="q"):
                 self._quit(ExitStatus.OK, event)
             case SignalReceived(signum=signum):
@@ -351,9 +351,9 @@ class _Loop:
         return self.graph.waits(name, {unit.name for unit in self.units
                                        if not unit.done and policy.restarting(unit.state)})
 
-    def _restart(self, units: list[_Unit]) -> list[tuple[_Unit, Event]]:
-        return [(unit, KeyPressed(" ")) for unit in units
-                if unit.began and not unit.told_to_stop]
+    def _restart(self, units: list[_Unit], asked: Event) -> list[tuple[_Unit, Event]]:
+        """`asked` (a key, or `RestartAsked` from `reentr restart`) for each unit that runs."""
+        return [(unit, asked) for unit in units if unit.began and not unit.told_to_stop]
 
     def _quit(self, status: int, event: Event) -> None:
         """End the run with `status`: each service is told `event` (Ctrl-C, `q`) once every

@@ -30,6 +30,10 @@ class Timeline:
     edit: int
     detected: int
     trigger: str | None = None
+    """The changed file that started it; None when it was asked for (`asked`)."""
+    asked: str | None = None
+    """Who asked for a restart that no change started: `key` (space, `r` and a number, `rs`),
+    or `reentr restart`."""
     build_started: int | None = None
     """When the build whose result is started started (when the change was seen, if it
     replaced a build that had to be stopped first)."""
