@@ -36,6 +36,7 @@ def test_each_restart_is_reported_by_stage_and_summarised(reentr: Start, project
     proc.err.expect(r"2 restarts, in ms:\s+p50\s+p95\s+max")
     for stage in ("detect", "build", "stop", "spawn", "ready", "other", "total"):
         proc.err.expect(rf"^reentr:   {stage}\s+\d+\s+\d+\s+\d+$")
+    assert proc.err.count(r"^reentr:   wait ") == 0  # a stage of `reentr up` only
 
     records = [json.loads(line) for line in events.read_text().splitlines()]
     names = [r["event"] for r in records]
@@ -48,7 +49,7 @@ def test_each_restart_is_reported_by_stage_and_summarised(reentr: Start, project
         assert record["trigger"] == str(project / "a.txt")
         assert set(record) >= {"time", "total_ms", "detect_ms", "build_ms", "stop_ms",
                                "spawn_ms", "ready_ms", "other_ms", "builds", "cancelled_builds"}
-        stages = ("detect", "build", "stop", "spawn", "ready", "other")
+        stages = ("detect", "wait", "build", "stop", "spawn", "ready", "other")
         assert sum(record[f"{s}_ms"] for s in stages) == pytest.approx(record["total_ms"],
                                                                      abs=0.01)
         assert 0 < record["detect_ms"] <= record["total_ms"]

@@ -63,7 +63,7 @@ def test_a_change_while_the_new_program_starts_gives_two_restarts_each_with_its_
         assert restart["build_ms"] >= 1450, restart  # each has its own build, none is 0
         assert restart["ready_ms"] >= 450, restart
         assert abs(restart["total_ms"] - sum(restart[f"{s}_ms"] for s in (
-            "detect", "build", "stop", "spawn", "ready", "other"))) < 0.01
+            "detect", "wait", "build", "stop", "spawn", "ready", "other"))) < 0.01
     proc.signal(signal.SIGINT)
     assert proc.wait() == 0
     assert _count(proc, "ready") == 3 and _count(proc, "restart") == 2

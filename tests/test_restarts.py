@@ -85,8 +85,8 @@ def test_a_plain_restart_is_timed_from_the_edit_to_ready() -> None:
     done, _ = play(BASE, [*FIRST, (1000, change(1000)), *ended(T, 10, 1010),
                           *spawned(T, 11, 1012), *served(11, 1100)])
     assert len(done) == 1
-    assert stages(done[0]) == {"detect": 2, "build": 0, "stop": 10, "spawn": 2, "ready": 88,
-                               "other": 0}
+    assert stages(done[0]) == {"detect": 2, "wait": 0, "build": 0, "stop": 10, "spawn": 2,
+                               "ready": 88, "other": 0}
     assert done[0].total_ms() == 102
 
 
@@ -148,8 +148,8 @@ def test_a_cancelled_build_is_counted_in_the_build_of_the_newest_change() -> Non
     assert (restart.builds, restart.cancelled) == (2, 1)
     assert restart.edit == 1398 * MS  # the program holds the newest change
     # The stop of the cancelled build is building: from the change's detection on.
-    assert stages(restart) == {"detect": 2, "build": 500, "stop": 5, "spawn": 1, "ready": 44,
-                               "other": 0}
+    assert stages(restart) == {"detect": 2, "wait": 0, "build": 500, "stop": 5, "spawn": 1,
+                               "ready": 44, "other": 0}
 
 
 def test_queued_changes_during_a_build_are_two_restarts() -> None:

@@ -216,6 +216,16 @@ def test_an_edit_restarts_only_its_service_and_a_shared_one_store_before_api(
                         ("ready", "api")]
     assert [hop[:2] for hop in answer(ports["web"])] == [
         ("one", before["web"]), ("two", newest_api), ("one", new_store)]
+    # api's restart counts that wait as a stage of its own, as long as store's restart took
+    # from the change on, and shows it on its line.
+    restarts = wait_for(lambda: [r for r in records(proc) if r["event"] == "restart"][1:] or None,
+                        what="the shared edit's restarts")
+    wait_for(lambda: len(restarts) == 2 or None, what="two restarts")
+    store, api = sorted(restarts, key=lambda r: NAMES.index(r["service"]))
+    assert store["wait_ms"] == 0
+    store_span = store["total_ms"] - store["detect_ms"]  # from the change seen to store ready
+    assert store_span - 1 <= api["wait_ms"] <= store_span + 5
+    proc.err.expect(r"api   \| reentr: restart #2 ready in \d+ ms \(detect \d+, wait \d+, ")
 
 
 def test_a_program_its_build_writes_is_found_from_its_cwd_and_is_no_change(

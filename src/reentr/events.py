@@ -72,6 +72,9 @@ class FilesChanged:
     `detected_ns`); `detected_ns` for each when not given."""
     scope: str | None = None
     """The service whose tree wants these paths (`reentr up`); None for a single run."""
+    released_ns: int | None = None
+    """`reentr up`: when the change was let through to its service, after waiting for the
+    services it depends on to restart for it first; None when it did not wait."""
 
     def written(self) -> tuple[int, ...]:
         return self.written_ns or (self.detected_ns,) * len(self.paths)

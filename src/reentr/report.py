@@ -74,17 +74,19 @@ class Reporter:
                    superseded=timeline.superseded)
         config = self._config
         what = self._what()
-        shown: tuple[str, ...] = ("detect", "build", "stop", "spawn", "ready")
+        shown: tuple[str, ...] = ("detect", "wait", "build", "stop", "spawn", "ready")
         done, note = "ready", ""
         if config.signal is not None:
-            done, shown = f"signalled ({config.signal.name})", ("detect", "build")
+            done, shown = f"signalled ({config.signal.name})", ("detect", "wait", "build")
         elif config.ready is None:
             done, shown, note = "spawned", shown[:-1], "; no readiness probe"
         elif config.handoff:
             # The old target is stopped after the new one is ready: not part of the restart.
-            shown = ("detect", "build", "spawn", "ready")
+            shown = ("detect", "wait", "build", "spawn", "ready")
         whole = _whole_ms({stage: stages[stage] for stage in (*shown, "other")}, total)
         other = whole.pop("other")
+        # `wait` (for a dependency's restart, under `reentr up`) only when there was one.
+        shown = tuple(stage for stage in shown if stage != "wait" or whole[stage])
         parts = [f"{stage} {whole[stage]}" for stage in shown]
         if timeline.builds > 1:
             index = shown.index("build")

@@ -133,7 +133,8 @@ def _action(
     match action:
         case Triggered():
             if isinstance(event, FilesChanged):
-                change = Timeline(event.written()[0], event.detected_ns, event.paths[0])
+                change = Timeline(event.written()[0], event.detected_ns, event.paths[0],
+                                  taken=event.released_ns)
             else:
                 asked = ("reentr restart" if isinstance(event, RestartAsked) and not event.by_key
                          else "key")

@@ -8,6 +8,7 @@ reapers) and every signal handler only puts events on that queue.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import os
@@ -298,7 +299,9 @@ class _Loop:
                     self._served(unit, routed)
             for name, deferred in [d for d in self.deferred if not self._waits(d[0])]:
                 self.deferred.remove((name, deferred))
-                self.events.put_next(deferred)
+                self.events.put_next(dataclasses.replace(
+                    deferred, released_ns=time.monotonic_ns()) if isinstance(
+                        deferred, FilesChanged) else deferred)
             if self.stopping is not None:
                 self._stop_next()
             if all(unit.done for unit in self.units):

@@ -1,10 +1,12 @@
 """The one definition of restart latency: a timeline of monotonic stamps, its stages, and
 the summary statistics over a session.
 
-A restart is `edit -> detected -> (build started -> build done) -> (stop sent -> old exited)
--> start -> spawned -> ready`. `edit` is the triggering file's modification time moved onto the
-monotonic clock, so the watcher's own delay counts. Without a readiness probe, `ready` is
-`spawned`. With `--signal`, the restart is complete when the signal is sent.
+A restart is `edit -> detected -> (taken up) -> (build started -> build done) -> (stop sent ->
+old exited) -> start -> spawned -> ready`. `edit` is the triggering file's modification time
+moved onto the monotonic clock, so the watcher's own delay counts. A change is taken up as soon
+as it is seen, unless its service waits for those it depends on to restart for it first
+(`reentr up`): that is `wait`. Without a readiness probe, `ready` is `spawned`. With
+`--signal`, the restart is complete when the signal is sent.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-STAGES = ("detect", "build", "stop", "spawn", "ready", "other")
+STAGES = ("detect", "wait", "build", "stop", "spawn", "ready", "other")
 """`other` is the time of the restart that is in none of the stages before it (the short gaps
 between them), so the stages always add up to the total."""
 
@@ -45,6 +47,9 @@ class Timeline:
     """How many of them were stopped by a newer change."""
     superseded: int = 0
     """Starts of the target replaced by this one before they were ready."""
+    taken: int | None = None
+    """`reentr up`: when the change was let through to its service, once the services it
+    depends on served again after restarting for the same change; None when it did not wait."""
     stop_sent: int | None = None
     old_exited: int | None = None
     start: int | None = None
@@ -55,9 +60,10 @@ class Timeline:
         """Each stage's duration in milliseconds; a stage that did not happen is 0. A stage
         that began before the change was seen (a stop sent for an older change) counts from
         when it was seen: nothing before the change is part of its restart."""
-        seen = self.detected
+        seen = max(self.detected, self.taken or 0)
         stages = {
             "detect": _ms(self.edit, self.detected),
+            "wait": _ms(self.detected, self.taken),
             "build": _ms(_after(self.build_started, seen), self.build_done),
             "stop": _ms(_after(self.stop_sent, seen), self.old_exited),
             "spawn": _ms(_after(self.start, seen), self.spawned),
@@ -101,6 +107,7 @@ class Summary:
         return [
             (stage, percentile(values, 50), percentile(values, 95), max(values, default=0.0))
             for stage, values in columns.items()
+            if stage != "wait" or any(values)  # a wait only happens under `reentr up`
         ]
 
 
