@@ -35,6 +35,8 @@ def _shell(shell: str) -> str:
 
 
 def _run(argv: list[str], cwd: Path) -> list[str]:
+    """The lines a shell prints, run in `cwd` with PROJECT as its reentr.toml."""
+    (cwd / "reentr.toml").write_text(PROJECT)
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30,
                           env={**os.environ, "PATH": PATH}, check=False)
     assert done.returncode == 0, done.stderr
@@ -54,7 +56,24 @@ CASES = [
     ("reentr watch --signal hu", ["hup"]),
     ("reentr --signal HU", ["HUP"]),
     ("reentr bench --j", ["--json"]),
+    # The services of the project's reentr.toml (PROJECT), less those already named.
+    ("reentr up ", ["api", "store", "web"]),
+    ("reentr up store ", ["api", "web"]),
+    ("reentr restart w", ["web"]),
 ]
+
+PROJECT = """
+[services.store]
+command = "./store --port 8001"
+
+[services.api]
+command = ["./api", "--store", "http://127.0.0.1:8001"]
+depends-on = ["store"]
+
+[services.web]
+command = "python3 web.py"
+"""
+"""The reentr.toml of the directory each completion runs in."""
 
 
 @pytest.mark.parametrize(("line", "expected"), CASES)
@@ -146,6 +165,7 @@ DESCRIBED = [
                                     "build tools' temporary files (*-go-tmp-umask)."),
     ("reentr --conf", "Read the options' defaults from FILE (a reentr.toml, or a "
                       "pyproject.toml's [tool.reentr]) instead of the nearest one from here up"),
+    ("reentr restart a", "./api --store http://127.0.0.1:8001"),
 ]
 
 
@@ -158,7 +178,9 @@ def test_zsh_and_fish_show_descriptions_intact(
     out = _run([fish, "--no-config", "-c",
                 f"source {COMPLETIONS / 'reentr.fish'}; complete -C '{line}'"], tmp_path)
     assert len(out) == 1 and description in out[0]
-    said = _zsh(tmp_path, line).replace("\\:", ":").replace("\n", " ")
+    # A colon reaches _arguments as `\\:`, which its own unquoting makes the `\:` it reads as
+    # a colon of the description (a real zsh lists `api -- ./api --store http://...`).
+    said = _zsh(tmp_path, line).replace("\\\\:", ":").replace("\n", " ")
     assert description in said
 
 

@@ -10,12 +10,15 @@ it so that zsh loses every apostrophe; the classes here write them as the shells
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from reentr import configfile
 from reentr.config import signal_names
+from reentr.errors import ReentrError
 
 COMPLETION_FILES = {"bash": "reentr.bash", "zsh": "_reentr", "fish": "reentr.fish"}
 """The scripts in `completions/`, by shell: what `reentr --show-completion` prints there."""
@@ -39,6 +42,26 @@ def complete_signal(incomplete: str) -> list[str]:
         found += [name[3:] for name in names if name[3:].startswith(upper) and upper]
     lower = incomplete != upper and incomplete == incomplete.lower()
     return [name.lower() for name in found] if lower else found
+
+
+def complete_service(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """The services of the configuration `reentr up` would run (the one `--config` names, if
+    given), each with its command as its description, less those already on the line; none
+    where there is no configuration or it is not valid."""
+    path = ctx.params.get("config_file")
+    try:
+        found = configfile.given(path) if path else configfile.find(Path.cwd())
+        services = configfile.services(found)[1] if found is not None else []
+    except ReentrError:
+        return []
+    named = set(ctx.params.get("names") or ())
+    return [(service.name, _command_of(service)) for service in services
+            if service.name.startswith(incomplete) and service.name not in named]
+
+
+def _command_of(service: configfile.Service) -> str:
+    command = service.options.table.get("command", "")
+    return shlex.join(map(str, command)) if isinstance(command, list) else str(command)
 
 
 def _one_line(text: str) -> str:

@@ -24,6 +24,7 @@ from reentr.cli.commands import (
     with_own_files,
 )
 from reentr.cli.compat import Command, parse_defaults, subcommand
+from reentr.cli.completion import complete_service
 from reentr.cli.options import Events, NonInteractive, Quiet, Verbose, config_kinds
 from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
@@ -56,7 +57,8 @@ def up_mode(
     names: Annotated[
         list[str] | None,
         typer.Argument(help="The services to run, with those they depend on (default: all).",
-                       metavar="SERVICE", show_default=False),
+                       metavar="SERVICE", show_default=False,
+                       autocompletion=complete_service),
     ] = None,
     events: Events = None,
     non_interactive: NonInteractive = False,
@@ -124,7 +126,7 @@ def up_mode(
 )
 def restart_mode(
     name: Annotated[str, typer.Argument(help="The service to restart.", metavar="SERVICE",
-                                        show_default=False)],
+                                        show_default=False, autocompletion=complete_service)],
     config_file: ConfigPath = None,
 ) -> int:
     found = _found(config_file)
