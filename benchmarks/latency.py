@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -235,7 +236,13 @@ class ServerWatch:
     def restart(self, i: int) -> None:
         before = time.monotonic_ns()
         save(self.watched, str(i + 1), atomic=i % 2 == 1)
-        self.pid = wait_for(lambda old=self.pid: (p := get_pid(self.port)) != old and p, 10.0)
+        old = self.pid
+
+        def new_pid() -> object:
+            pid = get_pid(self.port)
+            return pid != old and pid
+
+        self.pid = wait_for(new_pid, 10.0)
         self.latencies.append((time.monotonic_ns() - before) / 1e6)
 
     def result(self) -> dict[str, object]:
@@ -257,7 +264,7 @@ def server_latency(work: Path, debounce: int, runs: int) -> tuple[dict[str, obje
     with contextlib.ExitStack() as stack:
         for side in sides:
             stack.enter_context(started(side.argv, side.stdin, side.folder))
-            side.pid = wait_for(lambda port=side.port: get_pid(port), 10.0)
+            side.pid = wait_for(functools.partial(get_pid, side.port), 10.0)
         for i in range(runs):
             for side in sides if i % 2 == 0 else sides[::-1]:
                 side.restart(i)

@@ -176,7 +176,8 @@ class Reentr:
             if not events.exists():
                 return False
             lines = events.read_text().splitlines()
-            return sum(json.loads(x)["event"] == "exited" for x in lines if x) >= wanted
+            count: int = sum(json.loads(x)["event"] == "exited" for x in lines if x)
+            return count >= wanted
 
         wait_for(exits, what=f"exit #{wanted} of the utility")
 

@@ -18,12 +18,12 @@ import pytest
 
 from helpers import APPS, Hammer, Reentr, edit, free_port, stays_false, wait_for
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240)]
 
 Start = Callable[..., Reentr]
 GO = shutil.which("go")
 if GO is None and os.environ.get("CI") != "true":
-    pytestmark = [pytestmark, pytest.mark.skip(reason="go is not installed (CI installs "
+    pytestmark = [*pytestmark, pytest.mark.skip(reason="go is not installed (CI installs "
                                                       "Debian's golang-go)")]
 
 SERVER = APPS / "server.go"

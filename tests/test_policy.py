@@ -308,7 +308,7 @@ def test_a_timeline_begins_only_for_an_accepted_change(
 
 
 HANDOFF = cfg(restart=True, handoff=True)
-SERVING = [Began(), ProcessStarted(T, 10, 0)]
+SERVING: list[Event] = [Began(), ProcessStarted(T, 10, 0)]
 """The first target, pid 10, serves."""
 
 

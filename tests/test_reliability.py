@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,10 @@ def _alive(pid: int) -> bool:
     return process_state(pid) not in ("", "Z", "X")
 
 
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="a child subreaper is a Linux feature")
 @pytest.mark.timeout(60)
 def test_a_process_that_leaves_its_group_is_stopped_at_each_restart_and_at_exit(
@@ -117,7 +122,7 @@ def test_a_process_that_leaves_its_group_is_stopped_at_each_restart_and_at_exit(
     for number in range(1, 4):
         edit(project / "a.txt", f"a{number}\n")
         escaped.append(int(proc.out.expect(r"^escaped (\d+)$").group(1)))
-        wait_for(lambda pid=escaped[-2]: not _alive(pid),
+        wait_for(partial(_gone, escaped[-2]),
                  what=f"the process that escaped before restart #{number} to be stopped")
         proc.err.expect(rf"stopping 1 process that had left its process group and outlived "
                         rf"the run: {escaped[-2]} \(python")

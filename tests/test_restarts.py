@@ -281,8 +281,8 @@ class World:
                     self.stopping.add(pid)
                     self.unready.discard(pid)
                 case Restarted(timeline=timeline):
-                    pid = event.pid if isinstance(event, TargetReady | ProcessStarted) else None
-                    self.reported.append((timeline, self.holds.get(pid) if pid else None))
+                    served = event.pid if isinstance(event, TargetReady | ProcessStarted) else None
+                    self.reported.append((timeline, self.holds.get(served) if served else None))
 
     def choices(self) -> list[Event]:
         found: list[Event] = []

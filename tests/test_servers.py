@@ -13,6 +13,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,11 @@ from real_servers import SERVERS, make_project, restart_totals
 
 EDITS = 8
 CASES = [(name, mode) for name, server in SERVERS.items() for mode in server.modes]
+
+
+def _reported(events: Path, restarts: int) -> bool:
+    """Whether reentr has reported `restarts` restarts in its --events file."""
+    return len(restart_totals(events)) >= restarts
 
 
 def _all_workers_serve(hammer: Hammer, version: str, workers: int) -> None:
@@ -61,10 +67,10 @@ def test_a_real_server_restarts_as_the_readme_says(
         version = f"v{number}"
         began = time.monotonic()
         edit(root / "version.txt", version)
-        served = wait_for(lambda v=version: hammer.first.get(v), what=f"{version} served",
+        served = wait_for(partial(hammer.first.get, version), what=f"{version} served",
                           timeout=30)
         outside_ms.append((served - began) * 1000)
-        wait_for(lambda n=number: len(restart_totals(events)) >= n, what=f"restart #{number}")
+        wait_for(partial(_reported, events, number), what=f"restart #{number}")
         _all_workers_serve(hammer, version, server.workers)
     hammer.stop()
     failures = hammer.failures[before:]

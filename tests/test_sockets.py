@@ -9,6 +9,7 @@ import shlex
 import socket
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def _serve_through_restarts(
     pids = [wait_for(lambda: hammer.served("v0"), what="v0 served")]
     for number in range(1, restarts + 1):
         edit(project / "version.txt", f"v{number}")
-        pids.append(wait_for(lambda n=number: hammer.served(f"v{n}"), what=f"v{number}"))
+        pids.append(wait_for(partial(hammer.served, f"v{number}"), what=f"v{number}"))
         proc.err.expect(rf"restart #{number} ")
     return proc, hammer, pids
 
@@ -140,7 +141,7 @@ def test_with_handoff_fifty_restarts_fail_no_request_and_the_old_target_goes(
     proc, hammer, pids = _serve_through_restarts(
         reentr, project, ["--handoff", "--ready-line", "^serving"], RESTARTS)
     for old in pids[:-1]:
-        wait_for(lambda pid=old: _gone(pid), what=f"the old target {old} to be gone")
+        wait_for(partial(_gone, old), what=f"the old target {old} to be gone")
     hammer.stop()
     assert hammer.failures == []
     assert len(set(pids)) == RESTARTS + 1
