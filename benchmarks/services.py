@@ -121,7 +121,8 @@ def longest_chain(times: dict[str, float], graph: Graph) -> float:
 def events_of(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    # Whole lines only: reentr may be writing the next one.
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
 
 
 def rss_mib(pid: int) -> float:

@@ -36,7 +36,7 @@ BUSY = [sys.executable, "-c", "while True: pass"]
 def starts(events: Path) -> int:
     if not events.exists():
         return 0
-    return sum(1 for line in events.read_text().splitlines()
+    return sum(1 for line in events.read_text().split("\n")[:-1]  # whole lines only
                if json.loads(line)["event"] == "spawned")
 
 

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 DEADLINE = 15.0
@@ -173,10 +173,7 @@ class Reentr:
         wanted = self._exits_seen
 
         def exits() -> bool:
-            if not events.exists():
-                return False
-            lines = events.read_text().splitlines()
-            count: int = sum(json.loads(x)["event"] == "exited" for x in lines if x)
+            count: int = sum(r["event"] == "exited" for r in event_records(events))
             return count >= wanted
 
         wait_for(exits, what=f"exit #{wanted} of the utility")
@@ -235,6 +232,14 @@ def process_state(pid: int) -> str:
             return f.read().rsplit(b")", 1)[1].split()[0].decode()
     except OSError:
         return ""
+
+
+def event_records(path: Path | None) -> list[dict[str, Any]]:
+    """The objects of a `--events` file so far: whole lines only, since reentr may be writing
+    the next one as the file is read."""
+    if path is None or not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
 
 
 def free_port() -> int:

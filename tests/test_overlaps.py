@@ -4,7 +4,6 @@ first is one restart, timed from the newest change its program holds."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Reentr, edit, wait_for
+from helpers import Reentr, edit, event_records, wait_for
 
 Start = Callable[..., Reentr]
 SLOW = [sys.executable, "-c",
@@ -25,10 +24,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def _records(proc: Reentr) -> list[dict[str, Any]]:
-    assert proc.events is not None
-    if not proc.events.exists():
-        return []
-    return [json.loads(line) for line in proc.events.read_text().splitlines() if line]
+    return event_records(proc.events)
 
 
 def _count(proc: Reentr, event: str, **match: object) -> int:

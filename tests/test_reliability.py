@@ -4,7 +4,6 @@ processes."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPS, REENTR, Reentr, edit, process_state, wait_for
+from helpers import APPS, REENTR, Reentr, edit, event_records, process_state, wait_for
 
 Start = Callable[..., Reentr]
 # Prints, in hex, the bytes of REENTR_CHANGED and of its first argument (/_).
@@ -253,8 +252,8 @@ def test_a_burst_of_uneven_writes_on_a_loaded_machine_stays_one_run_or_two(
     written = float(writer.stdout)  # just before the last write
 
     def started_after_the_last_write() -> bool:
-        return any(json.loads(line)["event"] == "spawned" and json.loads(line)["time"] > written
-                   for line in events.read_text().splitlines())
+        return any(r["event"] == "spawned" and r["time"] > written
+                   for r in event_records(events))
 
     wait_for(started_after_the_last_write, what="the start with the burst's last write")
     proc.signal(signal.SIGINT)

@@ -27,6 +27,7 @@ from helpers import (
     Reentr,
     atomic_edit,
     edit,
+    event_records,
     free_port,
     http_get,
     stays_false,
@@ -109,10 +110,7 @@ def up(reentr: Callable[..., Reentr], tmp_path: Path) -> Up:
 
 
 def records(proc: Reentr) -> list[dict[str, Any]]:
-    assert proc.events is not None
-    if not proc.events.exists():
-        return []
-    return [json.loads(line) for line in proc.events.read_text().splitlines() if line]
+    return event_records(proc.events)
 
 
 def all_ready(proc: Reentr) -> list[dict[str, Any]] | None:

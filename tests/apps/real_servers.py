@@ -93,5 +93,6 @@ def restart_totals(events: Path) -> list[float]:
     """The `total_ms` of each `restart` reentr has written to its `--events` file so far."""
     if not events.exists():
         return []
-    return [json.loads(line)["total_ms"] for line in events.read_text().splitlines()
+    # Whole lines only: reentr may be writing the next one.
+    return [json.loads(line)["total_ms"] for line in events.read_text().split("\n")[:-1]
             if '"event": "restart"' in line]
