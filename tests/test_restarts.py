@@ -29,6 +29,7 @@ from reentr.events import (
     SignalGroup,
     Start,
     TargetReady,
+    TargetServes,
     Triggered,
 )
 from reentr.timing import Timeline
@@ -86,7 +87,7 @@ def test_a_plain_restart_is_timed_from_the_edit_to_ready() -> None:
                           *spawned(T, 11, 1012), *served(11, 1100)])
     assert len(done) == 1
     assert stages(done[0]) == {"detect": 2, "wait": 0, "build": 0, "stop": 10, "spawn": 2,
-                               "ready": 88, "other": 0}
+                               "ready": 88, "switch": 0, "other": 0}
     assert done[0].total_ms() == 102
 
 
@@ -149,7 +150,7 @@ def test_a_cancelled_build_is_counted_in_the_build_of_the_newest_change() -> Non
     assert restart.edit == 1398 * MS  # the program holds the newest change
     # The stop of the cancelled build is building: from the change's detection on.
     assert stages(restart) == {"detect": 2, "wait": 0, "build": 500, "stop": 5, "spawn": 1,
-                               "ready": 44, "other": 0}
+                               "ready": 44, "switch": 0, "other": 0}
 
 
 def test_queued_changes_during_a_build_are_two_restarts() -> None:
@@ -163,12 +164,33 @@ def test_queued_changes_during_a_build_are_two_restarts() -> None:
     assert [t.edit for t in done] == [998 * MS, 1198 * MS]
 
 
-def test_a_handoff_reports_the_new_target_ready_and_not_the_old_ones_stop() -> None:
+def test_a_handoff_is_timed_to_the_first_connection_the_new_target_takes() -> None:
+    # Ready at 1100; the old target, told to stop then, takes connections until 1104.
     config = cfg(handoff=True)
     done, _ = play(config, [*FIRST, (1000, change(1000)), *spawned(T, 11, 1001),
-                            *served(11, 1100), *ended(T, 10, 1150)])
+                            *served(11, 1100), (1104, TargetServes(11, 1104 * MS)),
+                            *ended(T, 10, 1150)])
     (restart,) = done
-    assert stages(restart)["stop"] == 0 and round(restart.total_ms()) == 102
+    assert stages(restart)["stop"] == 0 and stages(restart)["switch"] == 4
+    assert round(restart.total_ms()) == 106
+
+
+@pytest.mark.parametrize("after", [
+    [(1104, TargetServes(11, None))],  # not seen (a Unix socket, or not in time)
+    ended(T, 11, 1104),  # it exited
+    # A newer change's target is ready, so 11 is stopped before a connection of its own.
+    [(1102, change(1102)), *spawned(T, 12, 1103), *served(12, 1200)],
+])
+def test_a_handoff_whose_first_connection_is_not_seen_is_timed_to_ready(
+    after: list[tuple[int, Event]]
+) -> None:
+    config = cfg(handoff=True)
+    ready = [*FIRST, (1000, change(1000)), *spawned(T, 11, 1001), *served(11, 1100)]
+    assert play(config, ready)[0] == []  # the old target may still take every connection
+    done, _ = play(config, [*ready, *after])
+    restart = done[0]
+    assert restart.served is None and stages(restart)["switch"] == 0
+    assert round(restart.total_ms()) == 102
 
 
 def test_a_failed_build_is_no_restart_and_the_next_change_is_timed_from_itself() -> None:
@@ -187,7 +209,7 @@ def test_a_rolled_back_handoff_is_no_restart() -> None:
     done, actions = play(config, [*FIRST, (1000, change(1000)), *spawned(T, 11, 1001),
                                   (31001, ReadyTimedOut(11)), *ended(T, 11, 31010),
                                   (40000, change(40000)), *spawned(T, 12, 40001),
-                                  *served(12, 40100)])
+                                  *served(12, 40100), (40101, TargetServes(12, 40101 * MS))])
     assert any(getattr(a, "what", None) is Note.ROLLED_BACK for a in actions)
     (restart,) = done
     assert restart.edit == 39998 * MS and restart.superseded == 0
@@ -250,20 +272,26 @@ class World:
         self.changes = 0
         self.pending_hold: int | None = None
         self.target_hold: int | None = None
+        self.switching: set[int] = set()
+        """--handoff: ready targets whose restart waits for their first connection."""
         self.apply(Began())
 
     def apply(self, event: Event) -> None:
         self.now += 1 + (self.now % 7)
-        if isinstance(event, TargetReady | ProcessStarted):
+        if isinstance(event, TargetReady | ProcessStarted) or (
+                isinstance(event, TargetServes) and event.at_ns is not None):
             event = dataclasses.replace(event, at_ns=self.now)
         if isinstance(event, FilesChanged):
             event = FilesChanged(event.paths, self.now, (self.now - 1,))
         self.state, actions = policy.step(self.config, self.state, event, self.now)
         if isinstance(event, TargetReady):
             self.unready.discard(event.pid)
+            if self.config.handoff and self.served_holds and self.holds[event.pid] is not None:
+                self.switching.add(event.pid)
             # Offered only for a live target not being stopped: it serves (under --handoff
             # the old target too, beside the new one).
             self.served_holds.append(self.holds[event.pid])
+        stopped: int | None = None
         for action in actions:
             match action:
                 case Triggered():
@@ -280,8 +308,15 @@ class World:
                 case SignalGroup(pid=pid, stop=True):
                     self.stopping.add(pid)
                     self.unready.discard(pid)
+                    stopped = pid if pid in self.switching else None
                 case Restarted(timeline=timeline):
-                    served = event.pid if isinstance(event, TargetReady | ProcessStarted) else None
+                    # Whose: a handoff's target told to stop before its first connection was
+                    # seen, or the one the event is about.
+                    served = stopped or (event.pid if isinstance(
+                        event, TargetReady | ProcessStarted | TargetServes | ProcessExited)
+                        else None)
+                    stopped = None
+                    self.switching.discard(served or 0)
                     self.reported.append((timeline, self.holds.get(served) if served else None))
 
     def choices(self) -> list[Event]:
@@ -297,6 +332,8 @@ class World:
                 found += [ProcessExited(B, pid, 0), ProcessExited(B, pid, 1)]
             elif pid in self.unready:
                 found += [TargetReady(pid, 0), ReadyTimedOut(pid)]
+            if pid in self.switching:
+                found += [TargetServes(pid, 0), TargetServes(pid, None)]
         found += [GroupEmptied(role, pid) for role, pid in self.exited]
         return found
 
@@ -349,8 +386,9 @@ def test_random_interleavings_keep_the_invariants(name: str, picks: list[int]) -
         if not options:
             break
         world.take(options[pick % len(options)])
-    # Restarts = starts that served after the first.
-    assert len(world.reported) == max(len(world.served_holds) - 1, 0)
+    # Restarts = starts that served after the first (under --handoff, once each took its
+    # first connection, was stopped or exited).
+    assert len(world.reported) == max(len(world.served_holds) - 1, 0) - len(world.switching)
     for timeline, holds in world.reported:
         stages = timeline.stages_ms()
         # The stages add up to the total.

@@ -6,15 +6,21 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from helpers import APPS, Hammer, Reentr, edit, free_port, wait_for
+from helpers import APPS, DEADLINE, Hammer, Reentr, edit, free_port, wait_for
+from reentr import ready
+from reentr.config import Probe, ProbeKind
+from reentr.events import TargetReady, TargetServes
 
 SERVER = [sys.executable, str(APPS / "server.py")]
 RESTARTS = 50
@@ -203,7 +209,10 @@ def test_handoff_by_url_waits_for_an_answer_that_names_the_new_pid(
     hammer = Hammer(port)
     old = wait_for(lambda: hammer.served("v0"), what="v0")
     edit(project / "version.txt", "mute")  # serves, but never prints: irrelevant to --ready-url
-    proc.err.expect(r"restart #1 ready in")
+    # Timed until the new target took a connection: the old one, told to stop once the new
+    # one was ready, takes them until it stops.
+    proc.err.expect(r"restart #1 served in \d+ ms \(detect \d+, build 0, spawn \d+, ready \d+, "
+                    r"switch \d+(?:, other \d+)?\) version\.txt$")
     new = wait_for(lambda: hammer.served("mute"), what="the new version")
     wait_for(lambda: _gone(old), what="the old target to be gone")
     hammer.stop()
@@ -221,3 +230,57 @@ def test_listen_sockets_takes_only_the_sockets_meant_for_this_process(
     proc = reentr(["-n", "-z", "--socket", str(free_port()), *command])
     assert proc.out.expect(r"^\d+$").group(0) == found
     assert proc.wait() == 0
+
+
+ACCEPTOR = """
+import socket, sys
+listener = socket.socket(fileno=int(sys.argv[1]))
+print("accepting", flush=True)
+held = []
+while True:
+    held.append(listener.accept()[0])  # held open: the client's side decides
+"""
+
+
+def test_the_handoff_probe_tells_which_process_group_took_a_connection() -> None:
+    # A real process in a group of its own accepts on a socket this test holds: a connection
+    # taken by it is its group's, and no other group's.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        child = subprocess.Popen(
+            [sys.executable, "-c", ACCEPTOR, str(listener.fileno())],
+            pass_fds=(listener.fileno(),), stdout=subprocess.PIPE, start_new_session=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"accepting\n"
+            address = listener.getsockname()
+            before = time.monotonic_ns()
+            taken = ready.Taker(address, child.pid).new_one_took()
+            assert taken is not None and before <= taken <= time.monotonic_ns()
+            assert ready.Taker(address, os.getpgid(0)).new_one_took() is None
+        finally:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=DEADLINE)
+            assert child.stdout is not None
+            child.stdout.close()
+
+
+def test_a_handoff_on_a_unix_socket_is_timed_to_readiness() -> None:
+    # Who takes a Unix socket's connections cannot be seen: the restart ends at ready.
+    got: list[object] = []
+    waiter = ready.Waiter(Probe(ProbeKind.LINE, "^serving", 5.0), _Collect(got), handoff=True,
+                          address=None)
+    waiter.started(os.getpid())
+    waiter.line(b"serving v1\n")
+    assert [type(event) for event in got] == [TargetReady, TargetServes]
+    assert got[1] == TargetServes(os.getpid(), None)
+
+
+class _Collect:
+    """A queue that keeps what is put on it, in order."""
+
+    def __init__(self, into: list[object]):
+        self.into = into
+
+    def put(self, item: object) -> None:
+        self.into.append(item)

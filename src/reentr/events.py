@@ -147,6 +147,17 @@ class TargetReady:
 
 
 @dataclass(frozen=True)
+class TargetServes:
+    """`--handoff`: after the target `pid` was ready and its predecessor was told to stop, a
+    connection to the held socket was taken by a process of its group (`at_ns`), which is
+    when clients meet the new version; `at_ns` is None where that cannot be seen (a Unix
+    socket, no /proc) or was not seen in time."""
+
+    pid: int
+    at_ns: int | None
+
+
+@dataclass(frozen=True)
 class ReadyTimedOut:
     """The target `pid` did not become ready within the probe's timeout."""
 
@@ -191,6 +202,7 @@ Event = (
     | GroupEmptied
     | JobStopped
     | TargetReady
+    | TargetServes
     | ReadyTimedOut
     | TimerFired
     | WatcherFailed

@@ -440,6 +440,30 @@ def in_group(pid: int, pgid: int) -> bool:
         return False
 
 
+def members(pgid: int) -> list[int]:
+    """The processes of the group `pgid` that descend from its leader (Linux: each thread's
+    `children` in /proc, a few reads however many processes the machine runs; without them
+    every process /proc shows of the group; elsewhere none)."""
+    found, todo = [], [pgid]
+    while todo:
+        pid = todo.pop()
+        if not in_group(pid, pgid):
+            continue
+        found.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+            for task in tasks:
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                    todo += [int(child) for child in f.read().split()]
+        except FileNotFoundError:
+            if pid == pgid and os.path.isdir(f"/proc/{pid}"):  # no `children` files here
+                return [pid for pid, _, group, state, _ in _processes()
+                        if group == pgid and state not in (b"Z", b"X")]
+        except OSError:
+            continue
+    return found
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any live (not zombie) process is left in the group.
 

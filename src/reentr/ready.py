@@ -1,6 +1,7 @@
 """Readiness probes: decide when a started target is ready (a port accepting, a line printed,
 an HTTP URL answering, `READY=1` on the notify socket) and tell the runner with
-`TargetReady`, or `ReadyTimedOut`."""
+`TargetReady`, or `ReadyTimedOut`; under `--handoff`, then, when the new target takes the
+socket's connections (`TargetServes`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 from reentr import process
 from reentr.config import Probe, ProbeKind, parse_address
-from reentr.events import Queue, ReadyTimedOut, TargetReady
+from reentr.events import Queue, ReadyTimedOut, TargetReady, TargetServes
 from reentr.signals import start_thread
 
 INTERVAL_S = 0.002
@@ -30,6 +31,12 @@ OTHERS_S = 0.0005
 socket and the kernel gives each connection to either, so the next attempt comes sooner."""
 ATTEMPT_TIMEOUT_S = 1.0
 _PID_MAX = 4_194_304
+SERVES_TIMEOUT_S = 2.0
+"""`--handoff`: how long after readiness the new target is watched for the first connection it
+takes; past it, the restart is reported as of readiness."""
+_ACCEPT_WAIT_S = 0.05
+"""How long one connection may wait in the socket's queue before it is given up (a busy
+server): the next attempt is another connection."""
 
 
 class Waiter:
@@ -41,16 +48,21 @@ class Waiter:
     """
 
     def __init__(
-        self, probe: Probe, events: Queue, *, names_pid: bool = False,
-        notifier: Notifier | None = None,
+        self, probe: Probe, events: Queue, *, handoff: bool = False,
+        address: tuple[str, int] | None = None, notifier: Notifier | None = None,
     ):
         self.probe = probe
         self.pid: int | None = None
         self._events = events
-        self._names_pid = names_pid
-        """`--handoff`: only an HTTP answer that names the new PID is the new target's."""
+        self._handoff = handoff
+        """Only an HTTP answer that names the new PID is the new target's; once it is ready,
+        `TargetServes` follows."""
+        self._address = address
+        """`--handoff`: the held TCP socket, where the first connection the new target takes
+        is looked for (None: a Unix socket, which cannot be told)."""
         self._notifier = notifier
         self._done = threading.Event()
+        self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._matched_ns: int | None = None
         self._regex = re.compile(probe.text.encode()) if probe.kind is ProbeKind.LINE else None
@@ -83,6 +95,7 @@ class Waiter:
 
     def cancel(self) -> None:
         self._done.set()
+        self._cancelled.set()
         if self._notifier is not None and self.pid is not None:
             self._notifier.forget(self.pid)
 
@@ -92,10 +105,31 @@ class Waiter:
                 return
             self._done.set()
         self._events.put(event)
+        if isinstance(event, TargetReady) and self._handoff:
+            if self._address is None or not hasattr(socket, "AF_NETLINK"):
+                self._events.put(TargetServes(event.pid, None))
+            else:
+                start_thread(self._serves, event.pid, self._address,
+                             name=f"reentr-serves-{event.pid}")
+
+    def _serves(self, pid: int, address: tuple[str, int]) -> None:
+        """Connect to the socket until a process of the new target's group takes a
+        connection: from then on clients meet the new version (while the old target has not
+        stopped taking them, it gets most: it waits in accept, warm)."""
+        deadline = time.monotonic() + SERVES_TIMEOUT_S
+        taker = Taker(address, pid)
+        while not self._cancelled.is_set():
+            if (taken := taker.new_one_took()) is not None:
+                self._events.put(TargetServes(pid, taken))
+                return
+            if time.monotonic() >= deadline:
+                self._events.put(TargetServes(pid, None))
+                return
+            self._cancelled.wait(OTHERS_S)
 
     def _run(self, pid: int) -> None:
         deadline = time.monotonic() + self.probe.timeout
-        attempt = _attempt(self.probe, pid if self._names_pid else None)
+        attempt = _attempt(self.probe, pid if self._handoff else None)
         while not self._done.is_set():
             outcome = attempt() if attempt is not None else False
             if outcome is True:
@@ -180,6 +214,85 @@ def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool | None:
         if not any(process.in_group(number, pid) for number in numbers):
             return None
     return status < 500
+
+
+class Taker:
+    """`--handoff`: who takes the connections made to the held socket (Linux only).
+
+    One attempt connects, sends nothing, and looks up the server's side of the connection by
+    its addresses (a sock_diag query: the kernel answers for that one socket, however many
+    others the machine has): its inode is 0 while it waits in the listening socket's queue,
+    then that of the descriptor the accepting process holds, which is looked for among the
+    processes of the new target's group. The server then reads end of file, as from a client
+    that gave up.
+    """
+
+    def __init__(self, address: tuple[str, int], pgid: int):
+        self._address = address
+        self._pgid = pgid
+        self._members = [pgid]
+        self._scanned = 0.0
+
+    def new_one_took(self) -> int | None:
+        """When a process of the group took one new connection (monotonic ns); None if
+        another did, or none did in time."""
+        try:
+            client = socket.create_connection(self._address, timeout=ATTEMPT_TIMEOUT_S)
+        except OSError:
+            return None
+        with client:
+            server, peer = client.getpeername()[:2], client.getsockname()[:2]
+            give_up = time.monotonic() + _ACCEPT_WAIT_S
+            while not (inode := _inode(client.family, server, peer)):
+                if inode is None or time.monotonic() >= give_up:
+                    return None
+                time.sleep(0.0002)
+            taken = time.monotonic_ns()
+            link = f"socket:[{inode}]"
+            if self._holds(link):
+                return taken
+            if time.monotonic() - self._scanned > 0.02:  # a worker started since?
+                self._members = process.members(self._pgid) or [self._pgid]
+                self._scanned = time.monotonic()
+                return taken if self._holds(link) else None
+        return None
+
+    def _holds(self, link: str) -> bool:
+        for member in self._members:
+            with contextlib.suppress(OSError), os.scandir(f"/proc/{member}/fd") as fds:
+                if any(os.readlink(fd.path) == link for fd in fds):
+                    return True
+        return False
+
+
+_DIAG = struct.Struct("=IHHII BBBxI HH16s16sI8s")
+"""A netlink message (nlmsghdr) holding an inet_diag_req_v2 (linux/inet_diag.h)."""
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST = 4, 20, 1
+_INODE_AT = 16 + 4 + 48 + 16
+"""Where inet_diag_msg's idiag_inode lies in the answer, after the nlmsghdr."""
+
+
+def _inode(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int | None:
+    """The inode of the TCP socket from `local` to `remote`: 0 while it waits to be accepted;
+    None when there is no such socket (or the kernel answers no sock_diag query)."""
+    request = _DIAG.pack(
+        _DIAG.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0,
+        family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF,  # every TCP state
+        socket.htons(local[1]), socket.htons(remote[1]),
+        socket.inet_pton(family, local[0]).ljust(16, b"\0"),
+        socket.inet_pton(family, remote[0]).ljust(16, b"\0"),
+        0, b"\xff" * 8)  # any interface, no cookie
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as link:
+            link.send(request)
+            answer = link.recv(4096)
+    except OSError:
+        return None
+    if len(answer) < _INODE_AT + 4 or struct.unpack_from("=H", answer, 4)[0] != (
+            _SOCK_DIAG_BY_FAMILY):
+        return None
+    inode: int = struct.unpack_from("=I", answer, _INODE_AT)[0]
+    return inode
 
 
 _UCRED = struct.Struct("3i")

@@ -81,12 +81,17 @@ class Reporter:
         elif config.ready is None:
             done, shown, note = "spawned", shown[:-1], "; no readiness probe"
         elif config.handoff:
-            # The old target is stopped after the new one is ready: not part of the restart.
-            shown = ("detect", "wait", "build", "spawn", "ready")
+            # The old target is stopped after the new one is ready: not part of the restart;
+            # `switch` is from then until the new one took a connection (when it was seen).
+            shown = ("detect", "wait", "build", "spawn", "ready", "switch")
+            if timeline.served is not None:
+                done = "served"
         whole = _whole_ms({stage: stages[stage] for stage in (*shown, "other")}, total)
         other = whole.pop("other")
-        # `wait` (for a dependency's restart, under `reentr up`) only when there was one.
-        shown = tuple(stage for stage in shown if stage != "wait" or whole[stage])
+        # `wait` (for a dependency's restart, under `reentr up`) only when there was one, and
+        # `switch` only when it was seen.
+        shown = tuple(stage for stage in shown if (
+            stage != "wait" or whole[stage]) and (stage != "switch" or timeline.served))
         parts = [f"{stage} {whole[stage]}" for stage in shown]
         if timeline.builds > 1:
             index = shown.index("build")

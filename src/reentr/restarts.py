@@ -8,7 +8,9 @@ The rules (the README's latency section says them to users):
 - The first start that serves is never a restart, whatever changes came while it was made
   (with `-p` nothing starts before a change, and the first start, which answers one, counts).
 - Every later start that serves (ready, or spawned when there is no probe, or the signal
-  sent with `--signal`) is exactly one restart.
+  sent with `--signal`) is exactly one restart. Under `--handoff` its report waits for the
+  first connection the new target takes (`TargetServes`), which is when clients meet the new
+  version, or until it is stopped or exits first.
 - A start replaced before it served is no restart of its own: the start that replaces it
   counts it (`superseded`); a build stopped by a newer change is counted by the build that
   replaces it (`cancelled`).
@@ -44,6 +46,7 @@ from reentr.events import (
     SignalGroup,
     Start,
     TargetReady,
+    TargetServes,
     Triggered,
 )
 from reentr.timing import Timeline
@@ -56,6 +59,8 @@ class Starting:
     timeline: Timeline | None
     """The content it holds; None when no change asked for it (the first start, or a start
     after the target exited by itself)."""
+    ready_at: int | None = None
+    """`--handoff`: when it became ready; its restart is reported once it takes connections."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,20 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
             return c if waiting is None else _replace_starting(c, waiting, None)
         case TargetReady(pid=pid, at_ns=at):
             entry = _find(c, pid)
-            return c if entry is None else _served(c, entry, at, done)
-        case ReadyTimedOut(pid=pid) | ProcessExited(role=Role.TARGET, pid=pid):
-            # Never ready: no restart, and left out of the figures.
+            if entry is None:
+                return c
+            if config.handoff and c.served and entry.timeline is not None:
+                # A restart, reported once it takes connections (the old target stops now).
+                return _replace_starting(c, entry, dataclasses.replace(entry, ready_at=at))
+            return _served(c, entry, at, done)
+        case TargetServes(pid=pid, at_ns=at):
             entry = _find(c, pid)
+            return c if entry is None or entry.ready_at is None else _switched(c, entry, at, done)
+        case ReadyTimedOut(pid=pid) | ProcessExited(role=Role.TARGET, pid=pid):
+            entry = _find(c, pid)
+            if entry is not None and entry.ready_at is not None:
+                return _switched(c, entry, None, done)  # it served, though not for long
+            # Never ready: no restart, and left out of the figures.
             return c if entry is None else _replace_starting(c, entry, None)
         case ProcessExited(role=Role.BUILD, status=0, at_ns=at) if c.building is not None:
             return dataclasses.replace(c, building=dataclasses.replace(
@@ -172,6 +187,10 @@ def _action(
                                        superseded=0)
         case SignalGroup(role=Role.TARGET, pid=pid, stop=True):
             entry = _find(c, pid)
+            if entry is not None and entry.ready_at is not None:
+                # Ready, and told to stop before a connection of its own was seen: a restart
+                # as of its readiness.
+                return _switched(c, entry, None, done)
             if entry is not None:
                 # Stopped before it served: the start that replaces it counts it.
                 replaced = 0 if entry.timeline is None else 1 + entry.timeline.superseded
@@ -231,6 +250,14 @@ def _served(c: Clock, entry: Starting, at: int, done: list[Action]) -> Clock:
     if first or entry.timeline is None:
         return c
     return _report(c, dataclasses.replace(entry.timeline, ready=at), done)
+
+
+def _switched(c: Clock, entry: Starting, at: int | None, done: list[Action]) -> Clock:
+    """`--handoff`: the restart of a target that became ready, reported as of the first
+    connection it took (`at`), or as of its readiness when none was seen."""
+    assert entry.timeline is not None and entry.ready_at is not None
+    c = _replace_starting(c, entry, None)
+    return _report(c, dataclasses.replace(entry.timeline, ready=entry.ready_at, served=at), done)
 
 
 def _report(c: Clock, timeline: Timeline, done: list[Action]) -> Clock:

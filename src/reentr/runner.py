@@ -52,6 +52,7 @@ from reentr.events import (
     SignalReceived,
     Start,
     TargetReady,
+    TargetServes,
     TimerFired,
     WatcherFailed,
 )
@@ -322,7 +323,8 @@ class _Loop:
                     service=name):
                 return [(self.by_name[name], event)] if name in self.by_name else []
             case (ProcessStarted(pid=pid) | ProcessExited(pid=pid) | GroupEmptied(pid=pid)
-                  | TargetReady(pid=pid) | ReadyTimedOut(pid=pid) | TimerFired(pid=pid)):
+                  | TargetReady(pid=pid) | TargetServes(pid=pid) | ReadyTimedOut(pid=pid)
+                  | TimerFired(pid=pid)):
                 owner = self.children.get(pid)
                 return [] if owner is None else [(owner[0], event)]
             case RestartAsked(service=name) if name in self.by_name:
@@ -442,6 +444,8 @@ class _Loop:
                 reporter.event("spawned", role=role.value, pid=pid)
             case TargetReady(pid=pid):
                 reporter.event("ready", role=Role.TARGET.value, pid=pid)
+            case TargetServes(pid=pid, at_ns=at_ns):
+                reporter.event("serves", role=Role.TARGET.value, pid=pid, seen=at_ns is not None)
             case ReadyTimedOut(pid=pid):
                 assert unit.config.ready is not None
                 reporter.event("ready_timeout", role=Role.TARGET.value, pid=pid)
@@ -471,7 +475,9 @@ class _Loop:
         probe = config.ready if role is Role.TARGET else None
         waiter = None
         if probe is not None:
-            waiter = ready.Waiter(probe, self.events, names_pid=config.handoff,
+            held = service.sockets if config.handoff else None
+            waiter = ready.Waiter(probe, self.events, handoff=config.handoff,
+                                  address=held.address() if held is not None else None,
                                   notifier=unit.notifier)
         # Always set, so a value reentr itself inherited never reaches the command.
         extra = {CHANGED: "\n".join(changed)}

@@ -75,6 +75,16 @@ class Held:
             return tuple(s.fileno() for s in self._sockets)
         return self.slots.lend([s.fileno() for s in self._sockets])
 
+    def address(self) -> tuple[str, int] | None:
+        """Where a client reaches the first TCP socket (the loopback for a wildcard address),
+        or None if all are Unix sockets."""
+        for sock in self._sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                host, port = sock.getsockname()[:2]
+                wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+                return wildcard.get(host, host), port
+        return None
+
     def env(self) -> dict[str, str]:
         """The variables every start of the target gets (`LISTEN_PID` comes from `wrap`)."""
         return {

@@ -6,7 +6,9 @@ old exited) -> start -> spawned -> ready`. `edit` is the triggering file's modif
 moved onto the monotonic clock, so the watcher's own delay counts. A change is taken up as soon
 as it is seen, unless its service waits for those it depends on to restart for it first
 (`reentr up`): that is `wait`. Without a readiness probe, `ready` is `spawned`. With
-`--signal`, the restart is complete when the signal is sent.
+`--signal`, the restart is complete when the signal is sent. With `--handoff` it is complete
+once the new target has taken a connection on the held socket (`ready -> served`, `switch`):
+until the old one stops taking them, clients still meet the old version.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-STAGES = ("detect", "wait", "build", "stop", "spawn", "ready", "other")
+STAGES = ("detect", "wait", "build", "stop", "spawn", "ready", "switch", "other")
 """`other` is the time of the restart that is in none of the stages before it (the short gaps
 between them), so the stages always add up to the total."""
 
@@ -55,6 +57,9 @@ class Timeline:
     start: int | None = None
     spawned: int | None = None
     ready: int | None = None
+    served: int | None = None
+    """`--handoff`: when the new target took its first connection on the held socket, after
+    it was ready and the old one was told to stop; None when it was not seen."""
 
     def stages_ms(self) -> dict[str, float]:
         """Each stage's duration in milliseconds; a stage that did not happen is 0. A stage
@@ -68,13 +73,15 @@ class Timeline:
             "stop": _ms(_after(self.stop_sent, seen), self.old_exited),
             "spawn": _ms(_after(self.start, seen), self.spawned),
             "ready": _ms(_after(self.spawned, seen), self.ready),
+            "switch": _ms(self.ready, self.served),
         }
         stages["other"] = max(self.total_ms() - sum(stages.values()), 0.0)
         return stages
 
     def total_ms(self) -> float:
-        """From the edit to ready: everything, including any wait between the stages."""
-        return _ms(self.edit, self.ready)
+        """From the edit to ready (to served, under `--handoff`): everything, including any
+        wait between the stages."""
+        return _ms(self.edit, self.served or self.ready)
 
 
 def _after(stamp: int | None, floor: int) -> int | None:
@@ -107,7 +114,8 @@ class Summary:
         return [
             (stage, percentile(values, 50), percentile(values, 95), max(values, default=0.0))
             for stage, values in columns.items()
-            if stage != "wait" or any(values)  # a wait only happens under `reentr up`
+            # A wait only happens under `reentr up`, a switch only under --handoff.
+            if stage not in ("wait", "switch") or any(values)
         ]
 
 
