@@ -193,6 +193,22 @@ def test_a_handoff_whose_first_connection_is_not_seen_is_timed_to_ready(
     assert round(restart.total_ms()) == 102
 
 
+def test_a_path_the_loop_guard_mutes_is_neither_the_trigger_nor_the_edit() -> None:
+    # out.txt, which the program rewrites at each start, is muted; a batch that holds it
+    # first, then an edit of a.txt, is a.txt's change, timed from a.txt's write.
+    state = policy.initial()
+    state = dataclasses.replace(state, guard=dataclasses.replace(
+        state.guard, muted=frozenset({"/p/out.txt"})))
+    done: list[Timeline] = []
+    for at_ms, event in [*FIRST, (1000, FilesChanged(("/p/out.txt", "/p/a"), 1000 * MS,
+                                                       (990 * MS, 995 * MS))),
+                         *ended(T, 10, 1010), *spawned(T, 11, 1012), *served(11, 1100)]:
+        state, step = policy.step(BASE, state, event, at_ms * MS)
+        done += [a.timeline for a in step if isinstance(a, Restarted)]
+    (restart,) = done
+    assert restart.trigger == "/p/a" and restart.edit == 995 * MS
+
+
 def test_a_failed_build_is_no_restart_and_the_next_change_is_timed_from_itself() -> None:
     config = cfg(build="make")
     done, _ = play(config, [*FIRST_BUILT, (1000, change(1000)), *spawned(B, 2, 1001),

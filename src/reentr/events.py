@@ -260,6 +260,9 @@ class Say:
 class Triggered:
     """A change (or the space key) was accepted: a restart's timeline begins."""
 
+    change: FilesChanged | None = None
+    """The change, less the paths the loop guard mutes: the first of them is the trigger."""
+
 
 @dataclass(frozen=True)
 class Restarted:

@@ -183,9 +183,12 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
                 out.extend(Say(Note.LOOP, detail=path) for path in muted)
                 if not paths:
                     return s
+                written = dict(zip(event.paths, event.written(), strict=True))
+                event = dataclasses.replace(
+                    event, paths=paths, written_ns=tuple(written[path] for path in paths))
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
             out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
-            return _changed(config, s, paths, out)
+            return _changed(config, s, paths, out, event)
         case KeyPressed(key=" ") | RestartAsked():
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
             if _runs_to_completion(config) and s.target.busy:
@@ -302,10 +305,13 @@ def _drops_changes(config: Config, s: State) -> bool:
             and not config.all_events)
 
 
-def _changed(config: Config, s: State, paths: tuple[str, ...], out: list[Action]) -> State:
+def _changed(
+    config: Config, s: State, paths: tuple[str, ...], out: list[Action],
+    change: FilesChanged | None = None,
+) -> State:
     if s.quitting is not None or _drops_changes(config, s):
         return s
-    out.append(Triggered())
+    out.append(Triggered(change))
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
         s = dataclasses.replace(s, build_stale=True)
     return _want(config, dataclasses.replace(s, exits_in_a_row=0), paths)

@@ -32,7 +32,6 @@ from reentr.events import (
     Action,
     Began,
     Event,
-    FilesChanged,
     GroupEmptied,
     Note,
     ProcessExited,
@@ -146,10 +145,11 @@ def _action(
     config: Config, c: Clock, event: Event, action: Action, *, now: int, done: list[Action]
 ) -> Clock:
     match action:
-        case Triggered():
-            if isinstance(event, FilesChanged):
-                change = Timeline(event.written()[0], event.detected_ns, event.paths[0],
-                                  taken=event.released_ns)
+        case Triggered(change=files):
+            if files is not None:
+                # Timed from the first path that counts (not one the loop guard mutes).
+                change = Timeline(files.written()[0], files.detected_ns, files.paths[0],
+                                  taken=files.released_ns)
             else:
                 asked = ("reentr restart" if isinstance(event, RestartAsked) and not event.by_key
                          else "key")
