@@ -6,6 +6,7 @@ socket's connections (`TargetServes`)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -119,7 +120,12 @@ class Waiter:
         deadline = time.monotonic() + SERVES_TIMEOUT_S
         taker = Taker(address, pid)
         while not self._cancelled.is_set():
-            if (taken := taker.new_one_took()) is not None:
+            try:
+                taken = taker.new_one_took()
+            except OSError:  # no sock_diag here (a container may forbid it): it cannot be told
+                taken = None
+                deadline = 0.0
+            if taken is not None:
                 self._events.put(TargetServes(pid, taken))
                 return
             if time.monotonic() >= deadline:
@@ -235,7 +241,11 @@ class Taker:
 
     def new_one_took(self) -> int | None:
         """When a process of the group took one new connection (monotonic ns); None if
-        another did, or none did in time."""
+        another did, or none did in time.
+
+        Raises:
+            OSError: the kernel answers no sock_diag query.
+        """
         try:
             client = socket.create_connection(self._address, timeout=ATTEMPT_TIMEOUT_S)
         except OSError:
@@ -244,7 +254,7 @@ class Taker:
             server, peer = client.getpeername()[:2], client.getsockname()[:2]
             give_up = time.monotonic() + _ACCEPT_WAIT_S
             while not (inode := _inode(client.family, server, peer)):
-                if inode is None or time.monotonic() >= give_up:
+                if time.monotonic() >= give_up:
                     return None
                 time.sleep(0.0002)
             taken = time.monotonic_ns()
@@ -267,14 +277,18 @@ class Taker:
 
 _DIAG = struct.Struct("=IHHII BBBxI HH16s16sI8s")
 """A netlink message (nlmsghdr) holding an inet_diag_req_v2 (linux/inet_diag.h)."""
-_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST = 4, 20, 1
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, _NLMSG_ERROR = 4, 20, 1, 2
 _INODE_AT = 16 + 4 + 48 + 16
 """Where inet_diag_msg's idiag_inode lies in the answer, after the nlmsghdr."""
 
 
-def _inode(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int | None:
-    """The inode of the TCP socket from `local` to `remote`: 0 while it waits to be accepted;
-    None when there is no such socket (or the kernel answers no sock_diag query)."""
+def _inode(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int:
+    """The inode of the TCP socket from `local` to `remote`: 0 while it waits to be accepted,
+    or while there is no such socket yet.
+
+    Raises:
+        OSError: the kernel answers no sock_diag query.
+    """
     request = _DIAG.pack(
         _DIAG.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0,
         family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF,  # every TCP state
@@ -282,15 +296,17 @@ def _inode(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int 
         socket.inet_pton(family, local[0]).ljust(16, b"\0"),
         socket.inet_pton(family, remote[0]).ljust(16, b"\0"),
         0, b"\xff" * 8)  # any interface, no cookie
-    try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as link:
-            link.send(request)
-            answer = link.recv(4096)
-    except OSError:
-        return None
-    if len(answer) < _INODE_AT + 4 or struct.unpack_from("=H", answer, 4)[0] != (
-            _SOCK_DIAG_BY_FAMILY):
-        return None
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as link:
+        link.send(request)
+        answer = link.recv(4096)
+    kind = struct.unpack_from("=H", answer, 4)[0] if len(answer) >= 16 else 0
+    if kind == _NLMSG_ERROR and len(answer) >= 20:
+        error = -struct.unpack_from("=i", answer, 16)[0]
+        if error == errno.ENOENT:
+            return 0  # no such socket (yet)
+        raise OSError(error, os.strerror(error))
+    if kind != _SOCK_DIAG_BY_FAMILY or len(answer) < _INODE_AT + 4:
+        raise OSError(errno.EPROTO, "unexpected sock_diag answer")
     inode: int = struct.unpack_from("=I", answer, _INODE_AT)[0]
     return inode
 
