@@ -227,7 +227,7 @@ class Rules:
         if sources.git_exclude and git_dir is not None:
             after.append(_read(git_dir / "info" / "exclude", rules.root))
         if sources.global_file:
-            rules.global_path = _global_excludes(rules.root, git_dir)
+            rules.global_path = _global_excludes(rules.root if git_dir is not None else None)
             if rules.global_path is not None:
                 after.append(_read(rules.global_path, rules.root))
         if sources.builtin:
@@ -345,23 +345,25 @@ def _find_repository(start: Path) -> tuple[Path | None, Path | None]:
     return None, None
 
 
-_EXCLUDES: dict[Path | None, str | None] = {}
-"""`git config core.excludesFile` by git directory (None: outside any repository, where only
-the user's and the system's config count): asked once per repository, not once per watched
-tree, as `reentr up`'s services in one repository would (a git process each, about 10 ms)."""
-
-
-def _global_excludes(root: Path, git_dir: Path | None) -> Path | None:
-    """git's `core.excludesFile`, or its default `$XDG_CONFIG_HOME/git/ignore`."""
-    if git_dir not in _EXCLUDES:
-        _EXCLUDES[git_dir] = _output_of(
-            ["git", "config", "--path", "--get", "core.excludesFile"], cwd=root)
-    configured = _EXCLUDES[git_dir]
+def _global_excludes(top: Path | None) -> Path | None:
+    """git's `core.excludesFile` for the repository whose top is `top` (None: outside any),
+    or its default `$XDG_CONFIG_HOME/git/ignore`."""
+    configured = _excludes_setting(top)
     if configured:
         return Path(configured).expanduser()
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
     default = Path(config) / "git" / "ignore"
     return default if default.is_file() else None
+
+
+@functools.cache
+def _excludes_setting(top: Path | None) -> str | None:
+    """`git config core.excludesFile` in the repository whose top is `top`, or outside any
+    (where only the user's and the system's settings count; asked from /): once per
+    repository, not once per watched tree, as `reentr up`'s services would (a git process
+    each, about 10 ms before the first start)."""
+    return _output_of(["git", "config", "--path", "--get", "core.excludesFile"],
+                      cwd=top if top is not None else "/")
 
 
 def _output_of(argv: list[str], cwd: str | os.PathLike[str]) -> str | None:
