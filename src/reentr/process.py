@@ -457,8 +457,7 @@ def members(pgid: int) -> list[int]:
                     todo += [int(child) for child in f.read().split()]
         except FileNotFoundError:
             if pid == pgid and os.path.isdir(f"/proc/{pid}"):  # no `children` files here
-                return [pid for pid, _, group, state, _ in _processes()
-                        if group == pgid and state not in (b"Z", b"X")]
+                return list(_live_in(pgid))
         except OSError:
             continue
     return found
@@ -478,8 +477,13 @@ def group_alive(pgid: int) -> bool:
         return True
     if not os.path.isdir("/proc/self"):
         return True
-    return any(group == pgid and state not in (b"Z", b"X")
-               for _, _, group, state, _ in _processes())
+    return any(_live_in(pgid))
+
+
+def _live_in(pgid: int) -> Iterator[int]:
+    """Every live (not zombie) process /proc shows in the group `pgid`."""
+    return (pid for pid, _, group, state, _ in _processes()
+            if group == pgid and state not in (b"Z", b"X"))
 
 
 def ignores_signal(pid: int, signum: int) -> bool:

@@ -119,19 +119,14 @@ class Waiter:
         stopped taking them, it gets most: it waits in accept, warm)."""
         deadline = time.monotonic() + SERVES_TIMEOUT_S
         taker = Taker(address, pid)
-        while not self._cancelled.is_set():
-            try:
-                taken = taker.new_one_took()
-            except OSError:  # no sock_diag here (a container may forbid it): it cannot be told
-                taken = None
-                deadline = 0.0
-            if taken is not None:
-                self._events.put(TargetServes(pid, taken))
-                return
-            if time.monotonic() >= deadline:
-                self._events.put(TargetServes(pid, None))
-                return
-            self._cancelled.wait(OTHERS_S)
+        taken: int | None = None
+        with contextlib.suppress(OSError):  # no sock_diag here (a container may forbid it)
+            while not self._cancelled.is_set() and time.monotonic() < deadline:
+                if (taken := taker.new_one_took()) is not None:
+                    break
+                self._cancelled.wait(OTHERS_S)
+        if not self._cancelled.is_set():
+            self._events.put(TargetServes(pid, taken))
 
     def _run(self, pid: int) -> None:
         deadline = time.monotonic() + self.probe.timeout
