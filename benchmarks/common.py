@@ -144,6 +144,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1: every probe stays bound until all are
+    chosen, or the kernel may hand out one port twice."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def idle_cpu(pid: int, seconds: float) -> float:
     """The process's CPU use over `seconds` of nothing happening, in % of one core, from the
     nanosecond run times of all its threads (/proc/PID/task/*/schedstat)."""

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import REFERENCE, Observer, free_port, reentr_command, stop, wait
+from common import REFERENCE, Observer, free_ports, reentr_command, stop, wait
 
 from reentr.timing import percentile
 
@@ -92,7 +92,7 @@ def edit_served(main: Path, observer: Observer, version: str) -> float:
 def measure(work: Path, mode: str, runs: int) -> dict[str, object]:
     ref_dir, own_dir = project(work / f"ref-{mode}"), project(work / f"reentr-{mode}")
     events = work / f"events-{mode}.jsonl"
-    ref_port, own_port = free_port(), free_port()
+    ref_port, own_port = free_ports(2)
     options = [word.format(port=own_port) for word in MODES[mode]]
     argv = [*reentr_command(), "watch", "-n", "-q", "--build", BUILD, *options,
             "--ready-url", f"http://127.0.0.1:{own_port}/", "--events", str(events), "--", "./app"]

@@ -36,6 +36,7 @@ from common import (
     Observer,
     compile_reentr,
     free_port,
+    free_ports,
     http_body,
     idle_cpu,
     reentr_command,
@@ -98,7 +99,7 @@ def reference_up(root: Path, graph: Graph, argv: list[str]) -> float:
     depends on answer, each polled every 2 ms), on ports they bind themselves: from the first
     spawn to the last first answer, in ms. What ten Pythons starting together on this machine
     cost without reentr."""
-    ports = {name: free_port() for name in graph}
+    ports = dict(zip(graph, free_ports(len(graph)), strict=True))
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ready: set[str] = set()
     began = time.monotonic_ns()
@@ -146,7 +147,7 @@ def one_run(
     work: Path, name: str, graph: Graph, argv: list[str], edits: bool
 ) -> dict[str, object]:
     root, events = work / name, work / f"{name}.jsonl"
-    ports = {service: free_port() for service in graph}
+    ports = dict(zip(graph, free_ports(len(graph)), strict=True))
     make_project(root, ports, graph, argv)
     alone = {service: statistics.median(own_startup(root, service, argv) for _ in range(3))
              for service in graph}

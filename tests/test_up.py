@@ -28,7 +28,7 @@ from helpers import (
     atomic_edit,
     edit,
     event_records,
-    free_port,
+    free_ports,
     http_get,
     stays_false,
     wait_for,
@@ -91,7 +91,7 @@ def write_project(
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    return {name: free_port() for name in NAMES}
+    return dict(zip(NAMES, free_ports(len(NAMES)), strict=True))
 
 
 @pytest.fixture
