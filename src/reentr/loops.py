@@ -23,7 +23,8 @@ import enum
 from dataclasses import dataclass
 
 ROUNDS = 3
-"""How many runs in a row may rewrite a path before it stops counting as a change."""
+"""How many of a path's changes in a row may be the runs' own before it stops counting
+(changes, not runs: one run's write that reaches reentr in two batches counts twice)."""
 KEEP_NS = 60_000_000_000
 """How long an ended span is kept to judge changes detected after it (a minute)."""
 SLACK_NS = 10_000_000

@@ -204,9 +204,9 @@ class Reporter:
                 path = _relative(note.detail)
                 fix = (f"--ignore {path}, or a .gitignore line" if isinstance(
                     self._config.watch, WatchTree) else "leave it off the list")
-                self.error(f"{path} was rewritten by {loops.ROUNDS} runs in a row: no longer "
-                           f"reacting to it. If it is an output, {fix}; if it is an input, "
-                           "run with --no-loop-guard")
+                self.error(f"{path} changed {loops.ROUNDS} times in a row while a run could "
+                           f"write it: no longer reacting to it. If it is an output, {fix}; if it "
+                           "is an input, run with --no-loop-guard")
             case Note.KILLED:
                 self.error(
                     f"{name} did not stop within {note.detail}s of "
