@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -293,6 +294,28 @@ def test_the_peers_habits_watch_exts_and_shell(reentr: Start, repo: Path) -> Non
     assert proc.out.count(r"^ran ") == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [(["-w", "src", "-e", "py", "-s", "echo ran $0 -x"], "ran {changed} -x"),
+     (["src", "-e", "py", "echo", "ran", "-x"], "ran -x"),
+     (["-re", "py", "src", "echo", "ran", "-e", "-r"], "ran -e -r")],
+    ids=["watchexec-shell-string", "path-then-command", "options-first"],
+)
+def test_without_double_dash_the_command_begins_at_the_first_word_not_a_directory(
+    reentr: Start, repo: Path, args: list[str], shown: str
+) -> None:
+    # watchexec's `watchexec -w src -e py pytest -x`: no `--`; every word from the command
+    # on is the command's, even those that are reentr's options too (-e, -r).
+    proc = reentr(["watch", "-n", "-p", *args], files="", cwd=repo)
+    proc.err.expect(r"watching 1 directory")
+    edit(repo / "src" / "notes.md", "not a .py file\n")
+    edit(repo / "src" / "app.py", "v2\n")
+    proc.out.expect("^" + re.escape(shown.format(changed=repo / "src" / "app.py")) + "$")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.out.count(r"^ran ") == 1
+
+
 def test_explain_of_a_missing_path_says_so_and_exits_1(repo: Path) -> None:
     done = subprocess.run([*REENTR, "explain", "src/app.py", "src/gone.py"], cwd=repo,
                           capture_output=True, text=True, timeout=20, check=False)
@@ -322,6 +345,7 @@ def test_verbose_names_a_few_files_of_a_large_batch_and_counts_the_rest(
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["watch", "src"], "give the command after --: reentr watch src -- make"),
+     (["watch", "src", "no-such-program-x"], "cannot run 'no-such-program-x'"),
      (["watch", "nope", "--", "true"], "cannot watch 'nope': not found"),
      (["watch", "src/app.py", "--", "true"], "cannot watch 'src/app.py': a file"),
      (["watch", "--", "no-such-program-x"], "cannot run 'no-such-program-x'")],

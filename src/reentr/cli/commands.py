@@ -292,7 +292,8 @@ def open_events(stack: contextlib.ExitStack, events: str | None) -> TextIO | Non
     cls=WatchCommand,
     help=(
         "Watch the trees under PATH (default: .), ignoring what git ignores, and run COMMAND "
-        "(given after --) again on every change: reentr watch src -- make."
+        "again on every change: reentr watch src -- make. Without --, COMMAND begins at the "
+        "first word that is neither an option nor a directory: reentr watch -e py pytest -x."
     ),
 )
 def watch_mode(

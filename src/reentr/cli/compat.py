@@ -32,6 +32,14 @@ def subcommand(ctx: typer.Context, name: str) -> Any:
     return ctx.find_root().command.commands[name]  # type: ignore[attr-defined]
 
 
+def taking_values(group: Any, name: str) -> frozenset[str]:
+    """The options of the group's command `name` that take a value (`-e`, `--build`, ...),
+    from click's parameters: those that are neither flags nor counts."""
+    return frozenset(option for param in group.commands[name].params
+                     if param.param_type_name == "option" and not param.is_flag
+                     and not param.count for option in param.opts)
+
+
 def parse_defaults(command: Any, values: dict[str, Any]) -> dict[str, Any]:
     """The parameters `command` would have with `values` as its defaults (a service's table
     in `reentr up`), each checked and converted by the command's own parser, as on its

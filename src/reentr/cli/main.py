@@ -4,6 +4,7 @@ module that exits."""
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from typing import NoReturn
 
@@ -11,7 +12,7 @@ import typer
 
 from reentr.cli import up  # noqa: F401 (it adds `up` and `restart` to the app)
 from reentr.cli.commands import app
-from reentr.cli.compat import ENTR_MODE, ClickUsageError
+from reentr.cli.compat import ENTR_MODE, ClickUsageError, taking_values
 from reentr.cli.completion import install_classes
 from reentr.errors import ExitStatus, ReentrError
 from reentr.report import PREFIX
@@ -21,10 +22,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The `reentr` console script: run, then exit with the documented status."""
     args = sys.argv[1:] if argv is None else argv
     obj = None
-    if args and args[0] == "watch":
-        own, obj = _split_watch_args(args[1:])
-        args = ["watch", *own]
     command = typer.main.get_command(app)
+    if args and args[0] == "watch":
+        own, obj = _split_watch_args(args[1:], taking_values(command, "watch"))
+        args = ["watch", *own]
     install_classes()
     try:
         # Without standalone mode, --help, --version and typer.Exit come back as a status.
@@ -43,12 +44,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
     sys.exit(int(status or 0))
 
 
-def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """`reentr watch`'s own words, and the command after the first `--`; `--poll=500ms`
-    becomes `--poll --poll-interval 500ms` (click has no optional option values)."""
+def _split_watch_args(
+    args: list[str], taking_values: frozenset[str]
+) -> tuple[list[str], list[str]]:
+    """`reentr watch`'s own words, and the command: after the first `--`, or, without one, from
+    the first word that is neither an option (nor an option's value) nor an existing directory,
+    as watchexec reads `watchexec -e py pytest -x`. `--poll=500ms` becomes `--poll
+    --poll-interval 500ms` (click has no optional option values)."""
     own, command = args, []
     if "--" in args:
         own, command = args[:args.index("--")], args[args.index("--") + 1:]
+    else:
+        at = _command_start(args, taking_values)
+        own, command = args[:at], args[at:]
     spread: list[str] = []
     for word in own:
         if word.startswith("--poll="):
@@ -56,6 +64,23 @@ def _split_watch_args(args: list[str]) -> tuple[list[str], list[str]]:
         else:
             spread.append(word)
     return spread, command
+
+
+def _command_start(args: list[str], taking_values: frozenset[str]) -> int:
+    """Where the command begins in words that have no `--` (their length when none does)."""
+    value_next = False
+    for at, word in enumerate(args):
+        if value_next:
+            value_next = False
+        elif word.startswith("--") or (word.startswith("-") and len(word) == 2):
+            value_next = word in taking_values
+        elif word.startswith("-") and len(word) > 2:
+            # Short flags together (-rc); a last one that takes a value takes the next word.
+            value_next = f"-{word[-1]}" in taking_values and not any(
+                f"-{letter}" in taking_values for letter in word[1:-1])
+        elif not os.path.isdir(word):
+            return at
+    return len(args)
 
 
 def _one_line(error: Exception) -> str:
