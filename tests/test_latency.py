@@ -34,9 +34,11 @@ def test_each_restart_is_reported_by_stage_and_summarised(reentr: Start, project
         proc.out.expect(r"started")
     proc.signal(signal.SIGINT)
     assert proc.wait() == 0
-    proc.err.expect(r"2 restarts, in ms:\s+p50\s+p95\s+max")
+    title = proc.err.expect(r"2 restarts, in ms:\s+p50\s+p95\s+max$").group(0)
     for stage in ("detect", "build", "stop", "spawn", "ready", "other", "total"):
-        proc.err.expect(rf"^reentr:   {stage}\s+\d+\s+\d+\s+\d+$")
+        row = proc.err.expect(rf"^reentr:   {stage}\s+\d+\s+\d+\s+\d+$").group(0)
+        # Each column's title stands over its figures: they end where it ends.
+        assert len(row) == len(title) + len("reentr: ")
     assert proc.err.count(r"^reentr:   wait ") == 0  # a stage of `reentr up` only
 
     records = [json.loads(line) for line in events.read_text().splitlines()]

@@ -129,7 +129,8 @@ class Reporter:
             return
         count = len(summary.restarts)
         what = self._what()
-        self.line(f"{count} {what}{'s' * (count != 1)}, in ms:   p50     p95     max")
+        title = f"{count} {what}{'s' * (count != 1)}, in ms:"
+        self.line(f"{title:<24}{'p50':>6}  {'p95':>6}  {'max':>6}")  # over the columns
         for stage, p50, p95, high in summary.rows():
             self.line(f"  {stage:<22}{p50:>6.0f}  {p95:>6.0f}  {high:>6.0f}")
 
