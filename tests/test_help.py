@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,14 @@ def test_a_mistyped_option_is_one_line_with_only_close_suggestions(
     shown = _reentr(args)
     assert shown.returncode == 1
     assert shown.stderr == f"reentr: {said}\n"
+
+
+def test_help_and_completion_load_no_watcher_and_no_runner() -> None:
+    # Every Tab of shell completion, --help and --version start a whole reentr: what only a
+    # run needs (the watcher, the ignore rules, the loop) is loaded by the run.
+    heavy = ["watchfiles", "pathspec", "reentr.runner", "reentr.watch", "reentr.ignore"]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, reentr.cli.main; "
+         f"print(' '.join(name for name in {heavy!r} if name in sys.modules))"],
+        capture_output=True, text=True, timeout=30, check=True)
+    assert loaded.stdout.split() == []

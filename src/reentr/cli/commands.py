@@ -14,7 +14,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from reentr import runner, sockets
+from reentr import sockets
 from reentr.cli.compat import (
     ENTR_MODE,
     USAGE,
@@ -80,8 +80,6 @@ from reentr.config import (
     parse_socket,
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
-from reentr.filters import Filter, walk
-from reentr.ignore import Rules, root_of
 from reentr.report import PREFIX, Reporter, shown
 from reentr.sources import read_watch_list
 
@@ -253,6 +251,8 @@ def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOpt
 
 def _run(config: Config, events: str | None) -> int:
     """Bind the `--socket` sockets, open the `--events` stream, then run."""
+    from reentr import runner  # here, not at the top: --help and Tab need none of it
+
     config = with_own_files(config, events)
     with contextlib.ExitStack() as stack:
         # First: the sockets take descriptors 3, 4, ... before anything else is opened.
@@ -410,6 +410,9 @@ def watch_tree(params: dict[str, Any], base: Path) -> WatchTree:
 def watched_files(tree: WatchTree) -> list[str]:
     """`--list`: every file under the trees that reentr would react to, relative to the
     working directory when inside it, in git's order (byte order)."""
+    from reentr.filters import Filter, walk  # the rules (pathspec) only where they are used
+    from reentr.ignore import Rules
+
     found: set[str] = set()
     for root in tree.paths:
         filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs)
@@ -441,6 +444,9 @@ def explain_mode(
     no_config: NoConfig = False,
     config_file: ConfigFile = None,
 ) -> int:
+    from reentr.filters import Filter
+    from reentr.ignore import Rules, root_of
+
     sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
                        no_default_ignore)
     filters: dict[Path, Filter] = {}  # one load per root, however many paths lie under it

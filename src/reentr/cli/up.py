@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reentr import configfile, control, runner, sockets
+from reentr import configfile, control, sockets
 from reentr.cli.commands import (
     RunOptions,
     app,
@@ -66,6 +66,8 @@ def up_mode(
     verbose: Verbose = False,
     config_file: ConfigPath = None,
 ) -> int:
+    from reentr import runner  # here, not at the top: --help and Tab need none of it
+
     found = _found(config_file)
     top, services = configfile.services(found)
     services = _chosen(found, services, names or [])
