@@ -220,6 +220,29 @@ def test_handoff_by_url_waits_for_an_answer_that_names_the_new_pid(
     assert hammer.failures == []
 
 
+@pytest.mark.timeout(60)
+def test_the_handoff_url_probe_sends_no_request_to_the_old_target(
+    reentr: Callable[..., Reentr], project: Path
+) -> None:
+    # While both serve the socket, the probe sends its request only on a connection the new
+    # target took: the old one answers none (a server's access log would show each), and
+    # each start answers exactly one.
+    port = free_port()
+    (project / "version.txt").write_text("v0")
+    proc = reentr(["-n", "--socket", str(port), "--handoff", "--ready-url",
+                   f"http://127.0.0.1:{port}/", *SERVER], ["version.txt"])
+    proc.out.expect(r"^answered reentr's probe: v0 ")
+    for number in (1, 2, 3):
+        edit(project / "version.txt", f"v{number}")
+        proc.err.expect(rf"restart #{number} served in ")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    answered = [line.split(": ", 1)[1] for line in proc.out.lines
+                if line.startswith("answered reentr's probe: ")]
+    assert [line.split()[0] for line in answered] == ["v0", "v1", "v2", "v3"]
+    assert len({line.split()[1] for line in answered}) == 4  # each by its own process
+
+
 @pytest.mark.parametrize(("shell", "found"), [(False, "1"), (True, "0")])
 def test_listen_sockets_takes_only_the_sockets_meant_for_this_process(
     reentr: Callable[..., Reentr], project: Path, shell: bool, found: str

@@ -151,8 +151,37 @@ def _attempt(probe: Probe, pid: int | None) -> Callable[[], bool | None] | None:
         return _port_attempt(parse_address(probe.text, "--ready-port"))
     if probe.kind is ProbeKind.URL:
         url = urllib.parse.urlsplit(probe.text)
+        if pid is not None and url.scheme == "http" and hasattr(socket, "AF_NETLINK"):
+            return _HandoffAttempt(url, pid)
         return lambda: _answers(url, pid)
     return None
+
+
+class _HandoffAttempt:
+    """`--handoff`'s URL probe: while the old target serves, the kernel gives each connection
+    to the old or the new target. The request goes only on a connection a process of the new
+    target's group took (told as `Taker` tells it); one the old target took is closed unsent.
+    So the old target answers (and logs) none of the probe's requests, and it is neither a
+    coin flip nor the old target's warm start that decides how soon the new one is found.
+    Where the kernel answers no sock_diag query, every connection gets the request, and an
+    answer naming another process means the old target's."""
+
+    def __init__(self, url: urllib.parse.SplitResult, pid: int):
+        self._url = url
+        self._pid = pid
+        self._taker: Taker | None = Taker((url.hostname or "", url.port or 80), pid)
+
+    def __call__(self) -> bool | None:
+        if self._taker is not None:
+            try:
+                taken = self._taker.taken()
+            except OSError:  # no sock_diag here (a container may forbid it)
+                self._taker = None
+            else:
+                if taken is None:
+                    return None
+                return _answers(self._url, self._pid, taken[0])
+        return _answers(self._url, self._pid)
 
 
 def _port_attempt(address: tuple[str, int]) -> Callable[[], bool]:
@@ -184,16 +213,22 @@ def _connects(address: tuple[str, int]) -> bool:
         return False
 
 
-def _answers(url: urllib.parse.SplitResult, pid: int | None) -> bool | None:
+def _answers(
+    url: urllib.parse.SplitResult, pid: int | None, connected: socket.socket | None = None
+) -> bool | None:
     """Whether a GET of `url` gets an HTTP answer below 500 (a server that answers 404 for a
     path it has no route for serves requests; a 5xx says it cannot yet; a redirect is an
     answer, not followed) and, when `pid` is given, whether the answer names that process or
     another of its group (a worker of a new gunicorn master) as a whole word in the body or
-    in a header's value; None when it names neither (the old target answered)."""
+    in a header's value; None when it names neither (the old target answered). The request
+    goes on `connected` when given (an http connection already made)."""
     import http.client  # only for this probe: it costs startup time
 
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     connection = kind(url.hostname or "", url.port, timeout=ATTEMPT_TIMEOUT_S)
+    if connected is not None:
+        connected.settimeout(ATTEMPT_TIMEOUT_S)
+        connection.sock = connected  # http.client connects only when it has no socket
     path = url.path or "/"
     if url.query:
         path += "?" + url.query
@@ -232,7 +267,6 @@ class Taker:
         self._address = address
         self._pgid = pgid
         self._members = [pgid]
-        self._scanned = 0.0
 
     def new_one_took(self) -> int | None:
         """When a process of the group took one new connection (monotonic ns); None if
@@ -241,25 +275,45 @@ class Taker:
         Raises:
             OSError: the kernel answers no sock_diag query.
         """
+        taken = self.taken()
+        if taken is None:
+            return None
+        client, at_ns = taken
+        client.close()
+        return at_ns
+
+    def taken(self) -> tuple[socket.socket, int] | None:
+        """A new connection that a process of the group took, still open (the caller closes
+        it), and when it was taken (monotonic ns); None if the connect failed, another
+        process took it, or none did in time.
+
+        Raises:
+            OSError: the kernel answers no sock_diag query.
+        """
         try:
             client = socket.create_connection(self._address, timeout=ATTEMPT_TIMEOUT_S)
         except OSError:
             return None
-        with client:
+        try:
             server, peer = client.getpeername()[:2], client.getsockname()[:2]
             give_up = time.monotonic() + _ACCEPT_WAIT_S
             while not (inode := _inode(client.family, server, peer)):
                 if time.monotonic() >= give_up:
+                    client.close()
                     return None
                 time.sleep(0.0002)
-            taken = time.monotonic_ns()
+            at_ns = time.monotonic_ns()
             link = f"socket:[{inode}]"
-            if self._holds(link):
-                return taken
-            if time.monotonic() - self._scanned > 0.02:  # a worker started since?
+            if not self._holds(link):
+                # A worker started since the group was last looked at? (A few reads of
+                # /proc's `children` files: cheap enough for every connection.)
                 self._members = process.members(self._pgid) or [self._pgid]
-                self._scanned = time.monotonic()
-                return taken if self._holds(link) else None
+            if self._holds(link):
+                return client, at_ns
+        except BaseException:
+            client.close()
+            raise
+        client.close()
         return None
 
     def _holds(self, link: str) -> bool:

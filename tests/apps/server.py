@@ -6,7 +6,8 @@ on purpose: `crash` exits with status 3 at once, `mute` serves but never says it
 
 Under `reentr --socket` it serves on the inherited socket instead of binding $PORT; it says
 `READY=1` on $NOTIFY_SOCKET when that is set; on SIGTERM it finishes the request in progress,
-then exits, as a production server does.
+then exits, as a production server does. Each answer to reentr's readiness probe (its
+User-Agent) prints a line naming the version and process that answered.
 """
 
 import http.server
@@ -33,6 +34,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if self.headers.get("User-Agent") == "reentr-ready":
+            print(f"answered reentr's probe: {VERSION} {os.getpid()}", flush=True)
 
     def log_message(self, *args: object) -> None:
         pass
