@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The tests' helpers (free_port, free_ports) are the benchmarks' too: `from helpers import`.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
 
 def reentr_command() -> list[str]:
     """The `reentr` beside this Python, or `python -m reentr`."""
@@ -136,25 +139,6 @@ def wait(predicate: object, timeout: float, what: str) -> int:
             raise SystemExit(f"{Path(sys.argv[0]).stem}: timed out waiting for {what}")
         time.sleep(0.001)
     return int(value)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1: every probe stays bound until all are
-    chosen, or the kernel may hand out one port twice."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def idle_cpu(pid: int, seconds: float) -> float:

@@ -32,8 +32,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import REFERENCE, Observer, free_ports, reentr_command, stop, wait
+from common import REFERENCE, Observer, reentr_command, stop, wait
 
+from helpers import free_ports
 from reentr.timing import percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "apps"))

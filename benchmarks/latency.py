@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from common import REFERENCE, free_port, idle_cpu, reentr_command, stop
+from common import REFERENCE, idle_cpu, reentr_command, stop
 from common import http_body as get_pid
 
+from helpers import free_port
 from reentr.config import Config
 from reentr.timing import percentile
 

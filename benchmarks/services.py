@@ -35,8 +35,6 @@ from pathlib import Path
 from common import (
     Observer,
     compile_reentr,
-    free_port,
-    free_ports,
     http_body,
     idle_cpu,
     reentr_command,
@@ -44,6 +42,7 @@ from common import (
     wait,
 )
 
+from helpers import free_port, free_ports
 from reentr.timing import percentile
 
 SERVICE = Path(__file__).resolve().parent.parent / "tests" / "apps" / "service.py"

@@ -196,15 +196,21 @@ def test_ready_notify_waits_for_ready_1_from_the_new_target(
     assert [str(record["pid"]) for record in ready] == pids
 
 
+def _handoff_by_url(reentr: Callable[..., Reentr], project: Path) -> tuple[Reentr, int]:
+    """The test server, version v0, under `--handoff` with a `--ready-url` probe: reentr
+    and the port."""
+    port = free_port()
+    (project / "version.txt").write_text("v0")
+    return reentr(["-n", "--socket", str(port), "--handoff", "--ready-url",
+                   f"http://127.0.0.1:{port}/", *SERVER], ["version.txt"]), port
+
+
 @pytest.mark.timeout(60)
 def test_handoff_by_url_waits_for_an_answer_that_names_the_new_pid(
     reentr: Callable[..., Reentr], project: Path
 ) -> None:
     # The old target answers the URL all along: only an answer naming the new PID counts.
-    port = free_port()
-    (project / "version.txt").write_text("v0")
-    proc = reentr(["-n", "--socket", str(port), "--handoff", "--ready-url",
-                   f"http://127.0.0.1:{port}/", *SERVER], ["version.txt"])
+    proc, port = _handoff_by_url(reentr, project)
     proc.err.expect("watching")
     hammer = Hammer(port)
     old = wait_for(lambda: hammer.served("v0"), what="v0")
@@ -227,10 +233,7 @@ def test_the_handoff_url_probe_sends_no_request_to_the_old_target(
     # While both serve the socket, the probe sends its request only on a connection the new
     # target took: the old one answers none (a server's access log would show each), and
     # each start answers exactly one.
-    port = free_port()
-    (project / "version.txt").write_text("v0")
-    proc = reentr(["-n", "--socket", str(port), "--handoff", "--ready-url",
-                   f"http://127.0.0.1:{port}/", *SERVER], ["version.txt"])
+    proc, _ = _handoff_by_url(reentr, project)
     proc.out.expect(r"^answered reentr's probe: v0 ")
     for number in (1, 2, 3):
         edit(project / "version.txt", f"v{number}")
