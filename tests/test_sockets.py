@@ -89,6 +89,33 @@ def test_a_port_in_use_is_one_line_and_nothing_starts(
     assert not (project / "started").exists()
 
 
+@pytest.mark.parametrize(("command", "noted"), [
+    (["go", "run", "."], True), (["-s", "go run ./cmd/server"], True),
+    (["go", "build"], False), (["./app"], False)])
+def test_go_run_under_a_held_socket_gets_a_note_with_the_fix(
+    reentr: Callable[..., Reentr], project: Path, command: list[str], noted: bool
+) -> None:
+    # `go run` runs the program as its child, whose PID is not LISTEN_PID: reentr says so
+    # once, before the start, with the fix. (A `go` of the test's own, on PATH, stands in.)
+    bin_dir = project / "bin"
+    bin_dir.mkdir()
+    for name in ("go", "app"):
+        (bin_dir / name).write_text("#!/bin/sh\necho ran\n")
+        (bin_dir / name).chmod(0o755)
+    if command == ["./app"]:
+        (project / "app").write_bytes((bin_dir / "app").read_bytes())
+        (project / "app").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = reentr(["-n", "-z", "--socket", str(free_port()), *command], env=env)
+    proc.out.expect("^ran$")
+    assert proc.wait() == 0
+    notes = [line for line in proc.err.lines if line.startswith("reentr: note: `go run`")]
+    assert len(notes) == noted
+    if noted:
+        assert notes[0].endswith("build, then run the binary, as in --build "
+                                 "'go build -o app .' -- ./app")
+
+
 @pytest.mark.parametrize(("args", "complaint"), [
     (["--handoff", "--ready-line", "x"], "--handoff needs --socket"),
     (["--socket", "{port}", "--handoff"], "--handoff needs a readiness probe"),

@@ -258,7 +258,24 @@ def _run(config: Config, events: str | None) -> int:
         # First: the sockets take descriptors 3, 4, ... before anything else is opened.
         held = stack.enter_context(sockets.held(config.sockets))
         stream = open_events(stack, events)
-        return runner.run(config, Reporter(config, events=stream), sockets=held)
+        reporter = Reporter(config, events=stream)
+        if (note := launcher_note(config)) is not None:
+            reporter.line(note)
+        return runner.run(config, reporter, sockets=held)
+
+
+def launcher_note(config: Config) -> str | None:
+    """What to say when the command runs the program as a child of its own while reentr holds
+    sockets: the program's PID is then not LISTEN_PID, and a server that checks it (as
+    sd_listen_fds does) ignores the sockets and binds the port itself, which reentr holds."""
+    words = config.command[0].split() if config.shell else list(config.command)
+    if not config.sockets or len(words) < 2 or os.path.basename(words[0]) != "go" \
+            or words[1] != "run":
+        return None
+    return ("note: `go run` runs your program as its child, so LISTEN_PID names go, not "
+            "your program; a server that checks it ignores the socket and binds the port "
+            "itself (address already in use): build, then run the binary, as in --build "
+            "'go build -o app .' -- ./app")
 
 
 def with_own_files(config: Config, events: str | None, cwd: str = ".") -> Config:

@@ -18,6 +18,7 @@ from reentr.cli.commands import (
     RunOptions,
     app,
     check_program,
+    launcher_note,
     open_events,
     run_config,
     watch_tree,
@@ -100,8 +101,12 @@ def up_mode(
             label = f"{service.name:<{width}} | "
             if colour:
                 label = f"\x1b[{_COLOURS[number % len(_COLOURS)]}m{label}\x1b[0m"
+            service_reporter = Reporter(config, events=stream, service=service.name,
+                                        label=label)
+            if (note := launcher_note(config)) is not None:
+                service_reporter.line(note)
             listed.append(runner.Service(
-                config, Reporter(config, events=stream, service=service.name, label=label),
+                config, service_reporter,
                 {**os.environ, **service.env}, sock, service.name, service.depends_on,
                 str(service.cwd), label.encode(),
             ))
