@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REENTR, Reentr, edit, wait_for
+from reentr.ignore import BUILTIN
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -314,6 +315,31 @@ def test_without_double_dash_the_command_begins_at_the_first_word_not_a_director
     proc.signal(signal.SIGINT)
     assert proc.wait() == 0
     assert proc.out.count(r"^ran ") == 1
+
+
+def test_installed_dependencies_are_not_watched_even_outside_a_repository(
+    tmp_path: Path
+) -> None:
+    # A fresh project, no git, no .gitignore: `npm install` and `python -m venv .venv` put
+    # thousands of files beside the program, none of them an edit of it.
+    project = tmp_path / "fresh"
+    for name in ("app.py", "node_modules/left-pad/index.js", ".venv/lib/site.py",
+                 "venv/bin/activate", ".pytest_cache/v/x", "src/venv_tools.py"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("x\n")
+    listed = subprocess.run([*REENTR, "watch", "--list"], cwd=project, capture_output=True,
+                            text=True, timeout=20, check=True)
+    assert listed.stdout.split() == ["app.py", "src/venv_tools.py"]
+    explained = subprocess.run([*REENTR, "explain", "node_modules/left-pad/index.js"],
+                               cwd=project, capture_output=True, text=True, timeout=20,
+                               check=True)
+    assert explained.stdout == ("node_modules/left-pad/index.js: ignored by built-in:"
+                                f"{BUILTIN.index('node_modules/') + 1}:node_modules/ (its "
+                                "directory node_modules/ is ignored)\n")
+    with_all = subprocess.run([*REENTR, "watch", "--list", "--no-default-ignore"],
+                              cwd=project, capture_output=True, text=True, timeout=20,
+                              check=True)
+    assert "node_modules/left-pad/index.js" in with_all.stdout.split()
 
 
 def test_explain_of_a_missing_path_says_so_and_exits_1(repo: Path) -> None:

@@ -468,6 +468,7 @@ def explain_mode(
                        no_default_ignore)
     filters: dict[Path, Filter] = {}  # one load per root, however many paths lie under it
     status = ExitStatus.OK
+    here = Path.cwd().resolve()
     for path in paths:
         target = Path(path).resolve()
         missing = not os.path.lexists(target)
@@ -475,6 +476,10 @@ def explain_mode(
             status = ExitStatus.ERROR
         is_dir = target.is_dir()
         start = target if is_dir else target.parent
+        if start.is_relative_to(here):
+            # As `reentr watch` from here sees it: outside a repository its tree, and so its
+            # rules, start here (node_modules/ applies to node_modules/x/index.js).
+            start = here
         root = root_of(start)
         if root not in filters:
             filters[root] = Filter(Rules.load(start, sources), _exts(ext), tuple(glob or ()))
