@@ -294,12 +294,12 @@ class Taker:
             client = socket.create_connection(self._address, timeout=ATTEMPT_TIMEOUT_S)
         except OSError:
             return None
+        kept = False
         try:
             server, peer = client.getpeername()[:2], client.getsockname()[:2]
             give_up = time.monotonic() + _ACCEPT_WAIT_S
             while not (inode := _inode(client.family, server, peer)):
                 if time.monotonic() >= give_up:
-                    client.close()
                     return None
                 time.sleep(0.0002)
             at_ns = time.monotonic_ns()
@@ -308,13 +308,11 @@ class Taker:
                 # A worker started since the group was last looked at? (A few reads of
                 # /proc's `children` files: cheap enough for every connection.)
                 self._members = process.members(self._pgid) or [self._pgid]
-            if self._holds(link):
-                return client, at_ns
-        except BaseException:
-            client.close()
-            raise
-        client.close()
-        return None
+            kept = self._holds(link)
+            return (client, at_ns) if kept else None
+        finally:
+            if not kept:
+                client.close()
 
     def _holds(self, link: str) -> bool:
         for member in self._members:
