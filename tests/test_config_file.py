@@ -122,7 +122,7 @@ def test_ports_and_durations_may_be_numbers(reentr: Callable[..., Reentr], proje
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass  # reentr holds the socket the number names
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
 
 
 def test_a_pyproject_error_names_its_table(project: Path) -> None:
@@ -186,6 +186,6 @@ def test_notify_without_notify_send_is_silent(
     proc.out.expect("^up$")
     edit(project / "a.txt", "one")
     proc.err.expect("restart #1 ")
-    proc.signal(2)
-    assert proc.wait() == 0
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
     assert "notify" not in proc.err.text()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +16,14 @@ import pytest
 
 from conftest import TARGET
 from helpers import (
+    DEADLINE,
     REENTR,
     Reentr,
     atomic_edit,
     edit,
     fifo_holders_gone,
     stays_false,
+    wait_for,
 )
 
 Start = Callable[..., Reentr]
@@ -290,7 +294,7 @@ def test_restart_stops_the_whole_group_before_starting_again(
     # Generation 1, grandchild included, is gone: every holder of its FIFO closed it.
     assert fifo_holders_gone(fifos / "fifo-1")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert fifo_holders_gone(fifos / "fifo-2")
 
 
@@ -348,7 +352,7 @@ def test_rz_restarts_on_change_and_exits_when_the_child_does(
 
 @pytest.mark.parametrize(
     ("signum", "status"),
-    [(signal.SIGINT, 0), (signal.SIGHUP, 0), (signal.SIGTERM, 128 + 15)],
+    [(signal.SIGINT, -signal.SIGINT), (signal.SIGHUP, 0), (signal.SIGTERM, 128 + 15)],
     ids=["INT", "HUP", "TERM"],
 )
 def test_signals_stop_the_children_then_exit(
@@ -359,6 +363,30 @@ def test_signals_stop_the_children_then_exit(
     proc.signal(signum)
     assert proc.wait() == status
     assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_ctrl_c_stops_a_shell_loop_around_reentr(project: Path) -> None:
+    # entr exits 0 on SIGINT, so `while true; do ls | entr -d make; done` cannot be stopped
+    # (entr#19, #175): the shell takes a child that exited 0 to have handled Ctrl-C. reentr
+    # ends by SIGINT, as a shell expects of a program Ctrl-C stopped. The terminal's Ctrl-C
+    # reaches the whole job: the shell, reentr and the utility.
+    loop = ('while true; do printf "a.txt\\n" | "$@" -n -d touch started; echo looped; '
+            "done")
+    shell = subprocess.Popen(["bash", "-c", loop, "bash", *REENTR], cwd=project,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        wait_for((project / "started").exists, what="the utility's first run")
+        os.killpg(shell.pid, signal.SIGINT)
+        assert shell.wait(timeout=DEADLINE) == -signal.SIGINT
+        assert shell.stdout is not None and shell.stdout.read() == b""  # never went round
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait(timeout=DEADLINE)
+        if shell.stdout is not None:
+            shell.stdout.close()
 
 
 def test_sigkill_of_reentr_takes_the_whole_tree_with_it(reentr: Start, fifos: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +118,6 @@ def test_the_go_loop(reentr: Start, go_project: Path, mode: str) -> None:
             assert client.failures[failed_at_start:] == []
     finally:
         client.stop()
-    proc.signal(2)
-    assert proc.wait() == 0
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
     assert not (go_project / "app-go-tmp-umask").exists()

@@ -33,7 +33,7 @@ def test_each_restart_is_reported_by_stage_and_summarised(reentr: Start, project
         assert sum(stages) == total  # the gaps between the stages are shown as `other`
         proc.out.expect(r"started")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     title = proc.err.expect(r"2 restarts, in ms:\s+p50\s+p95\s+max$").group(0)
     for stage in ("detect", "build", "stop", "spawn", "ready", "other", "total"):
         row = proc.err.expect(rf"^reentr:   {stage}\s+\d+\s+\d+\s+\d+$").group(0)
@@ -65,7 +65,7 @@ def test_quiet_keeps_only_errors(reentr: Start, project: Path) -> None:
     edit(project / "a.txt", "x")
     proc.out.expect(r"started")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.err.text() == ""
 
 
@@ -81,7 +81,7 @@ def test_events_to_stdout_keep_stdout_pure_json(
     wait_for(lambda: '"restart"' in proc.out.text(), what="the restart event")
     proc.err.expect(r"started")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     records = [json.loads(line) for line in proc.out.lines if line]
     assert [r["event"] for r in records].count("restart") == 1
     assert proc.err.count(r"^built$") == 2 and proc.err.count(r"started") == 2
@@ -112,7 +112,7 @@ def test_ready_port_completes_the_restart_when_the_new_server_accepts(
     assert answer is not None and answer != first
     assert int(line.group(2)) <= int(line.group(1))
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     proc.err.expect(r"^reentr:   ready\s+\d+\s+\d+\s+\d+$")
 
 
@@ -130,7 +130,7 @@ def test_ready_url_waits_for_an_http_answer(reentr: Start, project: Path) -> Non
     proc.err.expect(r"restart #1 ready in \d+ ms \(.*, ready \d+(?:, other \d+)?\) a\.txt$")
     assert http_get(port) is not None
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     records = [json.loads(line) for line in events.read_text().splitlines()]
     names = [r["event"] for r in records]
     assert names[:3] == ["start", "spawned", "ready"]  # the first start is probed too
@@ -166,7 +166,7 @@ def test_ready_url_takes_any_answer_below_500(
     said = r"restart #1 ready in" if ready else r"was not ready within 1s \(--ready-url "
     proc.err.expect(said)
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
 
 
 def test_ready_line_passes_the_output_through_unchanged(reentr: Start, project: Path) -> None:
@@ -176,7 +176,7 @@ def test_ready_line_passes_the_output_through_unchanged(reentr: Start, project: 
     proc.err.expect(r"restart #1 ready in \d+ ms \(.*, ready \d+(?:, other \d+)?\) a\.txt$")
     proc.out.expect(r"started")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     # Each stream byte for byte, in order, the unterminated prompt included.
     assert proc.out.raw.count(b"out 1\nout 2\nprompt> started pid=") == 2
     assert proc.err.lines.count("err 1") == 2
@@ -196,7 +196,7 @@ def test_a_target_that_never_gets_ready_is_reported_and_left_running(
     edit(project / "a.txt", "y")
     proc.err.expect(r"was not ready within 0\.3s")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.err.count(r"restart #") == 0
 
 

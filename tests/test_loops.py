@@ -129,7 +129,7 @@ def test_a_command_that_writes_into_its_tree_runs_at_most_four_times(
     edit(project / "a.txt", "edited\n")
     wait_for(lambda: _runs_ended(proc) == runs + 1, what="the run after the edit")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count("^ran$") == runs + 1
     assert proc.err.count("while a run could write it") == 1
 
@@ -147,7 +147,7 @@ def test_an_edit_of_the_muted_path_is_ignored_but_others_run(
     edit(project / "b.txt", "edited\n")
     wait_for(lambda: _runs_ended(proc) == runs + 1, what="the run after the edit")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count("^ran$") == runs + 1
 
 
@@ -156,7 +156,7 @@ def test_no_loop_guard_keeps_reacting(reentr: Start, project: Path) -> None:
     proc = reentr(["-n", "-a", "--no-loop-guard", *WRITES_ITS_TREE], files=["out.txt"])
     wait_for(lambda: proc.out.count("^ran$") >= 2 * ROUNDS, what="runs past the guard")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert "while a run could write it" not in proc.err.text()
 
 
@@ -179,7 +179,7 @@ def test_the_events_file_inside_the_tree_causes_no_run(
     proc.err.expect(r"restart #2 ")
     proc.out.expect("^ran$")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     starts = [json.loads(x) for x in events.read_text().splitlines()]
     assert sum(r["event"] == "start" for r in starts) == 3
     assert proc.out.count("^ran$") == 3
@@ -190,7 +190,7 @@ def test_a_build_is_run_as_a_shell_would(reentr: Start, project: Path) -> None:
     proc.err.expect(r"build failed \(exit status 3\); nothing is running yet; the next "
                     r"change builds again")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert "not found" not in proc.err.text()
 
 
@@ -225,7 +225,7 @@ def test_the_program_a_build_writes_is_looked_up_after_the_build(
     proc.out.expect(r"^serving 4$")
     proc.err.expect(r"restart #1 ")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count("^serving") == 2
     assert proc.err.count("restart #") == 1
 
@@ -242,7 +242,7 @@ def test_a_build_that_does_not_write_the_program_says_so_and_keeps_watching(
     edit(project / "a.txt", "edited\n")
     proc.out.expect("^serving$")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
 
 
 def test_without_a_build_a_missing_program_is_refused_up_front(

@@ -11,6 +11,7 @@ import pytest
 
 from reentr import policy
 from reentr.config import Config, OnBusy, OnExit, WatchList
+from reentr.errors import ExitStatus
 from reentr.events import (
     Action,
     Began,
@@ -162,11 +163,11 @@ def _every_step_keeps_the_rules(events: Sequence[Event], steps: list[list[Action
 @pytest.mark.parametrize(
     ("config", "events", "status"),
     [
-        (cfg(), [*running, SignalReceived(signal.SIGINT), *gone(T, 10, -15)], 0),
+        (cfg(), [*running, SignalReceived(signal.SIGINT), *gone(T, 10, -15)], 130),
         (cfg(), [*running, SignalReceived(signal.SIGHUP), *gone(T, 10, -15)], 0),
         (cfg(), [*running, SignalReceived(signal.SIGTERM), *gone(T, 10, -15)], 143),
         (cfg(), [*running, KeyPressed("q"), *gone(T, 10, -15)], 0),
-        (cfg(postpone=True), [Began(), SignalReceived(signal.SIGINT)], 0),
+        (cfg(postpone=True), [Began(), SignalReceived(signal.SIGINT)], 130),
         (cfg(exit_on_exit=True), [Began(), *started(T, 10), *gone(T, 10, 3)], 3),
         (cfg(exit_on_exit=True), [Began(), *started(T, 10), *gone(T, 10, -9)], 137),
         (cfg(on_exit=OnExit.QUIT), [Began(), *started(T, 10), *gone(T, 10, 4)], 4),
@@ -195,7 +196,7 @@ def test_quitting_stops_everything_first_and_a_second_signal_kills() -> None:
     state, actions = policy.step(config, state, ProcessExited(B, 5, -9))
     assert actions == []
     _, actions = policy.step(config, state, GroupEmptied(B, 5))
-    assert actions == [Exit(0)]
+    assert actions == [Exit(ExitStatus.INTERRUPTED)]
 
 
 def test_d_without_r_runs_once_more_then_exits_2() -> None:
@@ -367,4 +368,4 @@ def test_quitting_during_a_handoff_stops_every_target() -> None:
     _, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
                              SignalReceived(signal.SIGINT), GroupEmptied(T, 10),
                              GroupEmptied(T, 11)])
-    assert steps[-2] == [] and steps[-1] == [Exit(0)]
+    assert steps[-2] == [] and steps[-1] == [Exit(ExitStatus.INTERRUPTED)]

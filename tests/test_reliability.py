@@ -47,7 +47,7 @@ def test_entr_mode_runs_for_a_name_that_is_not_utf8_with_its_exact_bytes(
     edit(project / "a.txt", "a2\n")
     _ran(proc, project / "a.txt")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert "watching failed" not in proc.err.text()
     assert "\\xff" in proc.err.text(), "the status line shows the byte escaped"
 
@@ -72,7 +72,7 @@ def test_watch_follows_directories_and_files_whose_names_are_not_utf8(
     edit(project / "a.txt", "a2\n")  # and the ordinary files are still seen
     _ran(proc, project / "a.txt")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert "watching failed" not in proc.err.text()
     assert "dir\\xfd/g\\xfc.txt" in proc.err.text()
 
@@ -99,7 +99,7 @@ def test_a_name_with_a_newline_or_an_escape_cannot_break_a_status_line(
     assert line.endswith("evil\\n\\x1b[31mred.txt")
     assert "\x1b" not in watch.err.text()
     watch.signal(signal.SIGINT)
-    assert watch.wait() == 0
+    assert watch.wait() == -signal.SIGINT
 
 
 def _alive(pid: int) -> bool:
@@ -127,7 +127,7 @@ def test_a_process_that_leaves_its_group_is_stopped_at_each_restart_and_at_exit(
                         rf"the run: {escaped[-2]} \(python")
     assert _alive(escaped[-1])
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert not _alive(escaped[-1]), "the last one is stopped before reentr exits"
     proc.err.expect(rf"outlived the run: {escaped[-1]} ")
 
@@ -194,7 +194,7 @@ def test_a_directory_that_cannot_be_read_is_said_once(
         edit(project / "a.txt", "a2\n")  # and the rest is watched
         proc.run_ended()
         proc.signal(signal.SIGINT)
-        assert proc.wait() == 0
+        assert proc.wait() == -signal.SIGINT
         assert proc.err.count("cannot read") == 2
     finally:
         (project / "locked").chmod(0o755)
@@ -257,5 +257,5 @@ def test_a_burst_of_uneven_writes_on_a_loaded_machine_stays_one_run_or_two(
 
     wait_for(started_after_the_last_write, what="the start with the burst's last write")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert events.read_text().count('"restart"') <= 2

@@ -59,7 +59,8 @@ def test_readme_usage_line_restarts_a_small_http_app(reentr: Start, project: Pat
     second = served(port, "two ")
     assert first.split()[1] != second.split()[1]
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0  # and stdout, inherited by the app, is at EOF: nothing is left
+    # And stdout, inherited by the app, is at EOF: nothing is left.
+    assert proc.wait() == -signal.SIGINT
     assert http_get(port, timeout=0.5) is None
 
 
@@ -211,7 +212,7 @@ def test_a_second_ctrl_c_kills_at_once(reentr: Start, fifos: Path) -> None:
     proc.signal(signal.SIGINT)
     proc.err.expect(r"ignores SIGTERM")  # the first one asked politely, and was ignored
     proc.signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0  # well within the 60 s stop timeout
+    assert proc.wait(timeout=10) == -signal.SIGINT  # well within the 60 s stop timeout
     assert fifo_holders_gone(fifos / "fifo-1", timeout=1)
 
 
@@ -250,4 +251,4 @@ def test_delay_run_waits_before_each_start(reentr: Start, project: Path) -> None
     spawned = next(r["time"] for r in records if r["event"] == "spawned")
     assert spawned - changed >= 0.29
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT

@@ -418,7 +418,7 @@ def test_ctrl_c_stops_dependents_first_and_leaves_no_process(
     proc = up(["-n"], root)
     running = pids(ports, *NAMES)
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0  # and every child has closed reentr's stdout
+    assert proc.wait() == -signal.SIGINT  # and every child has closed reentr's stdout
     assert not any(alive(pid) for pid in running.values())
     exited = [r["service"] for r in records(proc) if r["event"] == "exited"]
     assert exited == ["web", "api", "store"]

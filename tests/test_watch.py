@@ -69,7 +69,7 @@ def test_watch_runs_on_files_git_would_list_and_not_on_ignored_ones(
     edit(repo / "keep.log", "re-included\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "keep.log")]
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count(r"^run ") == 2
 
 
@@ -91,7 +91,7 @@ def test_a_reversed_range_is_read_as_git_reads_it_in_every_kind_of_pattern(
     edit(repo / "src" / "app.py", "v3\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert not [line for line in proc.err.lines if "Traceback" in line or "Error" in line]
 
 
@@ -136,7 +136,7 @@ def test_a_root_that_is_deleted_and_made_again_is_watched_again(
     runs_for(gen / "sub" / "c.txt")
     runs_again_for(gen / "sub" / "c.txt", "5\n")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
 
 
 @pytest.mark.timeout(60)
@@ -163,7 +163,7 @@ def test_a_save_made_during_a_run_is_run_after_it(
     with open(gate, "w"):
         pass
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count(r"^run ") == 2
 
 
@@ -291,7 +291,7 @@ def test_the_peers_habits_watch_exts_and_shell(reentr: Start, repo: Path) -> Non
     edit(repo / "src" / "app.py", "v2\n")
     proc.out.expect(rf"^ran {repo / 'src' / 'app.py'}$")  # $0 is the changed file, as in -s
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count(r"^ran ") == 1
 
 
@@ -313,7 +313,7 @@ def test_without_double_dash_the_command_begins_at_the_first_word_not_a_director
     edit(repo / "src" / "app.py", "v2\n")
     proc.out.expect("^" + re.escape(shown.format(changed=repo / "src" / "app.py")) + "$")
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
     assert proc.out.count(r"^ran ") == 1
 
 
@@ -365,7 +365,7 @@ def test_verbose_names_a_few_files_of_a_large_batch_and_counts_the_rest(
     line = proc.err.expect(r"changed: 12 files: (.*) and 7 more$")
     assert len(line.group(1).split(", ")) == 5
     proc.signal(signal.SIGINT)
-    assert proc.wait() == 0
+    assert proc.wait() == -signal.SIGINT
 
 
 @pytest.mark.parametrize(

@@ -199,7 +199,7 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case KeyPressed():
             return s
         case SignalReceived(signum=signum):
-            status = ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.OK
+            status = quit_status(signum)
             return _quit(s, status, out)
         case DirectoryAltered():
             if s.quitting is not None:
@@ -315,6 +315,13 @@ def _changed(
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
         s = dataclasses.replace(s, build_stale=True)
     return _want(config, dataclasses.replace(s, exits_in_a_row=0), paths)
+
+
+def quit_status(signum: int) -> ExitStatus:
+    """The exit status of a run that the signal `signum` ended (SIGINT, SIGTERM or SIGHUP)."""
+    if signum == signal.SIGINT:
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.OK
 
 
 def _quit(s: State, status: int, out: list[Action]) -> State:

@@ -345,8 +345,7 @@ class _Loop:
             case SignalReceived(signum=signum):
                 if self.quitting is not None:  # a second Ctrl-C: no more grace for anyone
                     return [(unit, event) for unit in self.units if unit.told_to_stop]
-                self._quit(ExitStatus.TERMINATED if signum == signal.SIGTERM
-                           else ExitStatus.OK, event)
+                self._quit(policy.quit_status(signum), event)
             case DirectoryAltered() | WatcherFailed():
                 return [(unit, event) for unit in self.units]
         return []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,3 +70,14 @@ def start_thread(target: Callable[..., object], *args: object, name: str) -> thr
     with blocked():
         thread.start()
     return thread
+
+
+def die_by(signum: int) -> None:
+    """End reentr by the signal `signum`, its default action, as a program that did not catch
+    it would end: a shell that ran reentr then knows it was interrupted (a loop around it
+    stops). What is buffered is written first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signum,))
+    os.kill(os.getpid(), signum)

@@ -9,10 +9,12 @@ EXAMPLES = "Examples"
 """A section of (command line, what it does), shown as a man page shows them."""
 
 _EXIT_ROWS = [
-    ("0", "q, SIGINT or SIGHUP"),
+    ("0", "q or SIGHUP"),
     ("1", "an error (one line on stderr says which and how to fix it)"),
     ("2", "-d saw a directory gain or lose a file"),
     ("N", "with -z, the utility's status (128+N if killed by signal N)"),
+    ("130", "Ctrl-C (SIGINT), once the utility has stopped: reentr ends by SIGINT, so a shell "
+            "loop around it stops"),
     ("143", "SIGTERM, once the utility has stopped"),
 ]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import signal
 import sys
 from typing import NoReturn
 
 import typer
 
+from reentr import signals
 from reentr.cli import up  # noqa: F401 (it adds `up` and `restart` to the app)
 from reentr.cli.commands import app
 from reentr.cli.compat import ENTR_MODE, ClickUsageError, taking_values
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except ReentrError as error:
         sys.stderr.write(f"{PREFIX}{error}\n")
         status = error.status
+    if status == ExitStatus.INTERRUPTED:
+        signals.die_by(signal.SIGINT)  # no return: SIGINT's default action ends reentr
     sys.exit(int(status or 0))
 
 
