@@ -90,16 +90,20 @@ def test_a_port_in_use_is_one_line_and_nothing_starts(
 
 
 @pytest.mark.parametrize(("command", "noted"), [
-    (["go", "run", "."], True), (["-s", "go run ./cmd/server"], True),
-    (["go", "build"], False), (["./app"], False)])
-def test_go_run_under_a_held_socket_gets_a_note_with_the_fix(
-    reentr: Callable[..., Reentr], project: Path, command: list[str], noted: bool
+    (["go", "run", "."], "build, then run the binary, as in --build 'go build -o app .' -- ./app"),
+    (["-s", "go run ./cmd/server"], "build, then run the binary, as in --build "
+                                    "'go build -o app .' -- ./app"),
+    (["npm", "start"], "run the program itself, as in -- node server.js"),
+    (["go", "build"], None), (["./app"], None)])
+def test_a_launcher_under_a_held_socket_gets_a_note_with_the_fix(
+    reentr: Callable[..., Reentr], project: Path, command: list[str], noted: str | None
 ) -> None:
-    # `go run` runs the program as its child, whose PID is not LISTEN_PID: reentr says so
-    # once, before the start, with the fix. (A `go` of the test's own, on PATH, stands in.)
+    # `go run` and `npm start` run the program as a child of their own, whose PID is not
+    # LISTEN_PID: reentr says so once, before the start, with the fix. (Programs of the
+    # test's own, on PATH, stand in for go and npm.)
     bin_dir = project / "bin"
     bin_dir.mkdir()
-    for name in ("go", "app"):
+    for name in ("go", "npm", "app"):
         (bin_dir / name).write_text("#!/bin/sh\necho ran\n")
         (bin_dir / name).chmod(0o755)
     if command == ["./app"]:
@@ -109,11 +113,11 @@ def test_go_run_under_a_held_socket_gets_a_note_with_the_fix(
     proc = reentr(["-n", "-z", "--socket", str(free_port()), *command], env=env)
     proc.out.expect("^ran$")
     assert proc.wait() == 0
-    notes = [line for line in proc.err.lines if line.startswith("reentr: note: `go run`")]
-    assert len(notes) == noted
-    if noted:
-        assert notes[0].endswith("build, then run the binary, as in --build "
-                                 "'go build -o app .' -- ./app")
+    notes = [line for line in proc.err.lines if line.startswith("reentr: note: ")]
+    assert len(notes) == (noted is not None)
+    if noted is not None:
+        assert " runs your program as a child of its own, so LISTEN_PID names " in notes[0]
+        assert notes[0].endswith(noted)
 
 
 @pytest.mark.parametrize(("args", "complaint"), [
