@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -320,6 +321,17 @@ def test_the_handoff_probe_tells_which_process_group_took_a_connection() -> None
             child.wait(timeout=DEADLINE)
             assert child.stdout is not None
             child.stdout.close()
+
+
+@pytest.mark.parametrize(("url", "reaches"), [
+    ("http://127.0.0.1:8000/health", True), ("http://localhost:8000/", True),
+    ("http://127.0.0.1:8001/", False), ("http://127.0.0.2:8000/", False)])
+def test_the_handoff_url_probe_looks_for_the_new_target_only_on_the_held_socket(
+    url: str, reaches: bool
+) -> None:
+    # A URL served elsewhere (a proxy in front, another port) is probed as without
+    # --handoff, by the PID its answer names: who takes its connections says nothing.
+    assert ready._reaches(urllib.parse.urlsplit(url), ("127.0.0.1", 8000)) is reaches
 
 
 def test_a_handoff_on_a_unix_socket_is_timed_to_readiness() -> None:

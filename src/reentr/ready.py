@@ -130,7 +130,7 @@ class Waiter:
 
     def _run(self, pid: int) -> None:
         deadline = time.monotonic() + self.probe.timeout
-        attempt = _attempt(self.probe, pid if self._handoff else None)
+        attempt = _attempt(self.probe, pid if self._handoff else None, self._address)
         while not self._done.is_set():
             outcome = attempt() if attempt is not None else False
             if outcome is True:
@@ -145,16 +145,31 @@ class Waiter:
             self._done.wait(min(pause, left))
 
 
-def _attempt(probe: Probe, pid: int | None) -> Callable[[], bool | None] | None:
-    """One attempt of a polled probe: True when ready, None when another process answered."""
+def _attempt(
+    probe: Probe, pid: int | None, held: tuple[str, int] | None = None
+) -> Callable[[], bool | None] | None:
+    """One attempt of a polled probe: True when ready, None when another process answered.
+    `held` is the held socket's address under `--handoff`."""
     if probe.kind is ProbeKind.PORT:
         return _port_attempt(parse_address(probe.text, "--ready-port"))
     if probe.kind is ProbeKind.URL:
         url = urllib.parse.urlsplit(probe.text)
-        if pid is not None and url.scheme == "http" and hasattr(socket, "AF_NETLINK"):
+        if pid is not None and url.scheme == "http" and hasattr(socket, "AF_NETLINK") \
+                and held is not None and _reaches(url, held):
             return _HandoffAttempt(url, pid)
         return lambda: _answers(url, pid)
     return None
+
+
+def _reaches(url: urllib.parse.SplitResult, held: tuple[str, int]) -> bool:
+    """Whether the URL is served on the held socket, which the old and the new target share
+    (a URL elsewhere, a proxy's say, is probed as without `--handoff`: by the PID it names)."""
+    try:
+        found = socket.getaddrinfo(url.hostname or "", url.port or 80, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return (url.port or 80) == held[1] and any(sockaddr[0] == held[0]
+                                               for *_, sockaddr in found)
 
 
 class _HandoffAttempt:
