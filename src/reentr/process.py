@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from reentr.signals import start_thread
 
 _LONGEST_LINE = 65536
 """The line probe looks at no more than this much of one line."""
+_REST_OF_LINE_S = 0.002
+"""How long output that ends mid-line waits for the rest of its line (`_pass_through`)."""
 _ETXTBSY_TRIES = 10
 """entr retries exec on ETXTBSY too: a build may still be closing the binary it just wrote."""
 
@@ -343,11 +346,22 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) -> None:
-    """Copy the child's output to reentr's `fd` as it comes (a partial line is not held back),
-    and hand each complete line to `on_line`."""
+    """Copy the child's output to reentr's `fd` as it comes, and hand each complete line to
+    `on_line`. A chunk that ends mid-line waits up to `_REST_OF_LINE_S` for the rest: a line
+    written in two pieces (Python's unbuffered `print` writes the text, then the newline)
+    then goes out whole, and no line of reentr's lands inside it; a prompt with no newline
+    is held back no longer than that."""
     partial = b""
+    source = stream.fileno()
     with stream:
-        while chunk := os.read(stream.fileno(), 65536):
+        while chunk := os.read(source, 65536):
+            give_up = time.monotonic() + _REST_OF_LINE_S
+            while not chunk.endswith(b"\n") and (left := give_up - time.monotonic()) > 0 \
+                    and select.select([source], [], [], left)[0]:
+                more = os.read(source, 65536)
+                if not more:
+                    break
+                chunk += more
             with contextlib.suppress(OSError):  # nobody reads reentr's output: keep draining
                 view = memoryview(chunk)
                 while view:
