@@ -32,8 +32,8 @@ BUILTIN = (
     # Python's caches.
     "__pycache__/", "*.py[co]",
     # Installed dependencies and tools' caches, which a project's .gitignore usually names
-    # (what nodemon and watchfiles leave out by default): an `npm install` or a `pip install`
-    # into the project's virtual environment is no edit of the program.
+    # (what nodemon and uvicorn's --reload leave out by default): an `npm install` or a
+    # `pip install` into the project's virtual environment is no edit of the program.
     "node_modules/", ".venv/", "venv/", ".tox/", ".nox/", ".mypy_cache/", ".pytest_cache/",
     ".ruff_cache/", ".hypothesis/",
     # Editors' swap, backup and temporary files: vim, emacs, JetBrains, and the probe file

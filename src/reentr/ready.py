@@ -156,7 +156,7 @@ def _attempt(
         url = urllib.parse.urlsplit(probe.text)
         if pid is not None and url.scheme == "http" and hasattr(socket, "AF_NETLINK") \
                 and held is not None and _reaches(url, held):
-            return _HandoffAttempt(url, pid)
+            return _HandoffAttempt(url, pid, held)
         return lambda: _answers(url, pid)
     return None
 
@@ -181,10 +181,12 @@ class _HandoffAttempt:
     Where the kernel answers no sock_diag query, every connection gets the request, and an
     answer naming another process means the old target's."""
 
-    def __init__(self, url: urllib.parse.SplitResult, pid: int):
+    def __init__(self, url: urllib.parse.SplitResult, pid: int, held: tuple[str, int]):
         self._url = url
         self._pid = pid
-        self._taker: Taker | None = Taker((url.hostname or "", url.port or 80), pid)
+        # The held socket's own address, which the URL reaches (`_reaches`): resolved once,
+        # not at every attempt.
+        self._taker: Taker | None = Taker(held, pid)
 
     def __call__(self) -> bool | None:
         if self._taker is not None:
