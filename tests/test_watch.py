@@ -446,3 +446,36 @@ def test_changed_is_empty_at_the_first_start_whatever_reentr_inherited(
                   env={"REENTR_CHANGED": "/inherited/from/a/parent"})
     assert changed(proc.out.expect(r"^run ").string) == [""]
     assert proc.wait() == 0
+
+
+# Prints how many bytes REENTR_CHANGED holds, how many lines, and how many lines the file in
+# REENTR_CHANGED_FILE holds.
+COUNT = [sys.executable, "-c",
+         "import os; v = os.environb.get(b'REENTR_CHANGED', b''); "
+         "f = open(os.environ['REENTR_CHANGED_FILE'], 'rb').read().splitlines(); "
+         "print('run', len(v), len(v.splitlines()), len(f), flush=True)"]
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_of_30000_paths_still_builds_and_runs_with_the_list_bounded(
+    reentr: Start, repo: Path
+) -> None:
+    # A branch switch or an unpack: 30,000 long names in one batch. Unbounded, the variable
+    # passed Linux's 128 KiB for one environment string, and every build and run failed with
+    # "Argument list too long".
+    proc = reentr(["watch", "-n", "-p", "--build", "echo built", "--", *COUNT], files="",
+                  cwd=repo)
+    proc.err.expect(r"watching \d+ directories \(inotify")
+    many = repo.parent / "many"  # made aside, then moved in whole: one batch
+    many.mkdir()
+    for i in range(30000):
+        (many / f"a-fairly-long-generated-file-name-{i:06}.txt").touch()
+    many.rename(repo / "many")
+    line = proc.out.expect(r"^run ").string
+    size, lines, listed = map(int, line.split()[1:])
+    assert 0 < size <= 32 * 1024
+    assert listed == 30000
+    assert lines < listed
+    assert "built" in proc.err.text()
+    assert "failed" not in proc.err.text()
+    assert "too long" not in proc.err.text()

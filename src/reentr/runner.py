@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from functools import partial
 
-from reentr import policy, process, ready, signals, terminal, watch
+from reentr import changelist, policy, process, ready, signals, terminal, watch
 from reentr.config import Config, ProbeKind, WatchList, WatchTree
 from reentr.errors import ExitStatus
 from reentr.events import (
@@ -62,9 +62,6 @@ from reentr.sockets import Held
 from reentr.timing import Summary
 
 PLACEHOLDER = "/_"
-CHANGED = "REENTR_CHANGED"
-"""The environment variable that gives the command every file changed since its last start:
-absolute paths, one per line, the first written first (README)."""
 _SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~]|\$\(")
 _BUILTINS = frozenset((
     "!", ".", ":", "[[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
@@ -218,6 +215,7 @@ class _Loop:
         self.control = control
         self.several = len(services) > 1 or services[0].name is not None
         self.events = EventQueue()
+        self.lists = changelist.Lists()
         self.children: dict[int, tuple[_Unit, process.Child]] = {}
         """Each live child, with the service it belongs to, by its pid."""
         self.exits_seen: set[int] = set()
@@ -238,6 +236,7 @@ class _Loop:
         process.become_subreaper()
         with ExitStack() as stack:
             stack.callback(self.events.close)
+            stack.callback(self.lists.close)
             stack.callback(self.guardian.close)
             stack.callback(self._stop_strays, wait=True)
             for unit in self.units:
@@ -479,7 +478,7 @@ class _Loop:
                                   address=held.address() if held is not None else None,
                                   notifier=unit.notifier)
         # Always set, so a value reentr itself inherited never reaches the command.
-        extra = {CHANGED: "\n".join(changed)}
+        extra = self._changed(unit, role, changed)
         if (waiter is not None and waiter.probe.kind is ProbeKind.LINE) or service.label:
             # Through a pipe, Python would hold the line back in its buffer (README).
             extra["PYTHONUNBUFFERED"] = service.environ.get("PYTHONUNBUFFERED", "1")
@@ -516,6 +515,16 @@ class _Loop:
             unit.waiters[child.pid] = waiter
         unit.reporter.started(role, child.pid)
         return ProcessStarted(role, child.pid, child.started_ns)
+
+    def _changed(self, unit: _Unit, role: Role, paths: tuple[str, ...]) -> dict[str, str]:
+        """`REENTR_CHANGED` and `REENTR_CHANGED_FILE` for a start (see `changelist.py`)."""
+        key = f"{self.units.index(unit)}-{role.value}"
+        try:
+            return self.lists.env(key, paths)
+        except OSError as error:
+            unit.reporter.error(f"cannot write the list of changed files: {error}; "
+                                f"{changelist.FILE_VARIABLE} is empty for this run")
+            return {changelist.VARIABLE: changelist.bounded(paths), changelist.FILE_VARIABLE: ""}
 
     def _terminal_for(self, unit: _Unit, role: Role) -> int | None:
         """The terminal, for a utility that runs to completion while reentr holds it: it gets

@@ -60,7 +60,9 @@ SECTIONS: dict[str, list[Section]] = {
     "watch": [
         ("The command", [
             ("/_", "the first word that is exactly /_ becomes the first changed file"),
-            ("$REENTR_CHANGED", "every file changed since the last start, one per line"),
+            ("$REENTR_CHANGED",
+             "the files changed since the last start, one per line (32 KiB at most)"),
+            ("$REENTR_CHANGED_FILE", "a file that lists every one of them"),
             ("reentr -- watch ...", "runs a utility named watch in entr mode"),
         ]),
         _KEYS,
