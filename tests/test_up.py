@@ -479,3 +479,25 @@ def test_services_in_pyproject_toml(up: Up, tmp_path: Path, ports: dict[str, int
     proc = up(["-n"], root)
     proc.err.expect(r"^reentr: services: 1 store$")
     assert wait_for(lambda: answer(ports["store"]), what="store")[0][2] == "store"
+
+
+def test_a_file_in_a_services_paths_is_watched_alone_in_its_directory(
+    up: Up, tmp_path: Path
+) -> None:
+    root = tmp_path / "files"
+    (root / "src").mkdir(parents=True)
+    (root / "Makefile").write_text("all:\n")
+    (root / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    show = [sys.executable, "-c", "import os; print('run', os.environ['REENTR_CHANGED'])"]
+    (root / "reentr.toml").write_text(
+        f"[services.make]\ncommand = {_toml(show)}\nrestart = false\n"
+        f"paths = {_toml(['Makefile', 'src'])}\n")
+    proc = up([], root)
+    proc.out.expect(r"run $")
+    edit(root / "notes.txt", "not a path of the service\n")
+    edit(root / "Makefile", "all:\n\techo made\n")
+    assert proc.out.expect(r"run (.*)$").group(1) == str(root / "Makefile")
+    edit(root / "src" / "main.c", "int main(void) { return 1; }\n")
+    assert proc.out.expect(r"run (.*)$").group(1) == str(root / "src" / "main.c")
+    proc.signal(signal.SIGINT)
+    proc.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REENTR, Reentr, edit, wait_for
+from helpers import REENTR, Reentr, atomic_edit, edit, wait_for
 from reentr.ignore import BUILTIN
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -373,7 +373,6 @@ def test_verbose_names_a_few_files_of_a_large_batch_and_counts_the_rest(
     [(["watch", "src"], "give the command after --: reentr watch src -- make"),
      (["watch", "src", "no-such-program-x"], "cannot run 'no-such-program-x'"),
      (["watch", "nope", "--", "true"], "cannot watch 'nope': not found"),
-     (["watch", "src/app.py", "--", "true"], "cannot watch 'src/app.py': a file"),
      (["watch", "--", "no-such-program-x"], "cannot run 'no-such-program-x'")],
 )
 def test_watch_usage_errors(repo: Path, args: list[str], message: str) -> None:
@@ -383,6 +382,33 @@ def test_watch_usage_errors(repo: Path, args: list[str], message: str) -> None:
     assert done.stderr.startswith(f"reentr: {message}"), done.stderr
     assert len(done.stderr.splitlines()) == 1
     assert done.stdout == ""
+
+
+def test_a_named_file_is_watched_through_its_directory_and_alone_there(
+    reentr: Start, repo: Path
+) -> None:
+    # watchexec's, nodemon's and air's habit: -w Makefile -w src. The file's directory is
+    # watched, and of it the file alone, even one git ignores: it was named.
+    (repo / "Makefile").write_text("all:\n")
+    (repo / ".gitignore").write_text("Makefile\nbuild/\nnode_modules/\n")
+    listed = subprocess.run([*REENTR, "watch", "--list", "-w", "Makefile", "-w", "src"],
+                            cwd=repo, capture_output=True, text=True, timeout=20, check=True)
+    assert listed.stdout.split() == ["Makefile", "src/app.py"]
+    proc = reentr(["watch", "-n", "-p", "-w", "Makefile", "-w", "src", "--", *SHOW], files="",
+                  cwd=repo, exits=True)
+    proc.err.expect(r"watching 2 directories \(inotify")
+    edit(repo / "other.txt", "not named\n")
+    atomic_edit(repo / "Makefile", "all:\n\techo made\n")  # as vim saves it
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "Makefile")]
+    proc.run_ended()
+    edit(repo / "src" / "app.py", "v2\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    proc.run_ended()
+    edit(repo / "other.txt", "still not named\n")
+    edit(repo / "Makefile", "all:\n\techo again\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "Makefile")]
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
 
 
 def _can_lower_the_limit() -> bool:

@@ -19,6 +19,9 @@ class Filter:
     """`--ext py,toml`: only files with one of these extensions (no dot)."""
     globs: tuple[str, ...] = ()
     """`--glob PATTERN`: only files matching one of these (gitignore syntax, from the root)."""
+    only: frozenset[str] | None = None
+    """Files named to watch (`-w Makefile`): only these names in the root, and no directory
+    under it; named, each is watched whatever the ignore rules and the other filters say."""
     _globs: RuleFile | None = field(init=False, default=None)
     _suffixes: tuple[str, ...] = field(init=False, default=())
 
@@ -27,15 +30,38 @@ class Filter:
         self._suffixes = tuple("." + ext for ext in self.exts)
 
     def watches_dir(self, rel: str) -> bool:
+        if self.only is not None:
+            return rel == ""
         return rel == "" or not self.rules.directory(rel).ignored
 
     def wants(self, rel: str) -> bool:
         """Whether a change to the file `rel` (relative to the root) matters."""
+        if self.only is not None:
+            return rel in self.only
         if self.rules.ignored(rel, False):
             return False
         if self._suffixes and not rel.rpartition("/")[2].endswith(self._suffixes):
             return False
         return self._globs is None or self._globs.decide(rel, False) is not None
+
+
+def roots(paths: tuple[Path, ...]) -> list[tuple[Path, frozenset[str] | None]]:
+    """The directories to walk for the watched `paths`, each with the file names it is
+    narrowed to (None: the whole tree): files are watched through their directory, those of
+    one directory together; a file inside a watched tree adds nothing (the tree's rules
+    decide there)."""
+    trees = [path for path in paths if not _is_file(path)]
+    files: dict[Path, set[str]] = {}
+    for path in paths:
+        if _is_file(path) and not any(path.parent.is_relative_to(tree) for tree in trees):
+            files.setdefault(path.parent, set()).add(path.name)
+    return [*((tree, None) for tree in dict.fromkeys(trees)),
+            *((parent, frozenset(names)) for parent, names in files.items())]
+
+
+def _is_file(path: Path) -> bool:
+    """A path named as a file: one that exists and is not a directory."""
+    return path.exists() and not path.is_dir()
 
 
 def walk(

@@ -330,12 +330,14 @@ def watch_mode(
     ctx: typer.Context,
     paths: Annotated[
         list[str] | None,
-        typer.Argument(help="Directories to watch, recursively.", metavar="[PATH]...",
+        typer.Argument(help="Directories to watch, recursively, or files.",
+                       metavar="[PATH]...",
                        show_default=False),
     ] = None,
     watch: Annotated[
-        list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree to "
-                                       "watch, as a PATH argument is (repeatable), e.g. -w src.",
+        list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree or a "
+                                       "file to watch, as a PATH argument is (repeatable), e.g. "
+                                       "-w src -w Makefile.",
                                        show_default=False, rich_help_panel=WATCHING)
     ] = None,
     list_: Annotated[
@@ -422,10 +424,9 @@ def watch_tree(params: dict[str, Any], base: Path) -> WatchTree:
     roots = []
     for path in [*(params["paths"] or ()), *(params["watch"] or ())] or ["."]:
         full = base / path
-        if not full.is_dir():
-            kind = "a file" if full.exists() else "not found"
-            raise UsageError(f"cannot watch '{shown(path)}': {kind}; reentr watch takes "
-                             "directories (for single files use entr mode: ls FILE | reentr CMD)")
+        if not full.exists():
+            raise UsageError(f"cannot watch '{shown(path)}': not found; give an existing "
+                             "directory or file")
         roots.append(full.resolve())
     return WatchTree(
         tuple(roots),
@@ -440,12 +441,12 @@ def watch_tree(params: dict[str, Any], base: Path) -> WatchTree:
 def watched_files(tree: WatchTree) -> list[str]:
     """`--list`: every file under the trees that reentr would react to, relative to the
     working directory when inside it, in git's order (byte order)."""
-    from reentr.filters import Filter, walk  # the rules (pathspec) only where they are used
+    from reentr.filters import Filter, roots, walk  # the rules (pathspec) only where used
     from reentr.ignore import Rules
 
     found: set[str] = set()
-    for root in tree.paths:
-        filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs)
+    for root, only in roots(tree.paths):
+        filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs, only)
         found.update(str(path) for path, is_dir in walk(filter_, root) if not is_dir)
     here = os.getcwd()
     listed = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]

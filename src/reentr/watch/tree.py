@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from reentr.config import WatchTree
-from reentr.filters import Filter, walk
+from reentr.filters import Filter, roots, walk
 from reentr.ignore import Rules
 from reentr.watch.poller import ADDED, DELETED
 
@@ -23,7 +23,9 @@ class Tree:
         self.dirs: set[str] = set()
         self.fresh: set[str] = set()
         """New directories whose watch is not in place yet: `rescan` looks into them again."""
-        self.roots = {str(path): str(path.parent) for path in spec.paths}
+        self.walked = roots(spec.paths)
+        """The directories walked, each with the file names it is narrowed to."""
+        self.roots = {str(path): str(path.parent) for path, _ in self.walked}
         self.unreadable: list[Path] = []
         """Directories that may not be read, not said yet (`said_unreadable`)."""
         self._told: set[Path] = set()
@@ -46,8 +48,9 @@ class Tree:
     def _load(self) -> None:
         self.filters = []
         self.dirs = set()
-        for path in self.spec.paths:
-            filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs)
+        for path, only in self.walked:
+            filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs,
+                             only)
             self.filters.append((str(path), filter_))
             self.dirs.update(str(d) for d, _ in self._walk(filter_, path, dirs_only=True))
         # The deepest path first, so a path inside another one uses its own filter.
