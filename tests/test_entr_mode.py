@@ -521,3 +521,33 @@ def test_the_utility_s_stdin_is_dev_null(reentr: Start) -> None:
     proc = reentr(["-rz", *show])
     proc.out.expect(r"^stdin /dev/null$")
     assert proc.wait() == 0
+
+
+def test_a_listed_files_directory_deleted_and_made_again_is_watched_again(
+    reentr: Start, project: Path
+) -> None:
+    # `git checkout` or a generator: the directory goes and comes back by the same name, which
+    # the kernel may give the same inode number. Its old watch died with it: reentr went deaf.
+    src = project / "src"
+    src.mkdir()
+    (src / "a.py").write_text("print('v1')\n")
+    show = [sys.executable, "-c", "import sys; print('run', open(sys.argv[1]).read().strip())",
+            "src/a.py"]
+    # -a: the deletion itself runs the utility (which fails); a write during that run counts.
+    proc = reentr(["-n", "-p", "-a", *show], ["src/a.py"])
+    proc.err.expect(r"watching 1 file")
+    shutil.rmtree(src)
+    src.mkdir()
+    (src / "a.py").write_text("print('v2')\n")
+    proc.out.expect(r"^run print\('v2'\)")
+    edit(src / "a.py", "print('v3')\n")
+    proc.out.expect(r"^run print\('v3'\)")
+    # Gone for a while: reentr says it waits, and sees the directory come back.
+    shutil.rmtree(src)
+    proc.err.expect(rf"{src} is gone: watching {project} until it is back")
+    src.mkdir()
+    proc.err.expect(rf"{src} is back: watching it again")
+    edit(src / "a.py", "print('v4')\n")
+    proc.out.expect(r"^run print\('v4'\)")
+    proc.signal(signal.SIGINT)
+    proc.wait()

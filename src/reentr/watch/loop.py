@@ -149,7 +149,19 @@ def _gather(
             continue
         found: dict[str | None, list[str]]
         if listed:
+            assert isinstance(watch, WatchList)
             found = {None: [p for p in {path for _, path in batch} if p in order]}
+            if any(change != MODIFIED for change, _ in batch):
+                # A watch on a directory that is deleted dies with it, even if one by the
+                # same name (often with the same inode number) is made at once.
+                dead = {path for change, path in batch
+                        if change == DELETED and path in notify.dirs}
+                back = _follow_listed(notify, watch, since_ns, dead)
+                if back is None:
+                    events.put(WatcherFailed("cannot watch the listed files' directories"))
+                    return
+                woken = notify.interval is None and wakeup.arm()
+                found[None] = list(dict.fromkeys([*found[None], *back]))
         else:
             assert tree is not None
             found, rewatch = tree.take(batch)
@@ -179,6 +191,47 @@ def _gather(
                 events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
                                         tuple(w for _, w in stamped), scope=name))
             wakeup.mattered()  # after the event: it reads the machine's load
+
+
+def _follow_listed(
+    notify: Notify, watch: WatchList, since_ns: int, dead: set[str]
+) -> list[str] | None:
+    """entr mode after a directory came or went: watch each listed file's directory, or while
+    it is gone its nearest existing parent (`rm -rf src && mkdir src`, a branch switch), saying
+    so once each way; `dead` are the watched directories just deleted, whose watch is gone
+    even if they were made again. The listed files in a directory watched anew, or written
+    while no watch was on their directory, count as changed; None if the new watch cannot be
+    set."""
+    wanted = {str(d): _nearest(d) for d in watch.watched_dirs()}
+    dirs = sorted(set(wanted.values()))
+    before = set(notify.dirs) - dead
+    if not dead and dirs == sorted(before):
+        return []
+    new = {d for d, nearest in wanted.items() if nearest == d and d not in before}
+    try:
+        notify.replace(dirs)
+    except ReentrError as error:
+        notify.reporter.error(str(error))
+        return None
+    for directory, nearest in wanted.items():
+        if nearest != directory and directory in before | dead:
+            notify.reporter.line(f"{directory} is gone: watching {nearest} until it is back")
+        elif directory in new and directory not in dead:
+            notify.reporter.line(f"{directory} is back: watching it again")
+    found = []
+    for path in map(str, watch.files):
+        with contextlib.suppress(OSError):
+            written = os.stat(path).st_mtime_ns >= since_ns - _COARSE_NS
+            if os.path.dirname(path) in new or written:
+                found.append(path)
+    return found
+
+
+def _nearest(directory: Path) -> str:
+    """`directory`, or its nearest parent that exists."""
+    while not directory.is_dir() and directory.parent != directory:
+        directory = directory.parent
+    return str(directory)
 
 
 def _say_unreadable(tree: Forest, reporter: Reporter) -> None:
