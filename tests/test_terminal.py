@@ -58,6 +58,68 @@ def test_ctrl_c_reaches_the_interactive_utility_and_reentr_then_ends_by_sigint(
     assert "got" not in proc.out.text()
 
 
+# Catches Ctrl-C and exits 2, as pytest does ("Interrupted").
+CATCHES = [sys.executable, "-c", "import os, signal, sys\n"
+           "print('asking', os.getpid(), flush=True)\n"
+           "try:\n    input()\nexcept KeyboardInterrupt:\n"
+           "    print('caught', flush=True)\n    sys.exit(2)"]
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_ends_reentr_even_when_the_utility_catches_it_and_exits_2(
+    reentr: Start, project: Path
+) -> None:
+    # entr quits; reentr went on watching, and what was typed next was read as keys.
+    proc = reentr([*CATCHES], tty=True)
+    pid = int(proc.out.expect(r"^asking (\d+)$").group(1))
+    wait_for(lambda: process_state(pid) == "S", what="the utility to wait for a line")
+    proc.press("\x03")
+    proc.out.expect(r"^caught$")
+    assert proc.wait() == -signal.SIGINT
+    assert "exit status 2" in proc.err.text()
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_during_a_real_pytest_run_quits(reentr: Start, project: Path) -> None:
+    (project / "test_slow.py").write_text(
+        "import os, time\n\n"
+        "def test_slow():\n"
+        "    print('testing', os.getpid(), flush=True)\n"
+        "    time.sleep(60)\n")
+    proc = reentr([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                   "test_slow.py"], ["test_slow.py"], tty=True)
+    pid = int(proc.out.expect(r"testing (\d+)").group(1))
+    wait_for(lambda: process_state(pid) == "S", what="pytest to sleep in its test")
+    proc.press("\x03")
+    proc.out.expect(r"Interrupted|KeyboardInterrupt")
+    assert proc.wait() == -signal.SIGINT
+    assert "exit status 2" in proc.err.text()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_ends_reentr_only_once_the_utility_has_ended(
+    reentr: Start, project: Path
+) -> None:
+    # A REPL takes Ctrl-C and goes on: reentr waits for it to end, then quits, as it said.
+    repl = [sys.executable, "-c", "import os\n"
+            "print('asking', os.getpid(), flush=True)\n"
+            "while True:\n"
+            "    try:\n        line = input()\n"
+            "    except KeyboardInterrupt:\n        print('still here', flush=True)\n"
+            "        continue\n"
+            "    print('got', line, flush=True)\n"
+            "    break"]
+    proc = reentr(repl, tty=True)
+    pid = int(proc.out.expect(r"^asking (\d+)$").group(1))
+    wait_for(lambda: process_state(pid) == "S", what="the utility to wait for a line")
+    proc.press("\x03")
+    proc.out.expect(r"^still here$")
+    wait_for(lambda: process_state(pid) == "S", what="the utility to wait again")
+    proc.press("bye\n")
+    proc.out.expect(r"^got bye$")
+    assert proc.wait() == -signal.SIGINT
+
+
 @pytest.mark.timeout(60)
 def test_ctrl_z_suspends_the_whole_job_and_fg_resumes_it_with_one_run_for_the_changes(
     reentr: Start, project: Path

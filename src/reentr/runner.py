@@ -281,9 +281,10 @@ class _Loop:
                 self.exits_seen.add(event.pid)
                 if self.term is not None and self.term.holder == event.pid:
                     self.term.take_back()
-                    if event.status == -signal.SIGINT:
+                    if self.term.interrupted() or event.status == -signal.SIGINT:
                         # Ctrl-C went to the utility, which held the terminal: as in entr,
-                        # reentr quits once it has ended.
+                        # reentr quits once it has ended, whatever its status (pytest
+                        # catches it and exits 2).
                         self.events.put_next(SignalReceived(signal.SIGINT))
                 if held and not self._exit_in_flight():
                     for waiting in held:
@@ -494,6 +495,8 @@ class _Loop:
         try:
             if sockets is not None:
                 argv = sockets.wrap(argv, env, service.cwd)
+            if tty is not None and self.term is not None:
+                argv = self.term.interruptible(argv)
             child = process.start(
                 role, argv, self.events, env, self.guardian,
                 to_stderr=role is Role.BUILD or config.stdout_to_stderr,

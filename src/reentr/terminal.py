@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import termios
 import threading
 from collections.abc import Iterator
@@ -14,6 +16,14 @@ from contextlib import contextmanager, suppress
 
 from reentr.events import KeyPressed, Queue
 from reentr.signals import start_thread
+
+_INTERRUPTIBLE = (
+    # The shell runs the utility and waits for it; a trap runs only once it has ended (POSIX,
+    # trap). Ctrl-C reaches both, being sent to the terminal's foreground group: the shell
+    # leaves a mark ($0), and dies by SIGINT as the utility did, if it did.
+    "trap 'i=1' INT; i=; \"$@\"; s=$?; [ -z \"$i\" ] && exit $s; : > \"$0\"; "
+    "[ $s = 130 ] && { trap - INT; kill -INT $$; }; exit $s"
+)
 
 CLEAR = {1: "\033[2J\033[H", 2: "\033[2J\033[3J\033[H"}
 """entr's sequences for -c and -cc (-cc also erases the scrollback)."""
@@ -44,6 +54,8 @@ class Terminal:
         self._wake_w: int | None = None
         self.holder: int | None = None
         """The process group it was handed over to (`hand_over`), if any."""
+        self._marks = tempfile.mkdtemp(prefix="reentr-tty-")
+        self._interrupted = os.path.join(self._marks, "interrupted")
 
     def foreground(self) -> bool:
         """Whether reentr is the terminal's foreground process group."""
@@ -97,9 +109,29 @@ class Terminal:
             _set_foreground(self.fd, os.getpgrp())
         self.keys_on()
 
+    def interruptible(self, argv: list[str]) -> list[str]:
+        """`argv` run so that a Ctrl-C while it holds the terminal can be known (`interrupted`)
+        whatever it does with it: pytest, a REPL or a shell catch SIGINT, and only the
+        terminal's foreground group, theirs, receives it. entr shares that group with its
+        utility and so quits; reentr's utility has a group of its own (see `process.start`),
+        so a small shell in it notes the Ctrl-C."""
+        with suppress(FileNotFoundError):
+            os.unlink(self._interrupted)
+        return ["/bin/sh", "-c", _INTERRUPTIBLE, self._interrupted, *argv]
+
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C was pressed while the utility that has just ended held the
+        terminal."""
+        try:
+            os.unlink(self._interrupted)
+        except FileNotFoundError:
+            return False
+        return True
+
     def close(self) -> None:
         self.keys_off()
         os.close(self.fd)
+        shutil.rmtree(self._marks, ignore_errors=True)
 
 
 def _set_foreground(fd: int, pgid: int) -> None:
