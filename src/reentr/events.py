@@ -45,6 +45,7 @@ class Note(str, enum.Enum):
     HANDED_OFF = "handed-off"
     ROLLED_BACK = "rolled-back"
     LOOP = "loop"
+    OUTPUTS = "outputs"
     DIRECTORY_ALTERED = "directory-altered"
     WATCHER_FAILED = "watcher-failed"
 
@@ -58,6 +59,33 @@ class Began:
     dependencies are ready too)."""
 
     service: str | None = None
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What a changed path's content and the tree's history say of who wrote it, as the
+    watcher saw them (`outputs.py` judges). The defaults say nothing."""
+
+    read: bool = False
+    """Its content was looked at: `empty`, `binary` and `generated` are known."""
+    created: bool = False
+    """The batch saw it made."""
+    gone: bool = False
+    """It no longer exists."""
+    empty: bool = False
+    binary: bool = False
+    """A NUL byte in its first 8,000 bytes (git's test)."""
+    generated: bool = False
+    """It says so near its top (`@generated`, `DO NOT EDIT`)."""
+    cache: str | None = None
+    """The directory tagged as a cache (CACHEDIR.TAG) it lies in."""
+    born: tuple[tuple[str, int], ...] = ()
+    """The directories above it that appeared while reentr watched, the outermost first, each
+    with when it appeared (monotonic ns)."""
+
+    def text(self) -> bool:
+        """Text with content, as an editor writes."""
+        return self.read and not (self.gone or self.empty or self.binary or self.generated)
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,8 @@ class FilesChanged:
     released_ns: int | None = None
     """`reentr up`: when the change was let through to its service, after waiting for the
     services it depends on to restart for it first; None when it did not wait."""
+    traits: tuple[Traits, ...] = ()
+    """Each path's traits, in the order of `paths`; () when the watcher gave none."""
 
     def written(self) -> tuple[int, ...]:
         return self.written_ns or (self.detected_ns,) * len(self.paths)

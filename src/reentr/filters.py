@@ -11,6 +11,11 @@ from pathlib import Path
 
 from reentr.ignore import RuleFile, Rules, parse
 
+TAG = "CACHEDIR.TAG"
+SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+"""The first bytes of a cache directory's tag (bford.info/cachedir): cargo's target/, and what
+`tar --exclude-caches` and backup tools leave out, as the built-in ignores do."""
+
 
 @dataclass
 class Filter:
@@ -64,6 +69,15 @@ def _is_file(path: Path) -> bool:
     return path.exists() and not path.is_dir()
 
 
+def cache_tagged(directory: str) -> bool:
+    """Whether `directory` holds a cache directory tag."""
+    try:
+        with open(os.path.join(directory, TAG), "rb") as tag:
+            return tag.read(len(SIGNATURE)) == SIGNATURE
+    except OSError:
+        return False
+
+
 def walk(
     filter_: Filter, start: Path, *, dirs_only: bool = False, unreadable: list[Path] | None = None
 ) -> Iterator[tuple[Path, bool]]:
@@ -85,6 +99,9 @@ def walk(
             continue
         except OSError:
             continue  # gone: nothing to watch there
+        if directory != start and rules.sources.builtin and any(
+                entry.name == TAG for entry in entries) and cache_tagged(str(directory)):
+            continue  # a cache directory (cargo's target/): the built-ins leave it out
         yield directory, True
         prefix = rel_dir + "/" if rel_dir else ""
         subdirs = []

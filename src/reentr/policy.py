@@ -17,7 +17,7 @@ import enum
 import signal
 from dataclasses import dataclass
 
-from reentr import loops, restarts
+from reentr import loops, outputs, restarts
 from reentr.config import Config, OnBusy, OnExit, shell_status
 from reentr.errors import ExitStatus
 from reentr.events import (
@@ -143,6 +143,10 @@ class State:
     """`--delay-run`: "waiting" while the wait before a start runs, "done" once it is over."""
     guard: loops.Guard = dataclasses.field(default_factory=loops.Guard)
     """The feedback-loop guard: paths the runs keep rewriting stop counting as changes."""
+    made: outputs.Outputs = dataclasses.field(default_factory=outputs.Outputs)
+    """What the runs made (a build's outputs, a program's first files): never a change."""
+    unsaid: tuple[str, ...] = ()
+    """Outputs found while a build runs, said in one line once it has ended."""
     clock: restarts.Clock = dataclasses.field(default_factory=restarts.Clock)
     """Which start is a restart, and the timelines of those under way."""
 
@@ -176,16 +180,19 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
     match event:
         case Began():
             return s if config.postpone else _want(config, s, ())
-        case FilesChanged(paths=paths):
+        case FilesChanged():
+            if config.loop_guard:
+                s, event = _without_outputs(s, event, out)
+            paths = event.paths
+            if not paths:
+                return s
             if config.loop_guard:
                 guard, paths, muted = loops.sift(s.guard, paths, event.written())
                 s = dataclasses.replace(s, guard=guard)
                 out.extend(Say(Note.LOOP, detail=path) for path in muted)
                 if not paths:
                     return s
-                written = dict(zip(event.paths, event.written(), strict=True))
-                event = dataclasses.replace(
-                    event, paths=paths, written_ns=tuple(written[path] for path in paths))
+                event = _only(event, paths)
             dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
             out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
             return _changed(config, s, paths, out, event)
@@ -241,6 +248,9 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
                     slot for slot in s.retiring if slot.pid != pid))
             if _get(s, role).pid != pid:
                 return s
+            if role is Role.BUILD and s.unsaid:
+                out.append(Say(Note.OUTPUTS, paths=s.unsaid))
+                s = dataclasses.replace(s, unsaid=())
             return _set(s, role, Slot())
         case TargetReady(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
             # The handoff: the new target serves; the old one is stopped.
@@ -257,6 +267,30 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
     return s
+
+
+def _without_outputs(
+    s: State, event: FilesChanged, out: list[Action]
+) -> tuple[State, FilesChanged]:
+    """The change less what reentr's runs made (see `outputs.py`), said once per find."""
+    made, kept, new = outputs.sift(s.made, s.guard, event.paths, event.written(),
+                                   event.traits)
+    s = dataclasses.replace(s, made=made, unsaid=(*s.unsaid, *new))
+    if s.unsaid and not s.build.busy:
+        out.append(Say(Note.OUTPUTS, paths=s.unsaid))
+        s = dataclasses.replace(s, unsaid=())
+    if len(kept) == len(event.paths):
+        return s, event
+    return s, _only(event, tuple(event.paths[i] for i in kept))
+
+
+def _only(event: FilesChanged, paths: tuple[str, ...]) -> FilesChanged:
+    """`event` with only `paths` (in their order there), their write times and traits."""
+    index = {path: i for i, path in enumerate(event.paths)}
+    written = event.written()
+    return dataclasses.replace(
+        event, paths=paths, written_ns=tuple(written[index[p]] for p in paths),
+        traits=tuple(event.traits[index[p]] for p in paths) if event.traits else ())
 
 
 def _observe(config: Config, s: State, event: Event) -> loops.Guard:

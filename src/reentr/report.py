@@ -208,6 +208,8 @@ class Reporter:
                 self.error(f"{path} changed {loops.ROUNDS} times in a row while a run could "
                            f"write it: no longer reacting to it. If it is an output, {fix}; if it "
                            "is an input, run with --no-loop-guard")
+            case Note.OUTPUTS:
+                self.line(_outputs(note.paths, isinstance(self._config.watch, WatchTree)))
             case Note.KILLED:
                 self.error(
                     f"{name} did not stop within {note.detail}s of "
@@ -276,6 +278,17 @@ _LISTED = 5
 def _some_paths(paths: tuple[str, ...]) -> str:
     named = some([_relative(p) for p in paths], _LISTED)
     return named if len(paths) <= _LISTED else f"{len(paths)} files: {named}"
+
+
+def _outputs(paths: tuple[str, ...], tree: bool) -> str:
+    """The line that says, once, what reentr took as the runs' outputs, and how to make it
+    lasting."""
+    names = [_relative(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in paths]
+    line = f"taking these as the runs' outputs, not changes: {some(names, _LISTED)}"
+    if not tree:
+        return line
+    anchored = " ".join("/" + n if not n.startswith("/") else n for n in names[:_LISTED])
+    return f"{line} (to say it for good, in .gitignore: {anchored})"
 
 
 def some(names: list[str], most: int) -> str:

@@ -26,6 +26,7 @@ from reentr.report import Reporter
 from reentr.watch.backend import RETRY_S, Notify, some_dirs, utf8
 from reentr.watch.listing import altered, entries
 from reentr.watch.poller import ADDED, DELETED, MODIFIED, Poller
+from reentr.watch.traits import traits
 from reentr.watch.tree import Forest, Tree
 from reentr.watch.wakeup import Wakeup
 
@@ -186,10 +187,14 @@ def _gather(
         kept = {name: paths for name, paths in kept.items() if paths}
         if kept:
             reported = _mtimes(list(dict.fromkeys(p for paths in kept.values() for p in paths)))
+            created = {path for change, path in batch if change == ADDED}
             for name, paths in kept.items():
                 stamped = _leading_edge_first(paths, reported, order, detected_ns)
-                events.put(FilesChanged(tuple(p for p, _ in stamped), detected_ns,
-                                        tuple(w for _, w in stamped), scope=name))
+                ordered = tuple(p for p, _ in stamped)
+                events.put(FilesChanged(
+                    ordered, detected_ns, tuple(w for _, w in stamped), scope=name,
+                    traits=traits(ordered, created, tree.born if tree else {},
+                                  tree.roots if tree else ())))
             wakeup.mattered()  # after the event: it reads the machine's load
 
 

@@ -4,6 +4,7 @@ directories come and go."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class Tree:
         self.unreadable: list[Path] = []
         """Directories that may not be read, not said yet (`said_unreadable`)."""
         self._told: set[Path] = set()
+        self.born: dict[str, int] = {}
+        """The directories that appeared while reentr watched, and when (monotonic ns, from
+        their modification time): what a build made (`outputs.py`)."""
         self._load()
 
     def said_unreadable(self) -> list[Path]:
@@ -99,12 +103,14 @@ class Tree:
         if self._remade() or reload:
             self._load()
             self.fresh &= self.dirs
+        self.born = {d: ns for d, ns in self.born.items() if d in self.dirs}
         return list(dict.fromkeys(changed)), self.dirs != before or bool(self.fresh)
 
     def _add(self, filter_: Filter, path: str) -> None:
         """A new directory: watch it and those inside it; once the watch is in place,
         `rescan` counts the files already there as changed."""
         self.fresh.add(path)
+        self.born.setdefault(path, _birth(path))
         self.dirs.update(str(d) for d, _ in self._walk(filter_, Path(path), dirs_only=True))
 
     def _walk(self, filter_: Filter, start: Path, *, dirs_only: bool = False
@@ -140,6 +146,17 @@ class Tree:
         return files, added
 
 
+def _birth(path: str) -> int:
+    """When a new directory appeared, on the monotonic clock: its modification time (its last
+    entry added, a moment after it was made) moved there, never later than now."""
+    now = time.monotonic_ns()
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return now
+    return min(now, now - (time.time_ns() - mtime))
+
+
 class Forest:
     """Several named trees under one watch (`reentr up`: a tree per service): the union of
     their directories is watched, and each batch is sorted into the changes each tree wants.
@@ -154,6 +171,14 @@ class Forest:
 
     def watch_set(self) -> list[str]:
         return sorted(set().union(*(tree.watch_set() for _, tree in self.trees)))
+
+    @property
+    def born(self) -> dict[str, int]:
+        return {d: ns for _, tree in self.trees for d, ns in tree.born.items()}
+
+    @property
+    def roots(self) -> list[str]:
+        return [str(root) for _, tree in self.trees for root, _ in tree.walked]
 
     def said_unreadable(self) -> list[Path]:
         return list(dict.fromkeys(d for _, tree in self.trees for d in tree.said_unreadable()))

@@ -1,0 +1,133 @@
+"""Which changed paths are the outputs of reentr's own runs (a build, or a program starting up)
+and so never a change: cargo's `target/` and `Cargo.lock`, make's `*.o` beside the sources,
+tsc's `dist/`, the `db.sqlite3` Django makes at its first start. Pure: the watcher gives each
+changed path its `Traits` (what its content and the tree's history say), the loop guard's spans
+say when the runs could write.
+
+A build's writes reach reentr while the build runs; taken for edits, they stop the build
+(`--on-busy restart`) and start another, which writes them again. No file event names its
+writer, so a write is taken for an output only on evidence that no editor leaves:
+- it lies in a directory tagged as a cache (CACHEDIR.TAG, bford.info/cachedir: cargo's target/,
+  and what tar --exclude-caches leaves out), or in a directory that a build made (dist/);
+- it is binary (a NUL byte in its first 8,000 bytes, git's own test: objects, executables,
+  databases) or says it is generated (`@generated`, `DO NOT EDIT`: Cargo.lock, go generate);
+- or the run created it and it is gone again (a temporary) or empty (a database not yet
+  written).
+A text file that an editor saves is none of these, whenever it is saved: a save made while a
+build runs is a change, and leads to a build of its final content. An output stays one for the
+rest of the run, unless a text with content is written to it while nothing runs: then it was a
+source after all. The loop guard (`loops.py`) remains for what this does not catch.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from reentr.events import Traits
+from reentr.loops import SLACK_NS, Guard, Span
+
+START_NS = 5_000_000_000
+"""How long a program without a readiness probe counts as starting: its first 5 s (Django's
+`runserver` makes `db.sqlite3` before it serves)."""
+
+
+class Window(enum.Enum):
+    """Which of reentr's runs could have made a write."""
+
+    BUILD = "build"
+    """A build, or a utility that runs to its end: it may make directories of outputs."""
+    START = "start"
+    """A program starting: from its start until it is ready (its first `START_NS` without a
+    readiness probe). Only a write that its content marks as an output counts: the user may
+    make a directory then."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    files: frozenset[str] = frozenset()
+    dirs: frozenset[str] = frozenset()
+    """Directories whose every path is an output (absolute, no trailing separator)."""
+
+
+def window(guard: Guard, written_ns: int) -> Window | None:
+    """The kind of run that was under way when a write happened at `written_ns`, if any: a
+    build first, since it may do more."""
+    found = None
+    for run in guard.runs:
+        if written_ns < run.start_ns - SLACK_NS:
+            continue
+        ended = run.end_ns is not None and written_ns > run.end_ns
+        if run.kind is Span.LIFE and not ended:
+            return Window.BUILD
+        if run.kind is Span.STARTUP and not ended:
+            found = Window.START
+        if run.kind is Span.SELF_EXIT and written_ns <= run.start_ns + START_NS:
+            found = Window.START
+    return found
+
+
+class Verdict(enum.Enum):
+    """What a write made while a run could make it shows itself to be."""
+
+    CHANGE = "change"
+    """Maybe the user's: it counts."""
+    FILE = "file"
+    """An output file."""
+    DIRECTORY = "directory"
+    """In a directory of outputs: the directory is one."""
+    TEMPORARY = "temporary"
+    """Made and gone again: nothing to build, nothing to keep."""
+
+
+def sift(
+    outputs: Outputs, guard: Guard, paths: tuple[str, ...], written_ns: tuple[int, ...],
+    traits: tuple[Traits, ...],
+) -> tuple[Outputs, tuple[int, ...], tuple[str, ...]]:
+    """The outputs after this batch, the indexes of the paths that are still changes, and the
+    outputs found now (files, and directories with a trailing "/"), to be said once. A path
+    without traits (the watcher looks at a bounded number per batch) is judged by its
+    directories alone."""
+    files, dirs = set(outputs.files), set(outputs.dirs)
+    kept: list[int] = []
+    found: list[str] = []
+    traits = traits or (Traits(),) * len(paths)
+    for index, (path, written, trait) in enumerate(zip(paths, written_ns, traits, strict=True)):
+        if _within(path, dirs):
+            continue
+        when = window(guard, written)
+        if path in files:
+            if when is None and trait.text():
+                files.discard(path)  # a source after all: the user wrote text into it
+                kept.append(index)
+            continue
+        verdict, directory = (Verdict.CHANGE, "") if when is None else judge(trait, when, guard)
+        if verdict is Verdict.CHANGE:
+            kept.append(index)
+        elif verdict is Verdict.DIRECTORY:
+            dirs.add(directory)
+            found.append(directory + "/")
+        elif verdict is Verdict.FILE:
+            files.add(path)
+            found.append(path)
+    return Outputs(frozenset(files), frozenset(dirs)), tuple(kept), tuple(found)
+
+
+def judge(trait: Traits, when: Window, guard: Guard) -> tuple[Verdict, str]:
+    """What a write made during a run of kind `when` is, with the directory of outputs it
+    lies in for `Verdict.DIRECTORY`."""
+    if trait.cache is not None:
+        return Verdict.DIRECTORY, trait.cache
+    if when is Window.BUILD:
+        for directory, born_ns in trait.born:  # the outermost that a build made
+            if window(guard, born_ns) is Window.BUILD:
+                return Verdict.DIRECTORY, directory
+    if trait.created and trait.gone:
+        return Verdict.TEMPORARY, ""
+    if trait.binary or trait.generated or (trait.created and trait.empty):
+        return Verdict.FILE, ""
+    return Verdict.CHANGE, ""
+
+
+def _within(path: str, dirs: set[str]) -> bool:
+    return any(path.startswith(directory + "/") for directory in dirs)

@@ -1,0 +1,81 @@
+"""What each changed file's content and the tree's history say of who wrote it
+(`events.Traits`), looked at as a batch is taken, for `outputs.py` to judge."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+from reentr.events import Traits
+from reentr.filters import cache_tagged
+
+SNIFF = 8000
+"""How much of a file is read: git's test for a binary file looks at its first 8,000 bytes
+(xdiff's buffer_is_binary)."""
+MOST = 256
+"""The most files looked into per batch: a checkout of 30,000 files is not read through; the
+rest are judged by their directories alone."""
+_MARKS = (b"@generated", b"DO NOT EDIT")
+"""What a generated file says near its top: Cargo.lock and Facebook's tools `@generated`, Go's
+`// Code generated ... DO NOT EDIT.` (go help generate), protoc and many others the second."""
+_TOP = 1024
+"""Where the marks are looked for: the first lines."""
+
+
+def traits(
+    paths: Iterable[str], created: set[str], born: Mapping[str, int], roots: Iterable[str]
+) -> tuple[Traits, ...]:
+    """The traits of each path: `created` are those the batch saw made, `born` the directories
+    that appeared while reentr watched (with when), `roots` the watched trees (a cache tag is
+    looked for up to them; none in entr mode)."""
+    tops = tuple(roots)
+    tagged: dict[str, str | None] = {}
+    found = []
+    for count, path in enumerate(paths):
+        trait = Traits(created=path in created, born=_born(path, born),
+                       cache=_cache(os.path.dirname(path), tops, tagged) if tops else None)
+        if count < MOST:
+            trait = _read(path, trait)
+        found.append(trait)
+    return tuple(found)
+
+
+def _read(path: str, trait: Traits) -> Traits:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(SNIFF)
+    except FileNotFoundError:
+        return Traits(created=trait.created, gone=True, born=trait.born, cache=trait.cache)
+    except OSError:
+        return trait  # a directory, a FIFO, a file that may not be read: nothing known
+    return Traits(read=True, created=trait.created, empty=not head, binary=b"\0" in head,
+                  generated=any(mark in head[:_TOP] for mark in _MARKS), cache=trait.cache,
+                  born=trait.born)
+
+
+def _born(path: str, born: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """The directories above `path` that appeared while reentr watched, the outermost first."""
+    if not born:
+        return ()
+    found = []
+    directory = os.path.dirname(path)
+    while True:
+        if directory in born:
+            found.append((directory, born[directory]))
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return tuple(reversed(found))
+        directory = parent
+
+
+def _cache(directory: str, roots: tuple[str, ...], tagged: dict[str, str | None]) -> str | None:
+    """The tagged cache directory that `directory` is, or lies in, below a root."""
+    if directory in tagged:
+        return tagged[directory]
+    if directory in roots or not any(directory.startswith(r + os.sep) for r in roots):
+        tagged[directory] = None
+        return None
+    found = directory if cache_tagged(directory) else _cache(
+        os.path.dirname(directory), roots, tagged)
+    tagged[directory] = found
+    return found
