@@ -505,3 +505,22 @@ def test_a_batch_of_30000_paths_still_builds_and_runs_with_the_list_bounded(
     assert "built" in proc.err.text()
     assert "failed" not in proc.err.text()
     assert "too long" not in proc.err.text()
+
+
+def test_a_cache_directory_is_left_out_and_explain_says_why(repo: Path) -> None:
+    # cargo's target/ with no .gitignore line: tagged as a cache (bford.info/cachedir).
+    target = repo / "target" / "debug"
+    target.mkdir(parents=True)
+    (target / "app").write_bytes(b"\x00")
+    (repo / "target" / "CACHEDIR.TAG").write_text(
+        "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag.\n")
+    listed = subprocess.run([*REENTR, "watch", "--list"], cwd=repo, capture_output=True,
+                            text=True, timeout=20, check=True)
+    assert listed.stdout.split() == [".gitignore", "src/app.py"]
+    said = subprocess.run([*REENTR, "explain", "target/debug/app"], cwd=repo,
+                          capture_output=True, text=True, timeout=20, check=True)
+    assert said.stdout == ("target/debug/app: ignored: its directory target/ is tagged as a "
+                           "cache (CACHEDIR.TAG)\n")
+    listed = subprocess.run([*REENTR, "watch", "--list", "--no-default-ignore"], cwd=repo,
+                            capture_output=True, text=True, timeout=20, check=True)
+    assert "target/debug/app" in listed.stdout.split()

@@ -78,6 +78,19 @@ def cache_tagged(directory: str) -> bool:
         return False
 
 
+def tagged_parent(rules: Rules, rel: str) -> str | None:
+    """The directory above `rel` (relative to the root) that is tagged as a cache and so left
+    out by the built-ins, if any (relative, with a slash)."""
+    if not rules.sources.builtin:
+        return None
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        directory = "/".join(parts[:depth])
+        if cache_tagged(str(rules.root / directory)):
+            return directory + "/"
+    return None
+
+
 def walk(
     filter_: Filter, start: Path, *, dirs_only: bool = False, unreadable: list[Path] | None = None
 ) -> Iterator[tuple[Path, bool]]:

@@ -475,7 +475,7 @@ def explain_mode(
     no_config: NoConfig = False,
     config_file: ConfigFile = None,
 ) -> int:
-    from reentr.filters import Filter
+    from reentr.filters import Filter, tagged_parent
     from reentr.ignore import Rules, root_of
 
     sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
@@ -507,6 +507,8 @@ def explain_mode(
             said = f"ignored by {verdict.rule.describe()}"
             if verdict.directory and verdict.directory != f"{rel}/":
                 said += f" (its directory {verdict.directory} is ignored)"
+        elif cache := tagged_parent(rules, str(rel)):
+            said = f"ignored: its directory {cache} is tagged as a cache (CACHEDIR.TAG)"
         elif not is_dir and not filter_.wants(str(rel)):
             said = "not watched: it matches no --ext or --glob"
         elif verdict.rule is not None:

@@ -205,10 +205,10 @@ Events = Annotated[
 
 
 NoLoopGuard = Annotated[
-    bool, typer.Option("--no-loop-guard", help="Keep reacting to a file that the runs "
-                       "themselves rewrite (by default, once a file has changed 3 times in a "
-                       "row while a run could write it, reentr says so and stops reacting to "
-                       "that file).", rich_help_panel=RUNNING)
+    bool, typer.Option("--no-loop-guard", help="Keep reacting to what the runs themselves "
+                       "write (by default a build's outputs are never changes, and once a file "
+                       "has changed 3 times in a row while a run could write it, reentr says "
+                       "so and stops reacting to that file).", rich_help_panel=RUNNING)
 ]
 
 
