@@ -17,14 +17,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 from helpers import (
+    APPS,
     DEADLINE,
     Reentr,
     atomic_edit,
@@ -34,6 +34,9 @@ from helpers import (
     stays_false,
     wait_for,
 )
+
+sys.path.insert(0, str(APPS))
+from projects import KINDS, Project, install_typescript, make_project
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -53,139 +56,38 @@ def _tool(name: str) -> str:
     return found
 
 
-@dataclass
-class Project:
-    """A project of one toolchain: where it is, how reentr runs it, how to edit it."""
-
-    root: Path
-    build: str | None
-    command: list[str]
-    write: Callable[[int], None]
-    """Write version N of the source, which the program prints as `served vN` once started.
-    Saved as vim saves (a new file renamed over the old): a write in place is two events, a
-    truncation and the text, which a busy machine may deliver as two batches, and so two
-    builds."""
-    broken: Callable[[], None]
-    """Write a source that does not compile."""
-    during: Callable[[], str] | None = None
-    """A save made while the build of v8 runs, and what the program then serves; None: v9.
-    make decides by modification times, so a file saved again while the compiler reads it
-    can look older than the object made from its old text (make's own race, which reentr's
-    stop of the build narrows, make then deleting the half-made target, but cannot close):
-    make's save is to another file."""
-
-
-def _c(root: Path) -> Project:
-    _tool("make")
-    _tool("cc")
-    (root / "src").mkdir(parents=True)
-    (root / "Makefile").write_text(
-        "app: src/main.o src/util.o\n\tcc -o app src/main.o src/util.o\n"
-        "src/%.o: src/%.c\n\tcc -c -o $@ $<\n")
-    main = root / "src" / "main.c"
-
-    def mark(text: str) -> str:
-        atomic_edit(main, "#include <stdio.h>\n#include <unistd.h>\nint version(void);\n"
-                          f"int main(void) {{ printf(\"served v%d{text}\\n\", version()); "
-                          "fflush(stdout); pause(); }\n")
-        return f"served v8{text}"
-
-    def write(n: int) -> None:
-        atomic_edit(root / "src" / "util.c", f"int version(void) {{ return {n}; }}\n")
-
-    mark("")
-    write(1)
-    return Project(root, "make", ["./app"], write,
-                   lambda: atomic_edit(root / "src" / "util.c", "int version(void) { return }\n"),
-                   partial(mark, "+"))
-
-
-def _cargo(root: Path, *, gitignore: bool) -> Project:
-    cargo = _tool("cargo")
-    subprocess.run([cargo, "new", "-q", "--vcs", "git", str(root)], check=True,
-                   capture_output=True, timeout=60, env={**os.environ, "CARGO_NET_OFFLINE": "1"})
-    if not gitignore:
-        (root / ".gitignore").unlink()
-    main = root / "src" / "main.rs"
-
-    def write(n: int) -> None:
-        atomic_edit(main, f'fn main() {{ println!("served v{n}"); '
-                   "std::thread::sleep(std::time::Duration::from_secs(600)); }\n")
-
-    write(1)
-    return Project(root, "cargo build -q --offline", ["./target/debug/" + root.name], write,
-                   lambda: atomic_edit(main, "fn main() { let }\n"))
-
-
-def _go(root: Path) -> Project:
-    go = _tool("go")
-    root.mkdir()
-    env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
-    subprocess.run([go, "mod", "init", "example.com/app"], cwd=root, check=True,
-                   capture_output=True, timeout=60, env=env)
-
-    def write(n: int) -> None:
-        atomic_edit(root / "main.go", 'package main\n\nimport ("fmt"; "time")\n\n'
-                               f'func main() {{ fmt.Println("served v{n}"); '
-                               "time.Sleep(600 * time.Second) }\n")
-
-    write(1)
-    return Project(root, "go build -o app .", ["./app"], write,
-                   lambda: atomic_edit(root / "main.go", "package main\n\nfunc main() { x := }\n"))
-
-
 @pytest.fixture(scope="session")
-def tsc(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """TypeScript, installed with npm into a directory of its own (once per session)."""
-    npm = _tool("npm")
-    _tool("node")
-    where = tmp_path_factory.mktemp("typescript")
-    done = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix",
-                           str(where), "typescript"], capture_output=True, text=True,
-                          timeout=240, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"npm install typescript failed: {done.stderr.strip()[-500:]}")
-    return str(where / "node_modules" / ".bin" / "tsc")
-
-
-def _tsc(root: Path, tsc: str) -> Project:
-    (root / "src").mkdir(parents=True)
-    (root / "tsconfig.json").write_text(
-        '{"compilerOptions": {"outDir": "dist", "rootDir": "src", "target": "es2020", '
-        '"module": "commonjs", "strict": true}, "include": ["src"]}\n')
-
-    def write(n: int) -> None:
-        atomic_edit(root / "src" / "index.ts", f'const v: number = {n};\n'
-                                        'console.log(`served v${v}`);\n'
-                                        "setInterval(() => {}, 1 << 30);\n")
-
-    write(1)
-    return Project(root, tsc, ["node", "dist/index.js"], write,
-                   lambda: atomic_edit(root / "src" / "index.ts", 'const v: number = "x";\n'))
+def programs() -> dict[str, str]:
+    """Where each tool is, found as a test needs it (TypeScript installed once)."""
+    return {}
 
 
 @pytest.fixture
-def built(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+def built(request: pytest.FixtureRequest, tmp_path: Path, programs: dict[str, str],
+          tmp_path_factory: pytest.TempPathFactory) -> Project:
     kind = request.param
-    root = tmp_path / "greeter"
     if kind == "make":
-        yield _c(root)
-    elif kind == "cargo":
-        yield _cargo(root, gitignore=True)
-    elif kind == "cargo-no-gitignore":
-        yield _cargo(root, gitignore=False)
+        _tool("make")
+        _tool("cc")
+    elif kind.startswith("cargo"):
+        programs["cargo"] = _tool("cargo")
     elif kind == "go":
-        yield _go(root)
-    else:
-        yield _tsc(root, request.getfixturevalue("tsc"))
+        programs["go"] = _tool("go")
+    elif "tsc" not in programs:
+        _tool("node")
+        try:
+            programs["tsc"] = install_typescript(_tool("npm"),
+                                                 tmp_path_factory.mktemp("typescript"))
+        except RuntimeError as error:
+            pytest.fail(str(error))
+    return make_project(kind, tmp_path / "greeter", programs)
 
 
 def _count(proc: Reentr, name: str, role: str) -> int:
     return sum(r["event"] == name and r.get("role") == role for r in event_records(proc.events))
 
 
-@pytest.mark.parametrize("built", ["make", "cargo", "cargo-no-gitignore", "go", "tsc"],
-                         indirect=True)
+@pytest.mark.parametrize("built", KINDS, indirect=True)
 def test_one_build_per_edit_whatever_the_build_writes(reentr: Start, built: Project) -> None:
     project = built
     assert project.build is not None
