@@ -353,3 +353,36 @@ class _Collect:
 
     def put(self, item: object) -> None:
         self.into.append(item)
+
+
+# Binds the port its argument names, as Django's runserver and `python -m http.server` do.
+BINDS = ("import socket, sys; s = socket.socket(); "
+         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+         "s.bind(('127.0.0.1', int(sys.argv[1].rpartition(':')[2]))); s.listen(); "
+         "print('serving', flush=True)")
+
+
+@pytest.mark.parametrize(("program", "hinted"), [
+    # Told the port reentr holds, it binds it itself and is refused: said, once.
+    (lambda port: [sys.executable, "-c", BINDS, f"127.0.0.1:{port}"], True),
+    (lambda port: [sys.executable, "-c", BINDS, str(port)], True),
+    # A crash that names no port is a crash: its own words say enough.
+    (lambda port: [sys.executable, "-c", "raise SystemExit(3)"], False),
+])
+def test_a_program_that_binds_the_held_port_itself_is_told_why_it_failed(
+    reentr: Callable[..., Reentr], project: Path, program: Callable[[int], list[str]],
+    hinted: bool,
+) -> None:
+    port = free_port()
+    proc = reentr(["-n", "-r", "--socket", str(port), *program(port)], exits=True)
+    proc.run_ended()
+    edit(project / "a.txt", "again\n")
+    proc.run_ended()
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    said = proc.err.count(r"names the port of the socket reentr holds")
+    assert said == (1 if hinted else 0), proc.err.text()
+    if hinted:
+        proc.err.expect(rf"names the port of the socket reentr holds \(127\.0\.0\.1:{port}\) "
+                        r"and exited: a program that binds the port itself is refused it")
+    assert "Address already in use" in proc.err.text() or not hinted

@@ -158,3 +158,21 @@ def test_django_makes_its_database_at_its_first_start_without_a_restart(
     assert _count(proc, "start", "target") == 6  # the first start and one per edit
     assert not re.search(r"restart #\d+ .*db\.sqlite3", proc.err.text())
     assert "taking these as the runs' outputs, not changes: db.sqlite3" in proc.err.text()
+
+
+def test_django_runserver_under_socket_is_told_it_cannot_take_the_held_socket(
+    reentr: Start, tmp_path: Path
+) -> None:
+    # runserver binds its port itself and cannot take fd 3: refused the port reentr holds, it
+    # exits, and clients would wait on reentr's socket with no word of why.
+    pytest.importorskip("django", reason="Django is in the test extra")
+    root = tmp_path / "site"
+    root.mkdir()
+    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)],
+                   check=True, capture_output=True, timeout=60)
+    port = free_port()
+    proc = reentr(["watch", "-r", "--socket", f"127.0.0.1:{port}", "--", sys.executable,
+                   "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], "", cwd=root)
+    proc.err.expect(r"That port is already in use", timeout=SLOW)
+    proc.err.expect(rf"names the port of the socket reentr holds \(127\.0\.0\.1:{port}\) and "
+                    r"exited: .* run it without --socket$", timeout=SLOW)

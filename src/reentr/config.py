@@ -157,6 +157,9 @@ class Config:
     """When a started target counts as ready; without a probe, as soon as it is spawned."""
     sockets: tuple[SocketSpec, ...] = ()
     """`--socket`: bound once, passed to every start of the target as fds 3, 4, ..."""
+    port_named: str = ""
+    """A held socket's address whose port the command names itself (`runserver
+    127.0.0.1:8000`): such a program binds the port itself, which reentr holds; "" if none."""
     handoff: bool = False
     """`--handoff`: start the new target beside the old one, stop the old once the new is
     ready, and keep the old if the new one fails."""

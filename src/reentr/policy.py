@@ -54,6 +54,9 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 STABLE_RUN = 10.0
 """A target that ran this many seconds before exiting is not in a crash loop."""
+PORT_HINT_S = 5.0
+"""A target that names the held port and fails within this many seconds of its start was
+most likely refused the port (`Note.PORT_TAKEN`)."""
 STATUS_NOT_RUN = 127
 """The status reported for a command that could not be started, as a shell reports it."""
 
@@ -147,6 +150,8 @@ class State:
     """What the runs made (a build's outputs, a program's first files): never a change."""
     unsaid: tuple[str, ...] = ()
     """Outputs found while a build runs, said in one line once it has ended."""
+    said_port: bool = False
+    """`Note.PORT_TAKEN` was said: once is enough."""
     clock: restarts.Clock = dataclasses.field(default_factory=restarts.Clock)
     """Which start is a restart, and the timelines of those under way."""
 
@@ -384,6 +389,9 @@ def _exited(
     if ours:
         return s
     out.append(Say(Note.EXITED, role=role, status=status))
+    if config.port_named and status != 0 and ran_s < PORT_HINT_S and not s.said_port:
+        out.append(Say(Note.PORT_TAKEN, role=role, detail=config.port_named))
+        s = dataclasses.replace(s, said_port=True)
     if s.exit_after_run is not None and not s.want_start:
         return dataclasses.replace(s, quitting=s.exit_after_run)
     if config.exit_on_exit or config.on_exit is OnExit.QUIT:

@@ -208,6 +208,13 @@ class Reporter:
                 self.error(f"{path} changed {loops.ROUNDS} times in a row while a run could "
                            f"write it: no longer reacting to it. If it is an output, {fix}; if it "
                            "is an input, run with --no-loop-guard")
+            case Note.PORT_TAKEN:
+                self.error(
+                    f"{name} names the port of the socket reentr holds ({note.detail}) and "
+                    "exited: a program that binds the port itself is refused it (address "
+                    "already in use), and clients wait on reentr's socket. Give it the socket "
+                    "(fd 3, LISTEN_FDS=1: uvicorn --fd 3, gunicorn --bind fd://3), or run it "
+                    "without --socket")
             case Note.OUTPUTS:
                 self.line(_outputs(note.paths, isinstance(self._config.watch, WatchTree)))
             case Note.KILLED:

@@ -70,6 +70,7 @@ from reentr.config import (
     OnExit,
     Probe,
     ProbeKind,
+    SocketSpec,
     Sources,
     WatchList,
     WatchTree,
@@ -243,10 +244,27 @@ def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOpt
         stop_signal=parse_signal(o.stop_signal, "--stop-signal"),
         grace=parse_duration(o.stop_timeout, "--stop-timeout"),
         delay_run=parse_duration(o.delay_run, "--delay-run"),
-        ready=probe, sockets=specs, handoff=o.handoff,
-        debounce_ms=debounce_ms, quiet=o.quiet, verbose=o.verbose, notify=o.notify,
-        loop_guard=not o.no_loop_guard,
+        ready=probe, sockets=specs, port_named=port_named(command, o.shell, specs),
+        handoff=o.handoff, debounce_ms=debounce_ms, quiet=o.quiet, verbose=o.verbose,
+        notify=o.notify, loop_guard=not o.no_loop_guard,
     )
+
+
+def port_named(command: tuple[str, ...], shell: bool, specs: tuple[SocketSpec, ...]) -> str:
+    """The address of a held socket whose port the command names (`--port 8000`,
+    `127.0.0.1:8000`, `PORT=8000`), or that Django's `runserver` takes by default (8000): a
+    program told so binds that port itself, which reentr holds (see `Note.PORT_TAKEN`)."""
+    words = command[0].split() if shell else list(command)
+    for spec in specs:
+        if spec.path is not None or not spec.port:
+            continue
+        port = str(spec.port)
+        if any(w == port or w.endswith((f":{port}", f"={port}")) for w in words[1:]):
+            return spec.describe()
+        if port == "8000" and "runserver" in words and not any(
+                w[:1].isdigit() or ":" in w for w in words[words.index("runserver") + 1:]):
+            return spec.describe()
+    return ""
 
 
 def _run(config: Config, events: str | None) -> int:
