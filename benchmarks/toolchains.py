@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import signal
@@ -36,7 +35,7 @@ from common import REFERENCE, reentr_command, stop, wait
 from reentr.timing import percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "apps"))
-from projects import KINDS, Project, install_typescript, make_project
+from projects import KINDS, Project, environment, install_typescript, make_project
 
 SERVED = re.compile(rb"^served v(\d+)$")
 
@@ -57,8 +56,11 @@ class Lines:
                 self.first.setdefault(int(found.group(1)), time.monotonic_ns())
 
 
-def start(argv: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], Lines]:
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+def start(
+    argv: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], Lines]:
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, Lines(proc)
 
@@ -82,8 +84,9 @@ def measure(work: Path, kind: str, edits: int, programs: dict[str, str]) -> dict
                  ref_project.build, *ref_project.command]
     own = [*reentr_command(), "watch", "-n", "-q", "--events", str(events), "--build",
            own_project.build, "-r", "--", *own_project.command]
-    ref_proc, ref_lines = start(reference, ref_project.root)
-    own_proc, own_lines = start(own, own_project.root)
+    env = environment(programs)
+    ref_proc, ref_lines = start(reference, ref_project.root, env)
+    own_proc, own_lines = start(own, own_project.root, env)
     ref_ms: list[float] = []
     own_ms: list[float] = []
     try:
@@ -134,5 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("CARGO_NET_OFFLINE", "1")
     main()

@@ -36,7 +36,14 @@ from helpers import (
 )
 
 sys.path.insert(0, str(APPS))
-from projects import KINDS, Project, install_typescript, make_project
+from projects import (
+    KINDS,
+    Project,
+    environment,
+    install_typescript,
+    make_project,
+    readme_line,
+)
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -88,11 +95,13 @@ def _count(proc: Reentr, name: str, role: str) -> int:
 
 
 @pytest.mark.parametrize("built", KINDS, indirect=True)
-def test_one_build_per_edit_whatever_the_build_writes(reentr: Start, built: Project) -> None:
+def test_one_build_per_edit_whatever_the_build_writes(
+    reentr: Start, built: Project, programs: dict[str, str]
+) -> None:
     project = built
     assert project.build is not None
     proc = reentr(["watch", "--build", project.build, "-r", "--", *project.command], "",
-                  cwd=project.root, exits=True)
+                  cwd=project.root, exits=True, env=environment(programs))
     proc.out.expect(r"^served v1$", timeout=SLOW)
     for n in range(2, 7):
         project.write(n)
@@ -176,3 +185,10 @@ def test_django_runserver_under_socket_is_told_it_cannot_take_the_held_socket(
     proc.err.expect(r"That port is already in use", timeout=SLOW)
     proc.err.expect(rf"names the port of the socket reentr holds \(127\.0\.0\.1:{port}\) and "
                     r"exited: .* run it without --socket$", timeout=SLOW)
+
+
+@pytest.mark.parametrize("built", KINDS, indirect=True)
+def test_the_readmes_toolchain_lines_are_the_ones_tested(built: Project) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"`{readme_line(built)}`" in readme
+    assert "`reentr watch -r -- python manage.py runserver --noreload`" in readme

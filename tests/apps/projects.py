@@ -37,6 +37,20 @@ class Project:
     make's save is to another file."""
 
 
+def environment(programs: dict[str, str]) -> dict[str, str]:
+    """The environment the builds run in: the tools' directories first on PATH (TypeScript's
+    tsc is installed into a directory of its own), and cargo offline (no dependencies)."""
+    dirs = [os.path.dirname(path) for path in programs.values()]
+    path = os.pathsep.join([*dict.fromkeys(dirs), os.environ.get("PATH", os.defpath)])
+    return {**os.environ, "PATH": path, "CARGO_NET_OFFLINE": "1"}
+
+
+def readme_line(project: Project) -> str:
+    """The command line the README gives for the project's toolchain."""
+    build = project.build if " " not in project.build else f"'{project.build}'"
+    return f"reentr watch --build {build} -r -- {' '.join(project.command)}"
+
+
 def save(path: Path, text: str) -> None:
     """Write a temporary file and rename it over `path`, as vim saves."""
     temp = path.with_name(path.name + ".tmp~")
@@ -46,7 +60,7 @@ def save(path: Path, text: str) -> None:
 
 def make_project(kind: str, root: Path, programs: dict[str, str]) -> Project:
     """A new project of `kind` (one of KINDS) at `root`; `programs` names where each tool is
-    (`cargo`, `go`, `tsc`)."""
+    (`cargo`, `go`, `tsc`). Its build runs with `environment(programs)`."""
     if kind == "make":
         return _c(root)
     if kind.startswith("cargo"):
@@ -90,7 +104,7 @@ def _cargo(root: Path, cargo: str, *, gitignore: bool) -> Project:
                    "std::thread::sleep(std::time::Duration::from_secs(600)); }\n")
 
     write(1)
-    return Project(root, "cargo build -q --offline", ["./target/debug/" + root.name], main,
+    return Project(root, "cargo build -q", ["./target/debug/" + root.name], main,
                    write, partial(save, main, "fn main() { let }\n"))
 
 
@@ -122,7 +136,7 @@ def _tsc(root: Path, tsc: str) -> Project:
                     "setInterval(() => {}, 1 << 30);\n")
 
     write(1)
-    return Project(root, tsc, ["node", "dist/index.js"], index, write,
+    return Project(root, "tsc", ["node", "dist/index.js"], index, write,
                    partial(save, index, 'const v: number = "x";\n'))
 
 
