@@ -501,3 +501,96 @@ def test_a_file_in_a_services_paths_is_watched_alone_in_its_directory(
     assert proc.out.expect(r"run (.*)$").group(1) == str(root / "src" / "main.c")
     proc.signal(signal.SIGINT)
     proc.wait()
+
+
+def _service_project(root: Path, toml: str) -> Path:
+    root.mkdir()
+    (root / "reentr.toml").write_text(toml)
+    return root
+
+
+def _says(text: str) -> list[str]:
+    """A program that prints `text` and its PID, then runs until stopped."""
+    return [sys.executable, "-c", f"import os, time; print({text!r}, os.getpid(), flush=True); "
+            "time.sleep(600)"]
+
+
+def test_every_option_of_a_service_takes_effect_on_exit_and_delay_run(
+    up: Up, tmp_path: Path
+) -> None:
+    # Both were accepted and did nothing: the back-off timer and the delay were routed by the
+    # PID of a process that was gone, or of none.
+    crash = [sys.executable, "-c", "print('w up', flush=True); raise SystemExit(3)"]
+    root = _service_project(tmp_path / "opts", (
+        f"[services.w]\ncommand = {_toml(crash)}\non-exit = \"restart\"\n\n"
+        f"[services.d]\ncommand = {_toml(_says('d up'))}\ndelay-run = \"500ms\"\n\n"
+        f"[services.after]\ndepends-on = [\"d\"]\ncommand = {_toml(_says('after up'))}\n"))
+    proc = up(["-n"], root)
+    # Each in its own time: the lines of the three interleave as they will.
+    wait_for(lambda: proc.out.count(r"w up") >= 2, what="w restarted after its back-off")
+    wait_for(lambda: proc.out.count(r"d up \d+") == 1, what="d started after its delay")
+    wait_for(lambda: proc.out.count(r"after up \d+") == 1, what="after started once d had")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
+def test_a_service_restarts_on_a_change_by_default(up: Up, tmp_path: Path) -> None:
+    root = _service_project(tmp_path / "default", (
+        f"[services.s]\ncommand = {_toml(_says('s up'))}\n"))
+    proc = up(["-n"], root)
+    first = proc.out.expect(r"s up (\d+)").group(1)
+    edit(root / "app.py", "changed\n")
+    second = proc.out.expect(r"s up (\d+)").group(1)
+    assert second != first
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
+def test_a_dependant_says_what_it_waits_for(up: Up, tmp_path: Path) -> None:
+    crash = [sys.executable, "-c", "raise SystemExit(1)"]
+    root = _service_project(tmp_path / "waits", (
+        f"[services.db]\ncommand = {_toml(crash)}\nready-line = \"ready\"\n\n"
+        f"[services.web]\ndepends-on = [\"db\"]\ncommand = {_toml(_says('web up'))}\n"))
+    proc = up(["-n"], root)
+    proc.err.expect(r"web +\| reentr: waits for db, which is not running and was never ready; "
+                    r"web starts once db is ready")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert "web up" not in proc.out.text()
+
+
+@pytest.mark.timeout(60)
+def test_a_second_ctrl_c_kills_every_service_at_once(up: Up, tmp_path: Path) -> None:
+    # Both ignore SIGTERM and have 30 s to stop; web depends on api, so api is told to stop
+    # only once web is gone. The second Ctrl-C reached only those told already.
+    stubborn = [sys.executable, "-c", "import os, signal, time; "
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "print('up', os.getpid(), flush=True); time.sleep(600)"]
+    root = _service_project(tmp_path / "stubborn", (
+        f"stop-timeout = \"30s\"\n\n[services.api]\ncommand = {_toml(stubborn)}\n\n"
+        f"[services.web]\ndepends-on = [\"api\"]\ncommand = {_toml(stubborn)}\n"))
+    proc = up(["-n"], root)
+    pids = [int(proc.out.expect(r"up (\d+)").group(1)) for _ in range(2)]
+    proc.signal(signal.SIGINT)
+    wait_for(lambda: event_records(proc.events) and any(
+        r["event"] == "signal" and r.get("stop") for r in event_records(proc.events)),
+        what="web told to stop")
+    proc.signal(signal.SIGINT)
+    proc.wait(timeout=10)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+
+def test_a_services_socket_in_use_names_the_file_and_the_service(tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    root = _service_project(tmp_path / "busy", (
+        f"[services.api]\ncommand = {_toml(_says('api up'))}\nsocket = [{port}]\n"))
+    done = subprocess.run([*REENTR, "up", "-n"], cwd=root, capture_output=True, text=True,
+                          timeout=30, check=False)
+    busy.close()
+    assert done.returncode == 1
+    assert done.stderr == (f"reentr: {root / 'reentr.toml'} [services.api]: --socket "
+                           f"127.0.0.1:{port}: address already in use; stop the program "
+                           "listening there, or choose another\n")

@@ -199,6 +199,9 @@ class ReadyTimedOut:
 class TimerFired:
     name: Timer
     pid: int
+    service: str | None = None
+    """The service whose policy set it (`reentr up`): a timer is its service's, whatever
+    became of the process it names (the back-off's target is gone, a delay names none)."""
 
 
 @dataclass(frozen=True)

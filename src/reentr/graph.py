@@ -55,3 +55,8 @@ class Graph:
         return [name for name in self.order if name not in told and all(
             other in gone for other, deps in zip(self.order, self.depends, strict=True)
             if name in deps)]
+
+    def blocked(self, name: str, began: Set[str]) -> list[str]:
+        """The services not begun that wait, directly, for `name` to be ready."""
+        return [other for other, deps in zip(self.order, self.depends, strict=True)
+                if name in deps and other not in began]

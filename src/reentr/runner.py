@@ -195,10 +195,18 @@ class _Unit:
         """Its target has served once: those that depend on it may start."""
         self.told_to_stop = False
         self.done = False
+        self.said_waiting: set[str] = set()
+        """The services it depends on that it was said to wait for."""
         config = service.config
         self.build_argv = None if config.build is None else [
             "/bin/sh", "-c", _exec_form(config.build, service.environ.get("PATH"))]
         """The build's command, worked out once (it looks the program up on PATH)."""
+
+
+    def target_running(self) -> bool:
+        """Whether its target's process is there (started, or about to be)."""
+        return any(slot.starting or slot.leader_alive
+                   for slot in (self.state.target, self.state.incoming))
 
 
 class _Loop:
@@ -231,6 +239,8 @@ class _Loop:
         """What each service is told once its dependents are gone (`reentr up`)."""
         self.choosing = False
         """`r` was pressed: the next digit names the service to restart."""
+        self.killing: Event | None = None
+        """The second Ctrl-C: each service told to stop from then on is killed at once."""
 
     def run(self) -> int:
         process.become_subreaper()
@@ -298,6 +308,9 @@ class _Loop:
                         self._quit(status, KeyPressed("q"))
                 if isinstance(routed, ProcessStarted | TargetReady):
                     self._served(unit, routed)
+                elif isinstance(routed, ProcessStartFailed) or (isinstance(
+                        routed, ProcessExited) and (routed.role is Role.TARGET or routed.status)):
+                    self._blocking(unit)
             for name, deferred in [d for d in self.deferred if not self._waits(d[0])]:
                 self.deferred.remove((name, deferred))
                 self.events.put_next(dataclasses.replace(
@@ -320,11 +333,10 @@ class _Loop:
                 # does space: this one once what it depends on serves again.
                 self.deferred.append((name, event))
             case FilesChanged(scope=name) | ProcessStartFailed(service=name) | Began(
-                    service=name):
+                    service=name) | TimerFired(service=name):
                 return [(self.by_name[name], event)] if name in self.by_name else []
             case (ProcessStarted(pid=pid) | ProcessExited(pid=pid) | GroupEmptied(pid=pid)
-                  | TargetReady(pid=pid) | TargetServes(pid=pid) | ReadyTimedOut(pid=pid)
-                  | TimerFired(pid=pid)):
+                  | TargetReady(pid=pid) | TargetServes(pid=pid) | ReadyTimedOut(pid=pid)):
                 owner = self.children.get(pid)
                 return [] if owner is None else [(owner[0], event)]
             case RestartAsked(service=name) if name in self.by_name:
@@ -344,6 +356,7 @@ class _Loop:
                 self._quit(ExitStatus.OK, event)
             case SignalReceived(signum=signum):
                 if self.quitting is not None:  # a second Ctrl-C: no more grace for anyone
+                    self.killing = event  # those told to stop later too (`_stop_next`)
                     return [(unit, event) for unit in self.units if unit.told_to_stop]
                 self._quit(policy.quit_status(signum), event)
             case DirectoryAltered() | WatcherFailed():
@@ -375,7 +388,8 @@ class _Loop:
             for name in names:
                 unit = self.by_name[name]
                 unit.told_to_stop = True
-                if not unit.done and self._step(unit, self.stopping) is not None:
+                told = [self.stopping] if self.killing is None else [self.stopping, self.killing]
+                if not unit.done and any(self._step(unit, e) is not None for e in told):
                     unit.done = ended = True
             if not ended:
                 return
@@ -399,6 +413,18 @@ class _Loop:
         unit.ready = True
         self._begin()
 
+    def _blocking(self, unit: _Unit) -> None:
+        """A service's target ended, or could not start, before it was ever ready: say once,
+        for each service that waits for it, what it waits for."""
+        if unit.ready or unit.target_running() or self.quitting is not None:
+            return
+        for name in self.graph.blocked(unit.name, {u.name for u in self.units if u.began}):
+            waiting = self.by_name[name]
+            if unit.name not in waiting.said_waiting:
+                waiting.said_waiting.add(unit.name)
+                waiting.reporter.error(f"waits for {unit.name}, which is not running and was "
+                                       f"never ready; {name} starts once {unit.name} is ready")
+
     def _step(self, unit: _Unit, event: Event) -> int | None:
         """Feed `event` to the service's policy and carry out what it decides; its exit
         status once it has ended, else None."""
@@ -419,7 +445,7 @@ class _Loop:
                 case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
                     self._signal(unit, role, pid, signum, stop)
                 case SetTimer(name=name, pid=pid, seconds=seconds):
-                    self.events.put_after(seconds, TimerFired(name, pid))
+                    self.events.put_after(seconds, TimerFired(name, pid, unit.service.name))
                 case ClearScreen(level=level):
                     terminal.clear_screen(level)
                 case Say():

@@ -76,8 +76,10 @@ def up_mode(
     kinds = config_kinds(watch)
     known = set(kinds)
     defaults = configfile.defaults(top, kinds, known)
+    # A service is a long-running program: a change restarts it unless `restart = false`
+    # (a task that runs to its end, such as a test runner).
     configs = [_service_config(watch, service, {
-        **defaults, **configfile.defaults(service.options, kinds, known)})
+        "restart": True, **defaults, **configfile.defaults(service.options, kinds, known)})
         for service in services]
     _refuse_shared_sockets(found, services, configs)
     width = max(len(service.name) for service in services)
@@ -91,7 +93,8 @@ def up_mode(
         # Then the control socket: a second `reentr up` of this file stops here, with nothing
         # bound or printed.
         server = stack.enter_context(control.claimed(control.path_for(found.path)))
-        held = [stack.enter_context(sockets.held(config.sockets, slots)) for config in configs]
+        held = [_held(stack, found, service, config, slots)
+                 for service, config in zip(services, configs, strict=True)]
         stream = open_events(stack, events)
         listed = []
         for number, (service, given, sock) in enumerate(
@@ -201,6 +204,17 @@ def _from_cwd(options: RunOptions, cwd: Path) -> RunOptions:
             address = "unix:" + str(cwd / address[len("unix:"):])
         return name + equals + address
     return dataclasses.replace(options, socket_=tuple(based(text) for text in options.socket_))
+
+
+def _held(
+    stack: contextlib.ExitStack, found: configfile.Found, service: configfile.Service,
+    config: Config, slots: sockets.Slots | None,
+) -> sockets.Held | None:
+    """The service's sockets, bound; an error names the service and the file."""
+    try:
+        return stack.enter_context(sockets.held(config.sockets, slots))
+    except ReentrError as error:
+        raise UsageError(f"{service.options.where}: {error}") from None
 
 
 def _refuse_shared_sockets(
