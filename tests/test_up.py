@@ -594,3 +594,71 @@ def test_a_services_socket_in_use_names_the_file_and_the_service(tmp_path: Path)
     assert done.stderr == (f"reentr: {root / 'reentr.toml'} [services.api]: --socket "
                            f"127.0.0.1:{port}: address already in use; stop the program "
                            "listening there, or choose another\n")
+
+
+# Prints its name, PORT, and GREETING from its environment, then runs until stopped.
+SHOW_ENV = ("python3 -c \"import os, sys, time; print('{name}', os.environ.get('PORT'), "
+            "os.environ.get('GREETING'), os.getpid(), flush=True); time.sleep(600)\"")
+
+
+def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> None:
+    # What a foreman, honcho or overmind user tries first: no reentr.toml.
+    root = tmp_path / "procfile"
+    root.mkdir()
+    (root / "Procfile").write_text(
+        "# the processes\n"
+        f"web: {SHOW_ENV.format(name='web')}\n"
+        f"worker: {SHOW_ENV.format(name='worker')} && true\n")
+    (root / ".env").write_text("export GREETING='hello there'\nPORT=7000 # the first port\n")
+    proc = up(["-n"], root)
+    proc.err.expect(r"no reentr\.toml: running the Procfile")
+    web = proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1)
+    proc.out.expect(r"^worker +\| worker 7100 hello there \d+$")
+    edit(root / "app.py", "changed\n")  # anywhere in the tree: each process restarts
+    again = proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1)
+    assert again != web
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
+def test_a_reentr_toml_wins_over_a_procfile(up: Up, tmp_path: Path) -> None:
+    root = _service_project(tmp_path / "both", (
+        f"[services.api]\ncommand = {_toml(_says('api up'))}\n"))
+    (root / "Procfile").write_text("web: echo from the Procfile\n")
+    proc = up(["-n"], root)
+    proc.out.expect(r"api up")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert "Procfile" not in proc.err.text() + proc.out.text()
+
+
+def test_env_file_is_read_into_every_service_and_a_services_env_wins(
+    up: Up, tmp_path: Path
+) -> None:
+    show = [sys.executable, "-c", "import os, time; print(os.environ.get('NAME'), "
+            "os.environ.get('GREETING'), os.environ.get('LEVEL'), flush=True); time.sleep(600)"]
+    root = _service_project(tmp_path / "dotenv", (
+        f"[services.a]\ncommand = {_toml(show)}\nenv = {{ NAME = \"a\" }}\n\n"
+        f"[services.b]\ncommand = {_toml(show)}\nenv = {{ NAME = \"b\", LEVEL = \"own\" }}\n"
+        "env-file = \"b.env\"\n\n"
+        f"[services.c]\ncommand = {_toml(show)}\nenv = {{ NAME = \"c\" }}\nenv-file = false\n"))
+    (root / ".env").write_text("GREETING=hi\nLEVEL=file\n")
+    (root / "b.env").write_text("GREETING=other\nLEVEL=file\n")
+    proc = up(["-n"], root)
+    for line in ("a hi file", "b other own", "c None None"):
+        wait_for(lambda line=line: proc.out.count(rf"\| {line}$") == 1,  # type: ignore[misc]
+                 what=line)
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
+def test_a_bad_env_file_names_its_line_and_never_a_value(tmp_path: Path) -> None:
+    root = _service_project(tmp_path / "badenv", (
+        f"[services.a]\ncommand = {_toml(_says('a up'))}\n"))
+    (root / ".env").write_text("OK=1\nTOKEN=\"s3cr3t\n")
+    done = subprocess.run([*REENTR, "up", "-n"], cwd=root, capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 1
+    assert done.stderr == (f"reentr: {root / '.env'}:2: the value of TOKEN opens a \" quote "
+                           "and does not close it\n")
+    assert "a up" not in done.stdout

@@ -5,6 +5,7 @@ options, whose values it supplies as defaults that the command line overrides.""
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shlex
 import sys
@@ -19,6 +20,7 @@ else:  # pragma: no cover (Python 3.10)
     import tomli as tomllib
 
 from reentr.config import parse_duration, parse_signal, parse_socket
+from reentr.dotenv import parse_env, parse_procfile
 from reentr.errors import UsageError
 
 NAMES = ("reentr.toml", "pyproject.toml")
@@ -54,7 +56,7 @@ class Found:
 
 SERVICES = "services"
 """The key of `reentr up`'s tables of services; the other commands skip it."""
-SERVICE_KEYS = ("depends-on", "cwd", "env")
+SERVICE_KEYS = ("depends-on", "cwd", "env", "env-file")
 """The keys of a service's table that are not options of `reentr watch`."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -86,6 +88,7 @@ def services(found: Found) -> tuple[Found, list[Service]]:
     if "depends-on" in found.table:
         raise UsageError(f"{found.where}: depends-on belongs in a service's table, such as "
                          f"[{_section(found, 'api')}]")
+    base_file = _env_file(found, found.table.get("env-file"))
     base_env = _env(found, found.table.get("env", {}))
     base_cwd = _cwd(found, found.table.get("cwd", "."))
     listed: list[Service] = []
@@ -107,7 +110,8 @@ def services(found: Found) -> tuple[Found, list[Service]]:
                 raise UsageError(f"{where}: depends-on names '{other}', which is not a "
                                  f"service; the services are: {', '.join(tables)}")
         cwd = _cwd(own, table["cwd"]) if "cwd" in table else base_cwd
-        env = {**base_env, **_env(own, table.get("env", {}))}
+        from_file = _env_file(own, table["env-file"]) if "env-file" in table else base_file
+        env = {**from_file, **base_env, **_env(own, table.get("env", {}))}
         options = {k: v for k, v in table.items() if k not in SERVICE_KEYS}
         listed.append(Service(name, Found(found.path, options, section),
                               tuple(dict.fromkeys(depends)), cwd, env))
@@ -127,6 +131,53 @@ def _cwd(found: Found, value: Any) -> Path:
     if not path.is_dir():
         raise UsageError(f"{found.where}: cwd '{value}' is not a directory")
     return path
+
+
+ENV_FILE = ".env"
+"""Read beside the configuration file into every service's environment, as foreman, honcho
+and overmind read it, unless `env-file` names another or is false."""
+
+
+def _env_file(found: Found, value: Any) -> dict[str, str]:
+    """The variables of the `.env` file that `env-file` (None: not given) names."""
+    if value is False:
+        return {}
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{found.where}: env-file must be a file's path (relative to "
+                         f"{found.path.name}) or false, not {_describe(value)}")
+    path = found.path.parent / (ENV_FILE if value is None else value)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if value is None:
+            return {}
+        raise UsageError(f"{found.where}: env-file '{value}' is not there; give an existing "
+                         "file, or env-file = false") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{found.where}: cannot read the env-file {path}: "
+                         f"{getattr(error, 'strerror', None) or error}") from None
+    return parse_env(text, str(path), os.environ)
+
+
+def procfile(path: Path) -> Found:
+    """A Procfile as a configuration: a service per process, run by the shell as written,
+    restarted on a change anywhere in its directory's tree, with `PORT` set as foreman and
+    honcho set it (the environment's or the `.env`'s PORT, else 5000, then 100 more for each
+    next process).
+
+    Raises:
+        UsageError: a line that is not `name: command`.
+    """
+    processes = parse_procfile(path.read_text(), str(path))
+    known = {**os.environ, **_env_file(Found(path, {}), None)}
+    try:
+        base = int(known.get("PORT", "5000"))
+    except ValueError:
+        base = 5000
+    tables = {name: {"command": [command], "shell": True,
+                     "env": {"PORT": str(base + 100 * number)}}
+              for number, (name, command) in enumerate(processes)}
+    return Found(path, {SERVICES: tables})
 
 
 def _env(found: Found, value: Any) -> dict[str, str]:

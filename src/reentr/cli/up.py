@@ -32,6 +32,9 @@ from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.graph import Graph
 from reentr.report import Reporter, use_colour
 
+PROCFILE = "Procfile"
+"""Run when there is no reentr.toml, as foreman, honcho and overmind run it."""
+
 _COLOURS = (36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94, 91)
 """ANSI colours of the services' names, the first service's first: cyan, yellow, magenta..."""
 
@@ -120,6 +123,11 @@ def up_mode(
             unwatched=frozenset().union(*(s.config.unwatched for s in listed)),
         )
         reporter = Reporter(whole, events=stream)
+        if found.path.name == PROCFILE:
+            reporter.line(f"no reentr.toml: running the {PROCFILE}, each process restarted on a "
+                          "change anywhere in this tree (git's ignore rules apply); to narrow "
+                          "one, write a reentr.toml with a [services.NAME] table (paths, build, "
+                          "socket...), which then wins over the Procfile")
         keys = "" if non_interactive else (
             " (keys: space restarts all, r then a number restarts one, q quits)")
         reporter.line("services: " + ", ".join(
@@ -149,8 +157,12 @@ def _found(config_file: str | None) -> configfile.Found:
         return configfile.given(config_file)
     found = configfile.find(Path.cwd())
     if found is None:
-        raise UsageError("no reentr.toml (or pyproject.toml with [tool.reentr]) here or above; "
-                         "write one with a [services.NAME] table per service (see the README, "
+        procfile = Path.cwd() / PROCFILE
+        if procfile.is_file():
+            return configfile.procfile(procfile)
+        raise UsageError("no reentr.toml (or pyproject.toml with [tool.reentr]) here or above, "
+                         f"and no {PROCFILE} here; write a {PROCFILE} (web: ./server), or a "
+                         "reentr.toml with a [services.NAME] table per service (see the README, "
                          "Several services)")
     return found
 
