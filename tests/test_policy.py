@@ -199,6 +199,17 @@ def test_quitting_stops_everything_first_and_a_second_signal_kills() -> None:
     assert actions == [Exit(ExitStatus.INTERRUPTED)]
 
 
+def test_a_process_that_starts_after_the_second_signal_is_killed_at_once() -> None:
+    # Its start was under way: without this it got the stop signal and the whole grace.
+    config = cfg(restart=True)
+    state, _ = run(config, [Began()])
+    for _ in range(2):
+        state, _ = policy.step(config, state, SignalReceived(signal.SIGINT))
+    _, actions = policy.step(config, state, ProcessStarted(T, 7, 0))
+    assert [a for a in actions if isinstance(a, SignalGroup)] == [
+        SignalGroup(T, 7, signal.SIGKILL)]
+
+
 def test_d_without_r_runs_once_more_then_exits_2() -> None:
     events: list[Event] = [Began(), *started(T, 10), *gone(T, 10), DirectoryAltered()]
     state, steps = run(cfg(), events)

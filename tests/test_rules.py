@@ -21,7 +21,8 @@ OWNERS = [
     ("call sys.exit", ["cli/main.py"]),
 ]
 
-PURE = ["policy", "restarts", "timing", "loops", "events", "errors", "config", "graph"]
+PURE = ["policy", "restarts", "timing", "loops", "events", "errors", "config", "graph", "services",
+        "outputs", "dotenv"]
 """Modules that decide or compute, and touch no operating-system resource, even through what
 they import."""
 OS_MODULES = {"subprocess", "socket", "select", "fcntl", "termios", "threading", "shutil",

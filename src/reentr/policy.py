@@ -139,6 +139,8 @@ class State:
     """Every file changed since the target last started, for `REENTR_CHANGED`."""
     quitting: int | None = None
     """The exit status, once reentr is shutting down."""
+    killing: bool = False
+    """A second Ctrl-C came: every group is killed, one that starts later too."""
     exit_after_run: int | None = None
     """`-d` without `-r`: run once more, then exit with this status."""
     exits_in_a_row: int = 0
@@ -365,7 +367,8 @@ def quit_status(signum: int) -> ExitStatus:
 
 def _quit(s: State, status: int, out: list[Action]) -> State:
     if s.quitting is not None:
-        # A second Ctrl-C: no more grace for anyone.
+        # A second Ctrl-C: no more grace for anyone, nor for a process still to start.
+        s = dataclasses.replace(s, killing=True)
         for role, slot in _slots(s):
             if slot.group_alive and not slot.killed and slot.pid is not None:
                 out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
@@ -514,6 +517,9 @@ def _stop_slot(config: Config, s: State, slot: Slot, out: list[Action]) -> State
     if not slot.group_alive or slot.stopping or slot.pid is None:
         return s
     role = Role.BUILD if slot.pid == s.build.pid else Role.TARGET
+    if s.killing:
+        out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
+        return _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
     signum = config.stop_signal if role is Role.TARGET else signal.SIGTERM
     out.append(SignalGroup(role, slot.pid, signum, stop=True))
     out.append(SetTimer(Timer.GRACE, slot.pid, config.grace))

@@ -8,7 +8,6 @@ reapers) and every signal handler only puts events on that queue.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import heapq
 import itertools
 import os
@@ -24,26 +23,22 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from functools import partial
 
-from reentr import changelist, policy, process, ready, signals, terminal, watch
+from reentr import changelist, policy, process, ready, services, signals, terminal, watch
 from reentr.config import Config, ProbeKind, WatchList, WatchTree
-from reentr.errors import ExitStatus
 from reentr.events import (
     Action,
-    Began,
     ClearScreen,
-    DirectoryAltered,
     Event,
     Exit,
     FilesChanged,
     GroupEmptied,
     JobStopped,
-    KeyPressed,
+    Note,
     ProcessExited,
     ProcessStarted,
     ProcessStartFailed,
     Queue,
     ReadyTimedOut,
-    RestartAsked,
     Restarted,
     Role,
     Say,
@@ -54,7 +49,6 @@ from reentr.events import (
     TargetReady,
     TargetServes,
     TimerFired,
-    WatcherFailed,
 )
 from reentr.graph import Graph
 from reentr.report import Reporter
@@ -167,14 +161,14 @@ def run(
 
 
 def run_services(
-    services: list[Service], config: Config, reporter: Reporter,
+    listed: list[Service], config: Config, reporter: Reporter,
     control: Callable[[Queue], AbstractContextManager[object]] | None = None,
 ) -> int:
     """`reentr up`: run every service, each started once those it depends on are ready, with
     one watch for all (`config` gives its settings), until something ends the run; then stop
     them, dependents first. `control` opens the socket of `reentr restart`. Returns the exit
     status; on the way out every process of every service is gone."""
-    return _Loop(services, config, reporter, control).run()
+    return _Loop(listed, config, reporter, control).run()
 
 
 class _Unit:
@@ -190,13 +184,6 @@ class _Unit:
         self.summary = Summary()
         self.notifier: ready.Notifier | None = None
         self.warned_ignores = False
-        self.began = False
-        self.ready = False
-        """Its target has served once: those that depend on it may start."""
-        self.told_to_stop = False
-        self.done = False
-        self.said_waiting: set[str] = set()
-        """The services it depends on that it was said to wait for."""
         config = service.config
         self.build_argv = None if config.build is None else [
             "/bin/sh", "-c", _exec_form(config.build, service.environ.get("PATH"))]
@@ -211,36 +198,28 @@ class _Unit:
 
 class _Loop:
     def __init__(
-        self, services: list[Service], config: Config, reporter: Reporter,
+        self, listed: list[Service], config: Config, reporter: Reporter,
         control: Callable[[Queue], AbstractContextManager[object]] | None = None,
     ):
-        self.units = [_Unit(service) for service in services]
+        self.units = [_Unit(service) for service in listed]
         self.by_name = {unit.name: unit for unit in self.units}
         self.graph = Graph.of([(unit.name, unit.service.depends_on) for unit in self.units])
         self.config = config
         """The settings of the run as a whole: the watch's, the terminal's."""
         self.reporter = reporter
         self.control = control
-        self.several = len(services) > 1 or services[0].name is not None
+        self.several = len(listed) > 1 or listed[0].name is not None
         self.events = EventQueue()
         self.lists = changelist.Lists()
         self.children: dict[int, tuple[_Unit, process.Child]] = {}
         """Each live child, with the service it belongs to, by its pid."""
         self.exits_seen: set[int] = set()
         """The children whose leader's `ProcessExited` the loop has processed."""
-        self.deferred: list[tuple[str, FilesChanged | RestartAsked]] = []
-        """Changes and restarts for a service that waits for a service it depends on to
-        restart first."""
         self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
-        self.quitting: int | None = None
-        """The run's exit status, once something ended it."""
-        self.stopping: Event | None = None
-        """What each service is told once its dependents are gone (`reentr up`)."""
-        self.choosing = False
-        """`r` was pressed: the next digit names the service to restart."""
-        self.killing: Event | None = None
-        """The second Ctrl-C: each service told to stop from then on is killed at once."""
+        self.crowd = services.crowd(self.graph, [unit.config.ready is not None
+                                                 for unit in self.units], several=self.several)
+        """What concerns more than one service: who begins, waits, stops (`services.py`)."""
 
     def run(self) -> int:
         process.become_subreaper()
@@ -273,9 +252,9 @@ class _Loop:
         raise AssertionError("unreachable")  # pragma: no cover (ExitStack swallows nothing)
 
     def _loop(self) -> int:
-        self._begin()
+        status = self._decide([])
         held: list[Event] = []
-        while True:
+        while status is None:
             event = self.events.get()
             if isinstance(event, JobStopped) or event == SignalReceived(signal.SIGTSTP):
                 self._suspend()  # Ctrl-Z: job control, which decides nothing
@@ -300,130 +279,47 @@ class _Loop:
                     for waiting in held:
                         self.events.put_next(waiting)
                     held.clear()
-            for unit, routed in self._route(event):
-                status = self._step(unit, routed)
-                if status is not None:
-                    unit.done = True
-                    if self.quitting is None:
-                        self._quit(status, KeyPressed("q"))
-                if isinstance(routed, ProcessStarted | TargetReady):
-                    self._served(unit, routed)
-                elif isinstance(routed, ProcessStartFailed) or (isinstance(
-                        routed, ProcessExited) and (routed.role is Role.TARGET or routed.status)):
-                    self._blocking(unit)
-            for name, deferred in [d for d in self.deferred if not self._waits(d[0])]:
-                self.deferred.remove((name, deferred))
-                self.events.put_next(dataclasses.replace(
-                    deferred, released_ns=time.monotonic_ns()) if isinstance(
-                        deferred, FilesChanged) else deferred)
-            if self.stopping is not None:
-                self._stop_next()
-            if all(unit.done for unit in self.units):
-                assert self.quitting is not None
-                return self.quitting
+            self.crowd, decisions = services.route(self.crowd, event, self._owner(event))
+            status = self._decide(decisions)
+        return status
 
-    def _route(self, event: Event) -> list[tuple[_Unit, Event]]:
-        """The services an event is for, and what each is told."""
-        if not self.several:
-            return [(self.units[0], event)]
+    def _owner(self, event: Event) -> str | None:
+        """The service whose process a process event is about (a fact of the OS: the child
+        it started), if any."""
         match event:
-            case FilesChanged(scope=name) | RestartAsked(service=name) if (
-                    name in self.by_name and self._waits(name)):
-                # A change several services want restarts them in dependency order, and so
-                # does space: this one once what it depends on serves again.
-                self.deferred.append((name, event))
-            case FilesChanged(scope=name) | ProcessStartFailed(service=name) | Began(
-                    service=name) | TimerFired(service=name):
-                return [(self.by_name[name], event)] if name in self.by_name else []
             case (ProcessStarted(pid=pid) | ProcessExited(pid=pid) | GroupEmptied(pid=pid)
                   | TargetReady(pid=pid) | TargetServes(pid=pid) | ReadyTimedOut(pid=pid)):
                 owner = self.children.get(pid)
-                return [] if owner is None else [(owner[0], event)]
-            case RestartAsked(service=name) if name in self.by_name:
-                return self._restart([self.by_name[name]], event)
-            case KeyPressed(key=" "):
-                self.choosing = False
-                for unit in self.units:  # in dependency order: each after those it needs
-                    self.events.put_next(RestartAsked(unit.service.name or "", by_key=True))
-            case KeyPressed(key="r"):
-                self.choosing = True
-            case KeyPressed(key=key) if self.choosing and key.isdigit():
-                self.choosing = False
-                number = int(key)
-                if 1 <= number <= len(self.units):
-                    return self._restart([self.units[number - 1]], KeyPressed(" "))
-            case KeyPressed(key="q"):
-                self._quit(ExitStatus.OK, event)
-            case SignalReceived(signum=signum):
-                if self.quitting is not None:  # a second Ctrl-C: no more grace for anyone
-                    self.killing = event  # those told to stop later too (`_stop_next`)
-                    return [(unit, event) for unit in self.units if unit.told_to_stop]
-                self._quit(policy.quit_status(signum), event)
-            case DirectoryAltered() | WatcherFailed():
-                return [(unit, event) for unit in self.units]
-        return []
+                return None if owner is None else owner[0].name
+        return None
 
-    def _waits(self, name: str) -> bool:
-        """Whether a change for `name` waits for a service it depends on to serve again."""
-        return self.graph.waits(name, {unit.name for unit in self.units
-                                       if not unit.done and policy.restarting(unit.state)})
-
-    def _restart(self, units: list[_Unit], asked: Event) -> list[tuple[_Unit, Event]]:
-        """`asked` (a key, or `RestartAsked` from `reentr restart`) for each unit that runs."""
-        return [(unit, asked) for unit in units if unit.began and not unit.told_to_stop]
-
-    def _quit(self, status: int, event: Event) -> None:
-        """End the run with `status`: each service is told `event` (Ctrl-C, `q`) once every
-        service that depends on it is gone."""
-        self.quitting = status
-        self.stopping = event
-
-    def _stop_next(self) -> None:
-        """Tell `self.stopping` to each service whose dependents are gone, until none is."""
-        assert self.stopping is not None
-        while names := self.graph.stoppable(
-                {unit.name for unit in self.units if unit.told_to_stop},
-                {unit.name for unit in self.units if unit.done}):
-            ended = False
-            for name in names:
-                unit = self.by_name[name]
-                unit.told_to_stop = True
-                told = [self.stopping] if self.killing is None else [self.stopping, self.killing]
-                if not unit.done and any(self._step(unit, e) is not None for e in told):
-                    unit.done = ended = True
-            if not ended:
-                return
-
-    def _begin(self) -> None:
-        """Start each service whose dependencies are ready (all, for a single run)."""
-        for name in self.graph.startable(
-                {unit.name for unit in self.units if unit.began},
-                {unit.name for unit in self.units if unit.ready},
-                {unit.name for unit in self.units if unit.told_to_stop}):
-            unit = self.by_name[name]
-            unit.began = True
-            self.events.put_next(Began(unit.service.name))
-
-    def _served(self, unit: _Unit, event: ProcessStarted | TargetReady) -> None:
-        """A service's target is ready (started, without a probe): those that wait for it may
-        start."""
-        if unit.ready or (isinstance(event, ProcessStarted) and (
-                event.role is not Role.TARGET or unit.config.ready is not None)):
-            return
-        unit.ready = True
-        self._begin()
-
-    def _blocking(self, unit: _Unit) -> None:
-        """A service's target ended, or could not start, before it was ever ready: say once,
-        for each service that waits for it, what it waits for."""
-        if unit.ready or unit.target_running() or self.quitting is not None:
-            return
-        for name in self.graph.blocked(unit.name, {u.name for u in self.units if u.began}):
-            waiting = self.by_name[name]
-            if unit.name not in waiting.said_waiting:
-                waiting.said_waiting.add(unit.name)
-                waiting.reporter.error(f"waits for {unit.name}, which is not running and was "
-                                       f"never ready; {name} starts once {unit.name} is ready")
+    def _decide(self, decisions: list[services.Decision]) -> int | None:
+        """Carry out the decisions of `services`, and those due after them, until none is
+        left; the run's exit status once every service has ended."""
+        todo = deque(decisions)
+        while True:
+            while todo:
+                match todo.popleft():
+                    case services.Tell(name=name, event=event):
+                        unit = self.by_name[name]
+                        status = self._step(unit, event)
+                        self.crowd, more = services.stepped(
+                            self.crowd, name, event, status,
+                            restarting=policy.restarting(unit.state),
+                            running=unit.target_running())
+                        todo.extend(more)
+                    case services.Again(event=event):
+                        self.events.put_next(event)
+                    case services.Waits(name=name, other=other):
+                        self.by_name[name].reporter.error(
+                            f"waits for {other}, which is not running and was never ready; "
+                            f"{name} starts once {other} is ready")
+                    case services.Finished(status=status):
+                        return status
+            self.crowd, due = services.advance(self.crowd, time.monotonic_ns())
+            if not due:
+                return None
+            todo.extend(due)
 
     def _step(self, unit: _Unit, event: Event) -> int | None:
         """Feed `event` to the service's policy and carry out what it decides; its exit
@@ -463,8 +359,6 @@ class _Loop:
         target is gone."""
         reporter = unit.reporter
         match event:
-            case FilesChanged(paths=paths):
-                reporter.event("change", paths=list(paths))
             case ProcessStarted(role=role, pid=pid):
                 reporter.event("spawned", role=role.value, pid=pid)
             case TargetReady(pid=pid):
@@ -484,6 +378,9 @@ class _Loop:
 
     def _record_action(self, unit: _Unit, action: Action) -> None:
         match action:
+            case Say(what=Note.CHANGED, paths=paths):
+                # What counted: not the runs' outputs, nor what the loop guard muted.
+                unit.reporter.event("change", paths=list(paths))
             case Start(role=role):
                 unit.reporter.event("start", role=role.value)
             case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
