@@ -234,6 +234,18 @@ def process_state(pid: int) -> str:
         return ""
 
 
+def inotify_watches(pid: int) -> int:
+    """How many inotify watches the process holds, from /proc/PID/fdinfo."""
+    total = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        total += text.count("inotify wd:")
+    return total
+
+
 def event_records(path: Path | None) -> list[dict[str, Any]]:
     """The objects of a `--events` file so far: whole lines only, since reentr may be writing
     the next one as the file is read."""

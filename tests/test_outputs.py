@@ -53,14 +53,22 @@ def test_which_run_could_have_written(guard: Guard, written_ms: int,
     (BUILD, Traits(read=True, created=True), True, ()),
     (Guard(), BINARY, True, ()),
     (Guard(), Traits(read=True, created=True, empty=True), True, ()),
+    (Guard(), Traits(read=True, created=True), True, ()),
     # What a build writes: objects, executables, Cargo.lock.
     (BUILD, BINARY, False, ("/p/x",)),
     (BUILD, GENERATED, False, ("/p/x",)),
-    (BUILD, Traits(read=True, created=True, empty=True), False, ("/p/x",)),
+    # Created empty: no change, and not said (what is next written decides).
+    (BUILD, Traits(read=True, created=True, empty=True), False, ()),
     # An empty file the build did not create: maybe the user emptied it.
     (BUILD, EMPTY, True, ()),
-    # A temporary, made and gone again: dropped, and nothing to remember.
+    # A temporary, made and gone again (sed -i's): no change, whoever made it.
     (BUILD, Traits(created=True, gone=True), False, ()),
+    (Guard(), Traits(created=True, gone=True), False, ()),
+    # A directory named as build tools name their outputs, while a build runs: tsc's dist/
+    # from yesterday. Not while a program starts, nor while nothing runs.
+    (BUILD, Traits(read=True, named="/p/dist"), False, ("/p/dist/",)),
+    (SERVING, Traits(read=True, named="/p/dist"), True, ()),
+    (Guard(), Traits(read=True, named="/p/dist"), True, ()),
     # Only gone: a deletion the user made.
     (BUILD, Traits(gone=True), True, ()),
     # In a cache directory, or in a directory the build made.
@@ -71,7 +79,7 @@ def test_which_run_could_have_written(guard: Guard, written_ms: int,
     # A directory made before the build: the user's.
     (BUILD, Traits(read=True, born=(("/p/pkg", 50 * MS),)), True, ()),
     # A program starting: its content must say so; a directory it makes does not.
-    (SERVING, Traits(read=True, created=True, empty=True), False, ("/p/x",)),
+    (SERVING, Traits(read=True, created=True, empty=True), False, ()),
     (SERVING, BINARY, False, ("/p/x",)),
     (SERVING, Traits(read=True, born=(("/p/dist", 150 * MS),)), True, ()),
     (SERVING, TEXT, True, ()),
@@ -93,10 +101,23 @@ def test_an_output_stays_one_until_text_is_written_into_it_while_nothing_runs() 
     made, kept, new = sift(made, BUILT, ("/p/app", "/p/dist/b.js"), (500 * MS, 500 * MS),
                            (BINARY, TEXT))
     assert kept == () and new == ()
-    # Text with content, while nothing runs: it was a source after all.
-    made, kept, _ = sift(made, BUILT, ("/p/app",), (600 * MS,), (TEXT,))
+    # Text with content, even while a build runs: it was a source after all.
+    made, kept, _ = sift(made, BUILD, ("/p/app",), (150 * MS,), (TEXT,))
     assert kept == (0,)
     assert made.files == frozenset()
+
+
+def test_a_file_made_empty_is_judged_by_what_is_written_into_it_next() -> None:
+    created = Traits(read=True, created=True, empty=True)
+    # Django's db.sqlite3: empty at its first start, binary at its first write.
+    made, kept, new = sift(Outputs(), SERVING, ("/p/db.sqlite3",), (150 * MS,), (created,))
+    assert kept == () and new == () and made.pending == frozenset({"/p/db.sqlite3"})
+    made, kept, new = sift(made, Guard(), ("/p/db.sqlite3",), (9000 * MS,), (BINARY,))
+    assert kept == () and new == ("/p/db.sqlite3",) and made.pending == frozenset()
+    # `touch helper.py` just after a restart, then the user's text: a change.
+    made, _, _ = sift(Outputs(), SERVING, ("/p/helper.py",), (150 * MS,), (created,))
+    made, kept, new = sift(made, SERVING, ("/p/helper.py",), (200 * MS,), (TEXT,))
+    assert kept == (0,) and new == () and made == Outputs()
 
 
 def test_without_traits_only_what_is_known_of_directories_decides() -> None:
@@ -134,6 +155,8 @@ def test_the_traits_of_real_files(tmp_path: Path) -> None:
     assert found["db.sqlite3"] == Traits(read=True, created=True, empty=True)
     assert found["target/debug/app"].cache == str(tmp_path / "target")
     assert found["dist/a.js"].born == ((str(tmp_path / "dist"), 7),)
+    assert found["dist/a.js"].named == str(tmp_path / "dist")
+    assert found["main.c"].named is None
     assert found["gone.tmp"] == Traits(created=True, gone=True)
 
 

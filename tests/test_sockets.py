@@ -380,9 +380,9 @@ def test_a_program_that_binds_the_held_port_itself_is_told_why_it_failed(
     proc.run_ended()
     proc.signal(signal.SIGINT)
     proc.wait()
-    said = proc.err.count(r"names the port of the socket reentr holds")
+    said = proc.err.count(r"would use the port of the socket reentr holds")
     assert said == (1 if hinted else 0), proc.err.text()
     if hinted:
-        proc.err.expect(rf"names the port of the socket reentr holds \(127\.0\.0\.1:{port}\) "
+        proc.err.expect(rf"would use the port of the socket reentr holds \(127\.0\.0\.1:{port}\) "
                         r"and exited: a program that binds the port itself is refused it")
     assert "Address already in use" in proc.err.text() or not hinted

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REENTR, Reentr, atomic_edit, edit, wait_for
+from helpers import REENTR, Reentr, atomic_edit, edit, inotify_watches, wait_for
 from reentr.ignore import BUILTIN
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -200,33 +200,22 @@ def test_an_edit_of_gitignore_takes_effect_at_once(reentr: Start, repo: Path) ->
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "top.txt")]
 
 
-def _inotify_watches(pid: int) -> int:
-    total = 0
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        total += text.count("inotify wd:")
-    return total
-
-
 def test_ignored_directories_cost_no_kernel_watch(reentr: Start, repo: Path) -> None:
     proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo)
     line = proc.err.expect(r"watching (\d+) directories")
     # ., src; not build/ nor node_modules/ and its 200 directories, nor .git.
     assert int(line.group(1)) == 2
-    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
+    assert wait_for(lambda: inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
     (repo / "lib").mkdir()
     (repo / "lib" / "x.py").write_text("x\n")
     proc.out.expect(r"^run .*lib/x\.py")
-    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 3, what="3 inotify watches")
+    assert wait_for(lambda: inotify_watches(proc.proc.pid) == 3, what="3 inotify watches")
 
 
 def test_poll_watches_without_inotify(reentr: Start, repo: Path) -> None:
     proc = reentr(["watch", "--poll=50ms", "-n", "-p", "--", *SHOW], files="", cwd=repo)
     proc.err.expect(r"watching 2 directories \(polling every 0\.05s")
-    assert _inotify_watches(proc.proc.pid) == 0
+    assert inotify_watches(proc.proc.pid) == 0
     edit(repo / "src" / "app.py", "v2 with another size\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
 
@@ -443,7 +432,7 @@ def test_the_inotify_limit_falls_back_to_polling_and_back_once_they_fit(
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
     (repo / "lib").rmdir()
     proc.err.expect(r"the inotify watches fit again \(2 directories\): watching with inotify")
-    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
+    assert wait_for(lambda: inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
     edit(repo / "src" / "app.py", "seen by inotify\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
 
@@ -459,7 +448,7 @@ def test_a_new_directory_needs_only_its_own_watch_under_the_limit(
     (repo / "lib").mkdir()
     edit(repo / "lib" / "x.py", "x\n")
     proc.out.expect(r"^run .*lib/x\.py")
-    assert wait_for(lambda: _inotify_watches(proc.proc.pid) == 3, what="3 inotify watches")
+    assert wait_for(lambda: inotify_watches(proc.proc.pid) == 3, what="3 inotify watches")
     edit(repo / "src" / "app.py", "v2\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
     assert "limit" not in proc.err.text()

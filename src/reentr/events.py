@@ -80,6 +80,9 @@ class Traits:
     """It says so near its top (`@generated`, `DO NOT EDIT`)."""
     cache: str | None = None
     """The directory tagged as a cache (CACHEDIR.TAG) it lies in."""
+    named: str | None = None
+    """The outermost directory it lies in, below a watched root, whose name is one that build
+    tools give their outputs (`dist/`, `build/`, `out/`: `watch/traits.py`)."""
     born: tuple[tuple[str, int], ...] = ()
     """The directories above it that appeared while reentr watched, the outermost first, each
     with when it appeared (monotonic ns)."""

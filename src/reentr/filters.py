@@ -92,11 +92,14 @@ def tagged_parent(rules: Rules, rel: str) -> str | None:
 
 
 def walk(
-    filter_: Filter, start: Path, *, dirs_only: bool = False, unreadable: list[Path] | None = None
+    filter_: Filter, start: Path, *, dirs_only: bool = False, unreadable: list[Path] | None = None,
+    root: bool = True,
 ) -> Iterator[tuple[Path, bool]]:
     """Every directory (`True`) and wanted file (`False`) under `start`, top-down, never
-    entering an ignored directory or following a symbolic link to one (git does not either).
-    A directory that may not be read is added to `unreadable`."""
+    entering an ignored directory or following a symbolic link to one (git does not either),
+    nor a cache directory (CACHEDIR.TAG) below a watched `root` (`start` itself too, when it is
+    not one: a directory that appears while reentr watches). A directory that may not be read
+    is added to `unreadable`."""
     rules = filter_.rules
     stack = [start]
     while stack:
@@ -112,7 +115,7 @@ def walk(
             continue
         except OSError:
             continue  # gone: nothing to watch there
-        if directory != start and rules.sources.builtin and any(
+        if (directory != start or not root) and rules.sources.builtin and any(
                 entry.name == TAG for entry in entries) and cache_tagged(str(directory)):
             continue  # a cache directory (cargo's target/): the built-ins leave it out
         yield directory, True

@@ -8,15 +8,18 @@ A build's writes reach reentr while the build runs; taken for edits, they stop t
 (`--on-busy restart`) and start another, which writes them again. No file event names its
 writer, so a write is taken for an output only on evidence that no editor leaves:
 - it lies in a directory tagged as a cache (CACHEDIR.TAG, bford.info/cachedir: cargo's target/,
-  and what tar --exclude-caches leaves out), or in a directory that a build made (dist/);
+  and what tar --exclude-caches leaves out), or, written by a build, in a directory that the
+  build made, or whose name build tools give their outputs (dist/, build/, out/: tsc's dist/
+  left from yesterday's session);
 - it is binary (a NUL byte in its first 8,000 bytes, git's own test: objects, executables,
-  databases) or says it is generated (`@generated`, `DO NOT EDIT`: Cargo.lock, go generate);
-- or the run created it and it is gone again (a temporary) or empty (a database not yet
-  written).
-A text file that an editor saves is none of these, whenever it is saved: a save made while a
-build runs is a change, and leads to a build of its final content. An output stays one for the
-rest of the run, unless a text with content is written to it while nothing runs: then it was a
-source after all. The loop guard (`loops.py`) remains for what this does not catch.
+  databases) or says it is generated (`@generated`, `DO NOT EDIT`: Cargo.lock, go generate).
+A file the run created empty (a database before its first write) is no change, and what is
+written into it next decides; a file created and gone again within a batch (a temporary, as
+`sed -i` makes) is no change whoever made it. A text file that an editor saves is none of
+these, whenever it is saved: a save made while a build runs is a change, and leads to a build of
+its final content. An output file stays one for the rest of the run, unless text with content
+is written into it: then it was a source after all. The loop guard (`loops.py`) remains for
+what this does not catch.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class Outputs:
     files: frozenset[str] = frozenset()
     dirs: frozenset[str] = frozenset()
     """Directories whose every path is an output (absolute, no trailing separator)."""
+    pending: frozenset[str] = frozenset()
+    """Files a run created empty (SQLite's database before its first write): not changes;
+    what is written into them next decides (binary or generated: an output; text: a
+    source)."""
 
 
 def window(guard: Guard, written_ns: int) -> Window | None:
@@ -78,6 +85,8 @@ class Verdict(enum.Enum):
     """In a directory of outputs: the directory is one."""
     TEMPORARY = "temporary"
     """Made and gone again: nothing to build, nothing to keep."""
+    PENDING = "pending"
+    """Created empty: what is written into it next decides."""
 
 
 def sift(
@@ -88,19 +97,24 @@ def sift(
     outputs found now (files, and directories with a trailing "/"), to be said once. A path
     without traits (the watcher looks at a bounded number per batch) is judged by its
     directories alone."""
-    files, dirs = set(outputs.files), set(outputs.dirs)
+    files, dirs, pending = set(outputs.files), set(outputs.dirs), set(outputs.pending)
     kept: list[int] = []
     found: list[str] = []
     traits = traits or (Traits(),) * len(paths)
     for index, (path, written, trait) in enumerate(zip(paths, written_ns, traits, strict=True)):
-        if _within(path, dirs):
+        if _within(path, dirs) or (trait.created and trait.gone):
+            continue  # an output's, or a temporary, gone again (sed -i's): nothing to build
+        if path in files or path in pending:
+            if trait.text():  # text with content, whenever: a source after all
+                files.discard(path)
+                pending.discard(path)
+                kept.append(index)
+            elif path in pending and (trait.binary or trait.generated):
+                pending.discard(path)
+                files.add(path)
+                found.append(path)
             continue
         when = window(guard, written)
-        if path in files:
-            if when is None and trait.text():
-                files.discard(path)  # a source after all: the user wrote text into it
-                kept.append(index)
-            continue
         verdict, directory = (Verdict.CHANGE, "") if when is None else judge(trait, when, guard)
         if verdict is Verdict.CHANGE:
             kept.append(index)
@@ -110,7 +124,10 @@ def sift(
         elif verdict is Verdict.FILE:
             files.add(path)
             found.append(path)
-    return Outputs(frozenset(files), frozenset(dirs)), tuple(kept), tuple(found)
+        elif verdict is Verdict.PENDING:
+            pending.add(path)
+    made = Outputs(frozenset(files), frozenset(dirs), frozenset(pending))
+    return made, tuple(kept), tuple(found)
 
 
 def judge(trait: Traits, when: Window, guard: Guard) -> tuple[Verdict, str]:
@@ -122,10 +139,14 @@ def judge(trait: Traits, when: Window, guard: Guard) -> tuple[Verdict, str]:
         for directory, born_ns in trait.born:  # the outermost that a build made
             if window(guard, born_ns) is Window.BUILD:
                 return Verdict.DIRECTORY, directory
+        if trait.named is not None:
+            return Verdict.DIRECTORY, trait.named
     if trait.created and trait.gone:
         return Verdict.TEMPORARY, ""
-    if trait.binary or trait.generated or (trait.created and trait.empty):
+    if trait.binary or trait.generated:
         return Verdict.FILE, ""
+    if trait.created and trait.empty:
+        return Verdict.PENDING, ""
     return Verdict.CHANGE, ""
 
 

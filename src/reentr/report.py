@@ -210,7 +210,7 @@ class Reporter:
                            "is an input, run with --no-loop-guard")
             case Note.PORT_TAKEN:
                 self.error(
-                    f"{name} names the port of the socket reentr holds ({note.detail}) and "
+                    f"{name} would use the port of the socket reentr holds ({note.detail}) and "
                     "exited: a program that binds the port itself is refused it (address "
                     "already in use), and clients wait on reentr's socket. Give it the socket "
                     "(fd 3, LISTEN_FDS=1: uvicorn --fd 3, gunicorn --bind fd://3), or run it "
@@ -287,15 +287,21 @@ def _some_paths(paths: tuple[str, ...]) -> str:
     return named if len(paths) <= _LISTED else f"{len(paths)} files: {named}"
 
 
+_COMMITTED = (".lock", "-lock.json", ".lock.json", "-lock.yaml", ".sum")
+"""Generated files that projects commit (Cargo.lock, package-lock.json, go.sum): no .gitignore
+line is offered for them."""
+
+
 def _outputs(paths: tuple[str, ...], tree: bool) -> str:
     """The line that says, once, what reentr took as the runs' outputs, and how to make it
     lasting."""
     names = [_relative(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in paths]
     line = f"taking these as the runs' outputs, not changes: {some(names, _LISTED)}"
-    if not tree:
+    ignorable = [n if n.startswith("/") else "/" + n for n in names
+                 if n.endswith("/") or not n.endswith(_COMMITTED)]
+    if not tree or not ignorable:
         return line
-    anchored = " ".join("/" + n if not n.startswith("/") else n for n in names[:_LISTED])
-    return f"{line} (to say it for good, in .gitignore: {anchored})"
+    return f"{line} (to say it for good, in .gitignore: {some(ignorable, _LISTED)})"
 
 
 def some(names: list[str], most: int) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-KINDS = ("make", "cargo", "cargo-no-gitignore", "go", "tsc")
+KINDS = ("make", "cargo", "cargo-no-gitignore", "go", "tsc", "tsc-dist-before")
 
 
 @dataclass
@@ -67,7 +67,7 @@ def make_project(kind: str, root: Path, programs: dict[str, str]) -> Project:
         return _cargo(root, programs["cargo"], gitignore=kind == "cargo")
     if kind == "go":
         return _go(root, programs["go"])
-    return _tsc(root, programs["tsc"])
+    return _tsc(root, programs["tsc"], dist_before=kind == "tsc-dist-before")
 
 
 def _c(root: Path) -> Project:
@@ -124,7 +124,7 @@ def _go(root: Path, go: str) -> Project:
                    partial(save, main, "package main\n\nfunc main() { x := }\n"))
 
 
-def _tsc(root: Path, tsc: str) -> Project:
+def _tsc(root: Path, tsc: str, *, dist_before: bool = False) -> Project:
     (root / "src").mkdir(parents=True)
     (root / "tsconfig.json").write_text(
         '{"compilerOptions": {"outDir": "dist", "rootDir": "src", "target": "es2020", '
@@ -136,6 +136,8 @@ def _tsc(root: Path, tsc: str) -> Project:
                     "setInterval(() => {}, 1 << 30);\n")
 
     write(1)
+    if dist_before:  # yesterday's session, or a tsc run by hand: dist/ is there already
+        subprocess.run([tsc], cwd=root, check=True, capture_output=True, timeout=120)
     return Project(root, "tsc", ["node", "dist/index.js"], index, write,
                    partial(save, index, 'const v: number = "x";\n'))
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 
@@ -18,6 +19,11 @@ rest are judged by their directories alone."""
 _MARKS = (b"@generated", b"DO NOT EDIT")
 """What a generated file says near its top: Cargo.lock and Facebook's tools `@generated`, Go's
 `// Code generated ... DO NOT EDIT.` (go help generate), protoc and many others the second."""
+OUTPUT_NAMES = frozenset(("dist", "build", "out", "_build", ".next", ".nuxt", ".svelte-kit",
+                          ".output", ".parcel-cache", "coverage"))
+"""Names build tools give the directories they write (tsc's and bundlers' dist/ and out/,
+CMake's and many others' build/, mix's _build/, Next's .next/...): written while a build runs,
+what lies there is its output, even from a session before this one."""
 _TOP = 1024
 """Where the marks are looked for: the first lines."""
 
@@ -33,7 +39,8 @@ def traits(
     found = []
     for count, path in enumerate(paths):
         trait = Traits(created=path in created, born=_born(path, born),
-                       cache=_cache(os.path.dirname(path), tops, tagged) if tops else None)
+                       cache=_cache(os.path.dirname(path), tops, tagged) if tops else None,
+                       named=_named(path, tops))
         if count < MOST:
             trait = _read(path, trait)
         found.append(trait)
@@ -45,12 +52,11 @@ def _read(path: str, trait: Traits) -> Traits:
         with open(path, "rb") as file:
             head = file.read(SNIFF)
     except FileNotFoundError:
-        return Traits(created=trait.created, gone=True, born=trait.born, cache=trait.cache)
+        return dataclasses.replace(trait, gone=True)
     except OSError:
         return trait  # a directory, a FIFO, a file that may not be read: nothing known
-    return Traits(read=True, created=trait.created, empty=not head, binary=b"\0" in head,
-                  generated=any(mark in head[:_TOP] for mark in _MARKS), cache=trait.cache,
-                  born=trait.born)
+    return dataclasses.replace(trait, read=True, empty=not head, binary=b"\0" in head,
+                               generated=any(mark in head[:_TOP] for mark in _MARKS))
 
 
 def _born(path: str, born: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
@@ -66,6 +72,19 @@ def _born(path: str, born: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
         if parent == directory:
             return tuple(reversed(found))
         directory = parent
+
+
+def _named(path: str, roots: tuple[str, ...]) -> str | None:
+    """The outermost directory above `path`, below the root it lies in, whose name is one of
+    OUTPUT_NAMES."""
+    for root in roots:
+        if path.startswith(root + os.sep):
+            parts = path[len(root) + 1:].split(os.sep)[:-1]
+            for depth, part in enumerate(parts):
+                if part in OUTPUT_NAMES:
+                    return os.path.join(root, *parts[:depth + 1])
+            return None
+    return None
 
 
 def _cache(directory: str, roots: tuple[str, ...], tagged: dict[str, str | None]) -> str | None:

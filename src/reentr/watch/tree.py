@@ -115,7 +115,8 @@ class Tree:
 
     def _walk(self, filter_: Filter, start: Path, *, dirs_only: bool = False
               ) -> Iterator[tuple[Path, bool]]:
-        return walk(filter_, start, dirs_only=dirs_only, unreadable=self.unreadable)
+        return walk(filter_, start, dirs_only=dirs_only, unreadable=self.unreadable,
+                    root=str(start) in self.roots)
 
     def _remade(self) -> bool:
         """Whether a deleted root is back: a new directory by its name, all of it new."""
