@@ -78,7 +78,13 @@ def up_mode(
     watch = subcommand(ctx, "watch")
     kinds = config_kinds(watch)
     known = set(kinds)
+    _refuse_run_keys(top, services)
     defaults = configfile.defaults(top, kinds, known)
+    # The whole run's keys at the top of the file, as on the command line.
+    quiet = quiet or bool(defaults.pop("quiet", False))
+    verbose = verbose or bool(defaults.pop("verbose", False))
+    non_interactive = non_interactive or bool(defaults.pop("non_interactive", False))
+    events = events or defaults.pop("events", None)
     # A service is a long-running program: a change restarts it unless `restart = false`
     # (a task that runs to its end, such as a test runner).
     configs = [_service_config(watch, service, {
@@ -227,6 +233,25 @@ def _held(
         return stack.enter_context(sockets.held(config.sockets, slots))
     except ReentrError as error:
         raise UsageError(f"{service.options.where}: {error}") from None
+
+
+RUN_KEYS = ("quiet", "verbose", "non-interactive", "events")
+"""Keys of the whole `reentr up` run (its own options): at the top of the file only."""
+
+
+def _refuse_run_keys(top: configfile.Found, services: list[configfile.Service]) -> None:
+    """A service's table cannot take a key of the whole run; neither table `clear`, as the
+    services share one screen."""
+    if "clear" in top.table:
+        raise UsageError(f"{top.where}: clear is not for reentr up: its services share one "
+                         "screen; remove it")
+    for service in services:
+        for key in (*RUN_KEYS, "clear"):
+            if key in service.options.table:
+                where = "remove it" if key == "clear" else (
+                    f"give it at the top of {top.path.name}, or on the command line")
+                raise UsageError(f"{service.options.where}: {key} is the whole run's, not one "
+                                 f"service's: {where}")
 
 
 def _refuse_shared_sockets(
