@@ -36,11 +36,19 @@ def traits(
     looked for up to them; none in entr mode)."""
     tops = tuple(roots)
     tagged: dict[str, str | None] = {}
+    by_dir: dict[str, Traits] = {}
+    """What a file's directory says, worked out once per directory (a checkout of 30,000
+    files in one directory costs one look)."""
     found = []
     for count, path in enumerate(paths):
-        trait = Traits(created=path in created, born=_born(path, born),
-                       cache=_cache(os.path.dirname(path), tops, tagged) if tops else None,
-                       named=_named(path, tops))
+        directory = os.path.dirname(path)
+        here = by_dir.get(directory)
+        if here is None:
+            here = by_dir[directory] = Traits(
+                born=_born(path, born), named=_named(path, tops),
+                cache=_cache(directory, tops, tagged) if tops else None)
+        trait = here if path not in created else Traits(
+            created=True, born=here.born, named=here.named, cache=here.cache)
         if count < MOST:
             trait = _read(path, trait)
         found.append(trait)
