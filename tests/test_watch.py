@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REENTR, Reentr, atomic_edit, edit, inotify_watches, wait_for
+from helpers import REENTR, Reentr, atomic_edit, edit, inotify_watches, stays_false, wait_for
 from reentr.ignore import BUILTIN
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -513,3 +513,22 @@ def test_a_cache_directory_is_left_out_and_explain_says_why(repo: Path) -> None:
     listed = subprocess.run([*REENTR, "watch", "--list", "--no-default-ignore"], cwd=repo,
                             capture_output=True, text=True, timeout=20, check=True)
     assert "target/debug/app" in listed.stdout.split()
+
+
+def test_a_builds_own_output_is_no_change_and_verbose_says_so(
+    reentr: Start, repo: Path
+) -> None:
+    # A binary the build writes beside the sources (an object file, say), in no .gitignore.
+    build = "printf 'built\\000' > src/out.bin"
+    proc = reentr(["watch", "-v", "-n", "--build", build, "-r", "--", *SHOW], files="",
+                  cwd=repo, exits=True)
+    proc.out.expect(r"^run ")
+    proc.err.expect(r"taking these as the runs' outputs, not changes: src/out\.bin \(to say it "
+                    r"for good, in \.gitignore: /src/out\.bin\)")
+    proc.err.expect(r"not changes \(what the runs made, or a temporary gone again\): "
+                    r"src/out\.bin")
+    edit(repo / "src" / "app.py", "v2\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    stays_false(lambda: proc.out.count(r"^run ") > 2, 1.0, "a run for the build's output")
+    proc.signal(signal.SIGINT)
+    proc.wait()

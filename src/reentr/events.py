@@ -46,6 +46,7 @@ class Note(str, enum.Enum):
     ROLLED_BACK = "rolled-back"
     LOOP = "loop"
     OUTPUTS = "outputs"
+    NOT_CHANGES = "not-changes"
     PORT_TAKEN = "port-taken"
     DIRECTORY_ALTERED = "directory-altered"
     WATCHER_FAILED = "watcher-failed"

@@ -288,6 +288,9 @@ def _without_outputs(
         s = dataclasses.replace(s, unsaid=())
     if len(kept) == len(event.paths):
         return s, event
+    counted = set(kept)
+    out.append(Say(Note.NOT_CHANGES, paths=tuple(
+        p for i, p in enumerate(event.paths) if i not in counted)))
     return s, _only(event, tuple(event.paths[i] for i in kept))
 
 

@@ -194,6 +194,10 @@ class Reporter:
             case Note.CHANGED:
                 if self._config.verbose:
                     self.line(f"changed: {_some_paths(note.paths)}{note.detail}")
+            case Note.NOT_CHANGES:
+                if self._config.verbose:
+                    self.line(f"not changes (what the runs made, or a temporary gone again): "
+                              f"{_some_paths(note.paths)}")
             case Note.BUILD_SUCCEEDED:
                 pass
             case Note.START_FAILED if note.role is Role.TARGET and self._config.build is not None:
