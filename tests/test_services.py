@@ -25,6 +25,7 @@ from reentr.events import (
     KeyPressed,
     ProcessExited,
     ProcessStarted,
+    Released,
     RestartAsked,
     Role,
     SetTimer,
@@ -36,6 +37,7 @@ from reentr.events import (
 )
 from reentr.graph import Graph
 from reentr.services import Again, Crowd, Finished, Tell, Waits
+from reentr.timing import Timeline
 
 T = Role.TARGET
 INT = SignalReceived(signal.SIGINT)
@@ -67,16 +69,30 @@ def test_a_service_begins_once_what_it_depends_on_is_ready() -> None:
     assert due == [Tell("c", Began("c"))]
 
 
-def test_a_change_waits_while_what_it_depends_on_restarts_then_is_released() -> None:
+def test_a_change_builds_at_once_and_swaps_once_what_it_depends_on_serves_again() -> None:
     c, _ = services.advance(chain(False, False), 1)
     c, _ = after(c, "a", ProcessStarted(T, 10, 0))
     c, _ = after(c, "a", FilesChanged(("/p/x",), 5, scope="a"), restarting=True)
     change = FilesChanged(("/p/x",), 5, scope="b")
     c, told = services.route(c, change, None)
-    assert told == [] and c.deferred == (("b", change),)
+    # Held: b builds beside a now, and swaps only once a serves again.
+    assert told == [Tell("b", FilesChanged(("/p/x",), 5, scope="b", held=True))]
+    assert c.holding == frozenset({"b"})
     c, due = after(c, "a", TargetReady(12, 0), restarting=False)
-    assert due == [Again(FilesChanged(("/p/x",), 5, scope="b", released_ns=1))]
-    assert c.deferred == ()
+    assert due == [Tell("b", Released("b", 1))]
+    assert c.holding == frozenset()
+
+
+def test_a_restart_asked_waits_whole_while_what_it_depends_on_restarts() -> None:
+    c, _ = services.advance(chain(False, False), 1)
+    c, _ = after(c, "a", ProcessStarted(T, 10, 0))
+    c, _ = after(c, "b", ProcessStarted(T, 11, 0))
+    c, _ = after(c, "a", FilesChanged(("/p/x",), 5, scope="a"), restarting=True)
+    asked = RestartAsked("b")
+    c, told = services.route(c, asked, None)
+    assert told == [] and c.deferred == (("b", asked),)
+    c, due = after(c, "a", TargetReady(12, 0), restarting=False)
+    assert due == [Again(asked)]
 
 
 def test_keys_restart_all_in_order_or_one_by_its_number() -> None:
@@ -285,3 +301,23 @@ def test_random_interleavings_of_several_services_keep_the_invariants(
     assert town.finished is not None, (town.live, town.starts, town.crowd)
     assert all(m.done for m in town.crowd.members)
     assert not town.live and not town.exited
+
+
+@pytest.mark.parametrize(("build", "taken", "wait", "built"), [
+    # Built while it waited: the build is the build's, the wait only what was left of it.
+    ((10, 60), 100, 40, 50),
+    # Built longer than it waited: no wait at all.
+    ((10, 160), 100, 0, 150),
+    # Waited, then built (a restart asked waits whole): the wait, then the build.
+    ((110, 160), 100, 90, 50),
+])
+def test_a_held_restarts_wait_is_what_its_build_did_not_fill(
+    build: tuple[int, int], taken: int, wait: int, built: int
+) -> None:
+    ms = 1_000_000
+    timeline = Timeline(edit=0, detected=10 * ms, trigger="/p/x", build_started=build[0] * ms,
+                        build_done=build[1] * ms, taken=taken * ms, start=200 * ms,
+                        spawned=201 * ms, ready=201 * ms)
+    stages = timeline.stages_ms()
+    assert (stages["wait"], stages["build"]) == (wait, built)
+    assert abs(sum(stages.values()) - timeline.total_ms()) < 1e-6

@@ -662,3 +662,38 @@ def test_a_bad_env_file_names_its_line_and_never_a_value(tmp_path: Path) -> None
     assert done.stderr == (f"reentr: {root / '.env'}:2: the value of TOKEN opens a \" quote "
                            "and does not close it\n")
     assert "a up" not in done.stdout
+
+
+def test_a_change_two_services_want_builds_them_side_by_side(up: Up, tmp_path: Path) -> None:
+    # api depends on store; both build from shared/. api's build runs beside store's; only
+    # api's swap waits until the new store serves. (They ran one after the other.)
+    build = "sleep 0.5"
+    root = tmp_path / "side"
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / "lib.txt").write_text("1\n")
+    (root / "reentr.toml").write_text(
+        f"paths = [\"shared\"]\nbuild = {_toml(build)}\n\n"
+        f"[services.store]\ncommand = {_toml(_says('store up'))}\nready-line = \"store up\"\n\n"
+        f"[services.api]\ndepends-on = [\"store\"]\ncommand = {_toml(_says('api up'))}\n"
+        "ready-line = \"api up\"\n")
+    proc = up(["-n"], root)
+    proc.out.expect(r"api up \d+", timeout=30)
+    edit(root / "shared" / "lib.txt", "2\n")
+    wait_for(lambda: any(r["event"] == "restart" and r.get("service") == "api"
+                         for r in event_records(proc.events)), timeout=30, what="api's restart")
+    records = event_records(proc.events)
+    after = [r for r in records if r["time"] >= next(
+        r["time"] for r in records if r["event"] == "change")]
+
+    def when(service: str, event: str, role: str) -> float:
+        return float(next(r["time"] for r in after if r.get("service") == service
+                          and r["event"] == event and r.get("role") == role))
+
+    # The two builds overlapped: api's began before store's had ended.
+    assert when("api", "start", "build") < when("store", "exited", "build")
+    # api's swap waited for the new store: its new target started after store was ready.
+    assert when("api", "start", "target") >= when("store", "ready", "target")
+    restarts = [r for r in after if r["event"] == "restart" and r.get("service") == "api"]
+    assert restarts and restarts[0]["build_ms"] >= 400  # the build is counted as a build
+    proc.signal(signal.SIGINT)
+    proc.wait()

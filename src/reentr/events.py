@@ -105,11 +105,11 @@ class FilesChanged:
     `detected_ns`); `detected_ns` for each when not given."""
     scope: str | None = None
     """The service whose tree wants these paths (`reentr up`); None for a single run."""
-    released_ns: int | None = None
-    """`reentr up`: when the change was let through to its service, after waiting for the
-    services it depends on to restart for it first; None when it did not wait."""
     traits: tuple[Traits, ...] = ()
     """Each path's traits, in the order of `paths`; () when the watcher gave none."""
+    held: bool = False
+    """`reentr up`: its service waits for those it depends on to restart for this change
+    too: it builds now, and swaps its target once `Released`."""
 
     def written(self) -> tuple[int, ...]:
         return self.written_ns or (self.detected_ns,) * len(self.paths)
@@ -214,6 +214,15 @@ class WatcherFailed:
 
 
 @dataclass(frozen=True)
+class Released:
+    """`reentr up`: the services that the held change's service depends on serve again: it
+    may stop its old target and start the new one."""
+
+    service: str
+    at_ns: int
+
+
+@dataclass(frozen=True)
 class RestartAsked:
     """`reentr restart NAME`, from another terminal, asked the running `reentr up` to restart
     a service; or space did, for each service in dependency order (`by_key`)."""
@@ -245,6 +254,7 @@ Event = (
     | TimerFired
     | WatcherFailed
     | RestartAsked
+    | Released
 )
 
 

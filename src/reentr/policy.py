@@ -35,6 +35,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    Released,
     RestartAsked,
     Role,
     Say,
@@ -141,6 +142,9 @@ class State:
     """The exit status, once reentr is shutting down."""
     killing: bool = False
     """A second Ctrl-C came: every group is killed, one that starts later too."""
+    held: bool = False
+    """`reentr up`: a change builds now, but the target is swapped only once the services it
+    depends on serve again (`Released`)."""
     exit_after_run: int | None = None
     """`-d` without `-r`: run once more, then exit with this status."""
     exits_in_a_row: int = 0
@@ -273,6 +277,8 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             return _stop_slot(config, s, s.incoming, out)
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
+        case Released():
+            return dataclasses.replace(s, held=False)
     return s
 
 
@@ -356,6 +362,8 @@ def _changed(
     if s.quitting is not None or _drops_changes(config, s):
         return s
     out.append(Triggered(change))
+    if change is not None and change.held:
+        s = dataclasses.replace(s, held=True)
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
         s = dataclasses.replace(s, build_stale=True)
     return _want(config, dataclasses.replace(s, exits_in_a_row=0), paths)
@@ -434,7 +442,7 @@ def _advance(config: Config, s: State, out: list[Action]) -> State:
         if not any(slot.busy for _, slot in _slots(s)):
             out.append(Exit(quitting))
         return s
-    if s.want_start and not s.build.busy:
+    if s.want_start and not s.build.busy and not s.held:
         s = _swap_target(config, s, out)
     if s.want_build and not s.want_start:
         if not s.build.busy:

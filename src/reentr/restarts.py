@@ -38,6 +38,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    Released,
     RestartAsked,
     Restarted,
     Role,
@@ -129,6 +130,13 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
                 return _switched(c, entry, None, done)  # it served, though not for long
             # Never ready: no restart, and left out of the figures.
             return c if entry is None else _replace_starting(c, entry, None)
+        case Released(at_ns=at):
+            # What it waited for serves again: its swap may go on (the build may be done).
+            return dataclasses.replace(
+                c, pending=None if c.pending is None else dataclasses.replace(
+                    c.pending, taken=at),
+                building=None if c.building is None else dataclasses.replace(
+                    c.building, taken=at))
         case ProcessExited(role=Role.BUILD, status=0, at_ns=at) if c.building is not None:
             return dataclasses.replace(c, building=dataclasses.replace(
                 c.building, build_done=at or now))
@@ -148,8 +156,7 @@ def _action(
         case Triggered(change=files):
             if files is not None:
                 # Timed from the first path that counts (not one the loop guard mutes).
-                change = Timeline(files.written()[0], files.detected_ns, files.paths[0],
-                                  taken=files.released_ns)
+                change = Timeline(files.written()[0], files.detected_ns, files.paths[0])
             else:
                 asked = ("reentr restart" if isinstance(event, RestartAsked) and not event.by_key
                          else "key")

@@ -6,8 +6,10 @@ it) and carries out the decisions returned. A single run is a crowd of one, to w
 event goes.
 
 - A service begins once every service it depends on is ready (`graph.py`).
-- A change (or a restart asked) for a service waits while a service it depends on, directly or
-  not, restarts: a change several services want restarts them in dependency order.
+- A change for a service whose dependencies (directly or not) restart for it too is held: the
+  service builds at once, beside them, and swaps its target only once they serve again; a
+  restart asked (a key, `reentr restart`) waits whole. A change several services want so
+  restarts them in dependency order, their builds side by side.
 - On the way out, a service is told to stop once every service that depends on it is gone;
   after a second Ctrl-C, each is killed as soon as it is told.
 - Timers and processes are addressed by service: the runner names the service a process
@@ -32,6 +34,7 @@ from reentr.events import (
     ProcessStarted,
     ProcessStartFailed,
     ReadyTimedOut,
+    Released,
     RestartAsked,
     Role,
     SignalReceived,
@@ -73,8 +76,10 @@ class Crowd:
     """In dependency order, as `graph.order`."""
     several: bool = True
     """`reentr up`; False for a single run, to which every event goes."""
-    deferred: tuple[tuple[str, FilesChanged | RestartAsked], ...] = ()
-    """Changes and restarts for a service that waits for one it depends on to serve again."""
+    deferred: tuple[tuple[str, RestartAsked], ...] = ()
+    """Restarts asked for a service that waits for one it depends on to serve again."""
+    holding: frozenset[str] = frozenset()
+    """Services given a held change: each builds now, and swaps once `Released`."""
     quitting: int | None = None
     """The run's exit status, once something ended it."""
     stopping: Event | None = None
@@ -144,8 +149,11 @@ def route(c: Crowd, event: Event, owner: str | None = None) -> tuple[Crowd, list
             # Not begun yet: its first start, once what it depends on is ready, takes the
             # files as they are then (given now, the change would start it too early).
             return c, []
-        case FilesChanged(scope=name) | RestartAsked(service=name) if (
-                name in c.graph.order and _waits(c, name)):
+        case FilesChanged(scope=name) if name in c.graph.order and _waits(c, name):
+            # Its build runs beside theirs; only its swap waits (`advance` releases it).
+            return dataclasses.replace(c, holding=c.holding | {name}), [
+                Tell(name, dataclasses.replace(event, held=True))]
+        case RestartAsked(service=name) if name in c.graph.order and _waits(c, name):
             return dataclasses.replace(c, deferred=(*c.deferred, (name, event))), []
         case RestartAsked(service=name) if name in c.graph.order:
             return c, _restart(c, name, event)
@@ -212,8 +220,11 @@ def advance(c: Crowd, now_ns: int) -> tuple[Crowd, list[Decision]]:
     released = [(name, e) for name, e in c.deferred if not _waits(c, name)]
     if released:
         c = dataclasses.replace(c, deferred=tuple(d for d in c.deferred if d not in released))
-        out.extend(Again(dataclasses.replace(e, released_ns=now_ns)
-                         if isinstance(e, FilesChanged) else e) for _, e in released)
+        out.extend(Again(e) for _, e in released)
+    free = {name for name in c.holding if not _waits(c, name)}
+    if free:
+        c = dataclasses.replace(c, holding=c.holding - free)
+        out.extend(Tell(name, Released(name, now_ns)) for name in c.graph.order if name in free)
     for name in c.graph.startable(c.names(began=True), c.names(ready=True), c.names(told=True)):
         c = _put(c, dataclasses.replace(c.member(name), began=True))
         out.append(Tell(name, Began(name if c.several else None)))

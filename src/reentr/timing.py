@@ -66,10 +66,12 @@ class Timeline:
         that began before the change was seen (a stop sent for an older change) counts from
         when it was seen: nothing before the change is part of its restart."""
         seen = max(self.detected, self.taken or 0)
+        build = (_after(self.build_started, self.detected), self.build_done)
         stages = {
             "detect": _ms(self.edit, self.detected),
-            "wait": _ms(self.detected, self.taken),
-            "build": _ms(_after(self.build_started, seen), self.build_done),
+            # Waiting, less the build that ran meanwhile (`reentr up` builds while it waits).
+            "wait": max(_ms(self.detected, self.taken) - _overlap(build, self.taken), 0.0),
+            "build": _ms(*build),
             "stop": _ms(_after(self.stop_sent, seen), self.old_exited),
             "spawn": _ms(_after(self.start, seen), self.spawned),
             "ready": _ms(_after(self.spawned, seen), self.ready),
@@ -82,6 +84,14 @@ class Timeline:
         """From the edit to ready (to served, under `--handoff`): everything, including any
         wait between the stages."""
         return _ms(self.edit, self.served or self.ready)
+
+
+def _overlap(build: tuple[int | None, int | None], taken: int | None) -> float:
+    """How much of the build ran before `taken`, in ms."""
+    start, done = build
+    if start is None or done is None or taken is None:
+        return 0.0
+    return _ms(start, min(done, taken))
 
 
 def _after(stamp: int | None, floor: int) -> int | None:
