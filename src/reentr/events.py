@@ -45,6 +45,7 @@ class Note(str, enum.Enum):
     HANDED_OFF = "handed-off"
     ROLLED_BACK = "rolled-back"
     LOOP = "loop"
+    STORM = "storm"
     OUTPUTS = "outputs"
     NOT_CHANGES = "not-changes"
     PORT_TAKEN = "port-taken"

@@ -14,6 +14,12 @@ A change is the runs' own when the path was written while a run could have writt
   user edits.
 A path whose last `ROUNDS` changes were all the runs' own is muted: reentr says so once and
 no longer reacts to it. A change the user makes outside those spans resets the count.
+
+A restarted target without a readiness probe that keeps running has no such span, so a
+program that writes a file in its tree as it starts (a log) would restart itself for ever,
+dozens of times a second. A path whose last `STORM_ROUNDS` changes each came within
+`STORM_NS` of such a start is muted too: no one saves a file that fast, that many times in a
+row, whereas an editor saving on its own (after a second without keys) stays well outside.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from dataclasses import dataclass
 ROUNDS = 3
 """How many of a path's changes in a row may be the runs' own before it stops counting
 (changes, not runs: one run's write that reaches reentr in two batches counts twice)."""
+STORM_ROUNDS = 5
+STORM_NS = 500_000_000
+"""How soon after a start without a probe a write counts towards a storm (half a second)."""
 KEEP_NS = 60_000_000_000
 """How long an ended span is kept to judge changes detected after it (a minute)."""
 SLACK_NS = 10_000_000
@@ -56,7 +65,12 @@ class Guard:
     runs: tuple[Run, ...] = ()
     rounds: tuple[tuple[str, int], ...] = ()
     """Per path, how many of its latest changes in a row were the runs' own."""
+    storms: tuple[tuple[str, int], ...] = ()
+    """Per path, how many of its latest changes in a row came just after a start without a
+    probe."""
     muted: frozenset[str] = frozenset()
+    stormed: frozenset[str] = frozenset()
+    """The muted paths that were muted for a storm (changed just after each start)."""
 
 
 def started(guard: Guard, pid: int, kind: Span, at_ns: int) -> Guard:
@@ -100,16 +114,35 @@ def own(guard: Guard, written_ns: int) -> bool:
     return False
 
 
+def just_started(guard: Guard, written_ns: int) -> bool:
+    """Whether a write came within `STORM_NS` of the start of a target without a probe that
+    still runs."""
+    return any(run.kind is Span.SELF_EXIT and run.end_ns is None
+               and run.start_ns - SLACK_NS <= written_ns <= run.start_ns + STORM_NS
+               for run in guard.runs)
+
+
 def sift(
     guard: Guard, paths: tuple[str, ...], written_ns: tuple[int, ...]
 ) -> tuple[Guard, tuple[str, ...], tuple[str, ...]]:
     """The guard after this batch, the paths that still count, and the paths muted now."""
     rounds = dict(guard.rounds)
+    storms = dict(guard.storms)
     kept: list[str] = []
     muted_now: list[str] = []
+    stormed: list[str] = []
     for path, written in zip(paths, written_ns, strict=True):
         if path in guard.muted:
             continue
+        if just_started(guard, written):
+            storms[path] = storms.get(path, 0) + 1
+            if storms[path] >= STORM_ROUNDS:
+                del storms[path]
+                muted_now.append(path)
+                stormed.append(path)
+                continue
+        else:
+            storms.pop(path, None)
         if not own(guard, written):
             rounds.pop(path, None)
             kept.append(path)
@@ -121,5 +154,7 @@ def sift(
         else:
             kept.append(path)
     guard = dataclasses.replace(guard, rounds=tuple(rounds.items()),
-                                muted=guard.muted | frozenset(muted_now))
+                                storms=tuple(storms.items()),
+                                muted=guard.muted | frozenset(muted_now),
+                                stormed=guard.stormed | frozenset(stormed))
     return guard, tuple(kept), tuple(muted_now)

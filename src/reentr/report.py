@@ -205,10 +205,15 @@ class Reporter:
                            "build write it? The next change builds again")
             case Note.START_FAILED:
                 self.error(f"cannot start {name}: {note.detail}")
+            case Note.STORM:
+                path = _relative(note.detail)
+                self.error(f"{path} changed just as the program started, {loops.STORM_ROUNDS} "
+                           "times in a row, restarting it each time: no longer reacting to it. "
+                           f"If the program writes it, {self._ignore_fix(path)}; give the "
+                           "program a readiness probe and its start-up writes are its own")
             case Note.LOOP:
                 path = _relative(note.detail)
-                fix = (f"--ignore {path}, or a .gitignore line" if isinstance(
-                    self._config.watch, WatchTree) else "leave it off the list")
+                fix = self._ignore_fix(path)
                 self.error(f"{path} changed {loops.ROUNDS} times in a row while a run could "
                            f"write it: no longer reacting to it. If it is an output, {fix}; if it "
                            "is an input, run with --no-loop-guard")
@@ -241,6 +246,14 @@ class Reporter:
                 self.error("directory altered")
             case Note.WATCHER_FAILED:
                 self.error(f"watching failed: {note.detail}")
+
+    def _ignore_fix(self, path: str) -> str:
+        """How the user says for good that `path` is not to be watched."""
+        if not isinstance(self._config.watch, WatchTree):
+            return "leave it off the list"
+        if self._service is not None:
+            return f'ignore = ["{path}"] in the service\'s table, or a .gitignore line'
+        return f"--ignore {path}, or a .gitignore line"
 
     def _exited(self, name: str, status: int) -> None:
         config = self._config
