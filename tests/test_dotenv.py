@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reentr.dotenv import parse_env, parse_procfile
+from reentr.dotenv import expand, parse_env, parse_procfile
 from reentr.errors import UsageError
 
 
@@ -59,3 +59,9 @@ def test_a_procfile_is_read_as_foreman_reads_it() -> None:
 def test_a_bad_procfile_line_is_named(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_procfile(text, "Procfile")
+
+
+def test_an_env_table_expands_names_from_itself_then_the_environment() -> None:
+    table = {"URL": "http://${HOST}:${PORT}/", "HOST": "db", "COPY": "${HOST}", "RAW": "$HOME"}
+    assert expand(table, {"PORT": "5432", "HOST": "outer"}) == {
+        "URL": "http://outer:5432/", "HOST": "db", "COPY": "db", "RAW": "$HOME"}

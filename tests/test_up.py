@@ -504,7 +504,7 @@ def test_a_file_in_a_services_paths_is_watched_alone_in_its_directory(
 
 
 def _service_project(root: Path, toml: str) -> Path:
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     (root / "reentr.toml").write_text(toml)
     return root
 
@@ -695,5 +695,39 @@ def test_a_change_two_services_want_builds_them_side_by_side(up: Up, tmp_path: P
     assert when("api", "start", "target") >= when("store", "ready", "target")
     restarts = [r for r in after if r["event"] == "restart" and r.get("service") == "api"]
     assert restarts and restarts[0]["build_ms"] >= 400  # the build is counted as a build
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
+def test_an_edit_of_env_takes_effect_at_the_restart_it_causes(up: Up, tmp_path: Path) -> None:
+    # .env is in the tree: its edit restarted the services, with the values read at start.
+    show = [sys.executable, "-c", "import os, time; print('greeting', os.environ['GREETING'], "
+            "os.environ['URL'], flush=True); time.sleep(600)"]
+    root = _service_project(tmp_path / "reread", (
+        f"[services.a]\ncommand = {_toml(show)}\nenv = {{ URL = \"http://${{HOST}}:1\" }}\n"))
+    (root / ".env").write_text("GREETING=hello\nHOST=db\n")
+    proc = up(["-n"], root)
+    proc.out.expect(r"greeting hello http://db:1$")
+    edit(root / ".env", "GREETING=bonjour\nHOST=cache\n")
+    proc.out.expect(r"greeting bonjour http://cache:1$")
+    # A bad line now: said, without its value, and the last good values kept.
+    edit(root / ".env", "GREETING=hola\nSECRET=\"s3cr3t\n")
+    proc.err.expect(r"\.env:2: the value of SECRET opens a \" quote and does not close it; this "
+                    r"start keeps its values as last read")
+    proc.out.expect(r"greeting bonjour http://cache:1$")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert "s3cr3t" not in proc.err.text() + proc.out.text()
+
+
+def test_a_services_env_file_is_found_from_its_cwd(up: Up, tmp_path: Path) -> None:
+    show = [sys.executable, "-c", "import os, time; print('level', os.environ['LEVEL'], "
+            "flush=True); time.sleep(600)"]
+    root = _service_project(tmp_path / "cwdenv", (
+        f"[services.api]\ncwd = \"api\"\ncommand = {_toml(show)}\nenv-file = \"dev.env\"\n"))
+    (root / "api").mkdir()
+    (root / "api" / "dev.env").write_text("LEVEL=debug\n")
+    proc = up(["-n"], root)
+    proc.out.expect(r"level debug$")
     proc.signal(signal.SIGINT)
     proc.wait()

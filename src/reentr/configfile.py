@@ -71,6 +71,10 @@ class Service:
     depends_on: tuple[str, ...]
     cwd: Path
     env: Mapping[str, str]
+    """Its `env` table (the top level's first), as written: `${NAME}` is expanded at each start
+    (`dotenv.expand`)."""
+    env_file: Path | None = None
+    """The `.env` file read into its environment, read again at each start (checked here)."""
 
 
 def services(found: Found) -> tuple[Found, list[Service]]:
@@ -88,7 +92,7 @@ def services(found: Found) -> tuple[Found, list[Service]]:
     if "depends-on" in found.table:
         raise UsageError(f"{found.where}: depends-on belongs in a service's table, such as "
                          f"[{_section(found, 'api')}]")
-    base_file = _env_file(found, found.table.get("env-file"))
+    base_file = _env_file(found, found.table.get("env-file"), found.path.parent)
     base_env = _env(found, found.table.get("env", {}))
     base_cwd = _cwd(found, found.table.get("cwd", "."))
     listed: list[Service] = []
@@ -110,11 +114,11 @@ def services(found: Found) -> tuple[Found, list[Service]]:
                 raise UsageError(f"{where}: depends-on names '{other}', which is not a "
                                  f"service; the services are: {', '.join(tables)}")
         cwd = _cwd(own, table["cwd"]) if "cwd" in table else base_cwd
-        from_file = _env_file(own, table["env-file"]) if "env-file" in table else base_file
-        env = {**from_file, **base_env, **_env(own, table.get("env", {}))}
+        env_file = _env_file(own, table["env-file"], cwd) if "env-file" in table else base_file
+        env = {**base_env, **_env(own, table.get("env", {}))}
         options = {k: v for k, v in table.items() if k not in SERVICE_KEYS}
         listed.append(Service(name, Found(found.path, options, section),
-                              tuple(dict.fromkeys(depends)), cwd, env))
+                              tuple(dict.fromkeys(depends)), cwd, env, env_file))
     return Found(found.path, top), _ordered(found, listed)
 
 
@@ -138,23 +142,36 @@ ENV_FILE = ".env"
 and overmind read it, unless `env-file` names another or is false."""
 
 
-def _env_file(found: Found, value: Any) -> dict[str, str]:
-    """The variables of the `.env` file that `env-file` (None: not given) names."""
+def _env_file(found: Found, value: Any, base: Path) -> Path | None:
+    """The `.env` file that `env-file` (None: not given; a path is relative to `base`) names,
+    checked as it is now; None for none."""
     if value is False:
-        return {}
+        return None
     if value is not None and not isinstance(value, str):
-        raise UsageError(f"{found.where}: env-file must be a file's path (relative to "
-                         f"{found.path.name}) or false, not {_describe(value)}")
-    path = found.path.parent / (ENV_FILE if value is None else value)
+        raise UsageError(f"{found.where}: env-file must be a file's path or false, not "
+                         f"{_describe(value)}")
+    path = (found.path.parent / ENV_FILE) if value is None else (base / value)
+    if value is None and not path.exists():
+        return None
+    read_env(path, found.where)
+    return path
+
+
+def read_env(path: Path, where: str = "") -> dict[str, str]:
+    """The variables of the `.env` file at `path` (expanded against reentr's environment).
+
+    Raises:
+        UsageError: it is not there or cannot be read, or a line of it is wrong (named by its
+            number, never by its value).
+    """
+    prefix = f"{where}: " if where else ""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        if value is None:
-            return {}
-        raise UsageError(f"{found.where}: env-file '{value}' is not there; give an existing "
-                         "file, or env-file = false") from None
+        raise UsageError(f"{prefix}the env-file {path} is not there; give an existing file, "
+                         "or env-file = false") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{found.where}: cannot read the env-file {path}: "
+        raise UsageError(f"{prefix}cannot read the env-file {path}: "
                          f"{getattr(error, 'strerror', None) or error}") from None
     return parse_env(text, str(path), os.environ)
 
@@ -169,7 +186,8 @@ def procfile(path: Path) -> Found:
         UsageError: a line that is not `name: command`.
     """
     processes = parse_procfile(path.read_text(), str(path))
-    known = {**os.environ, **_env_file(Found(path, {}), None)}
+    dotenv = path.parent / ENV_FILE
+    known = {**os.environ, **(read_env(dotenv) if dotenv.exists() else {})}
     try:
         base = int(known.get("PORT", "5000"))
     except ValueError:

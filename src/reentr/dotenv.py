@@ -80,6 +80,15 @@ def _expand(value: str, known: Mapping[str, str]) -> str:
     return _REFERENCE.sub(lambda m: known.get(m.group(1), ""), value)
 
 
+def expand(table: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str]:
+    """A service's `env` table with each `${NAME}` replaced by an earlier key of the table,
+    else by `known` (the environment with the `.env` file's variables), else nothing."""
+    found: dict[str, str] = {}
+    for key, value in table.items():
+        found[key] = _expand(value, {**known, **found})
+    return found
+
+
 def parse_procfile(text: str, source: str) -> list[tuple[str, str]]:
     """The processes of a Procfile's `text`, as (name, command) in its order.
 

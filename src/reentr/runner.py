@@ -20,11 +20,24 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
-from reentr import changelist, policy, process, ready, services, signals, terminal, watch
+from reentr import (
+    changelist,
+    configfile,
+    dotenv,
+    policy,
+    process,
+    ready,
+    services,
+    signals,
+    terminal,
+    watch,
+)
 from reentr.config import Config, ProbeKind, WatchList, WatchTree
+from reentr.errors import ReentrError
 from reentr.events import (
     Action,
     ClearScreen,
@@ -146,6 +159,11 @@ class Service:
     """Where its build and target run; None: reentr's own working directory."""
     label: bytes = b""
     """What each line of its output begins with (`reentr up`): its name, padded."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """`reentr up`: its `env` table, as written (`${NAME}` expanded at each start)."""
+    env_file: Path | None = None
+    """`reentr up`: its `.env` file, read again at each start (an edit of it takes effect at
+    the restart it causes)."""
 
 
 def run(
@@ -184,11 +202,28 @@ class _Unit:
         self.summary = Summary()
         self.notifier: ready.Notifier | None = None
         self.warned_ignores = False
+        self.dotenv: dict[str, str] = {}
+        """The variables of its `.env` file as last read well."""
         config = service.config
         self.build_argv = None if config.build is None else [
             "/bin/sh", "-c", _exec_form(config.build, service.environ.get("PATH"))]
         """The build's command, worked out once (it looks the program up on PATH)."""
 
+
+    def environment(self) -> Mapping[str, str]:
+        """Its environment for a start: reentr's, then its `.env` file's, read again now (a
+        file that cannot be read or has a bad line is said, and the last good one kept), then
+        its `env` table."""
+        service = self.service
+        if service.env_file is None and not service.env:
+            return service.environ
+        if service.env_file is not None:
+            try:
+                self.dotenv = configfile.read_env(service.env_file)
+            except ReentrError as error:
+                self.reporter.error(f"{error}; this start keeps its values as last read")
+        known = {**service.environ, **self.dotenv}
+        return {**known, **dotenv.expand(service.env, known)}
 
     def target_running(self) -> bool:
         """Whether its target's process is there (started, or about to be)."""
@@ -411,7 +446,7 @@ class _Loop:
         sockets = service.sockets if role is Role.TARGET else None
         if sockets is not None:
             extra.update(sockets.env())
-        env = process.child_env(service.environ, extra)
+        env = process.child_env(unit.environment(), extra)
         tty = self._terminal_for(unit, role)
         if tty is not None and self.term is not None:
             self.term.hand_over()  # before the child exists: it takes the terminal at once

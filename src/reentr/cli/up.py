@@ -118,9 +118,9 @@ def up_mode(
             if (note := launcher_note(config)) is not None:
                 service_reporter.line(note)
             listed.append(runner.Service(
-                config, service_reporter,
-                {**os.environ, **service.env}, sock, service.name, service.depends_on,
-                str(service.cwd), label.encode(),
+                config, service_reporter, dict(os.environ), sock, service.name,
+                service.depends_on, str(service.cwd), label.encode(), service.env,
+                service.env_file,
             ))
         whole = dataclasses.replace(
             configs[0], interactive=not non_interactive, quiet=quiet, verbose=verbose,
