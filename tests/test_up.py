@@ -731,3 +731,17 @@ def test_a_services_env_file_is_found_from_its_cwd(up: Up, tmp_path: Path) -> No
     proc.out.expect(r"level debug$")
     proc.signal(signal.SIGINT)
     proc.wait()
+
+
+def test_a_command_string_with_shell_syntax_is_run_by_the_shell(up: Up, tmp_path: Path) -> None:
+    # As a Procfile line or process-compose's command is: `$PORT` and `&&` reached the
+    # program as words.
+    root = _service_project(tmp_path / "shell", (
+        "[services.api]\ncommand = \"echo port=$PORT && exec sleep 600\"\n"
+        "env = { PORT = \"5600\" }\n\n"
+        f"[services.plain]\ncommand = \"{sys.executable} -c 'print(42)'\"\nrestart = false\n"))
+    proc = up(["-n"], root)
+    proc.out.expect(r"api +\| port=5600$")
+    proc.out.expect(r"plain +\| 42$")
+    proc.signal(signal.SIGINT)
+    proc.wait()

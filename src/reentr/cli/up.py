@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -88,7 +89,8 @@ def up_mode(
     # A service is a long-running program: a change restarts it unless `restart = false`
     # (a task that runs to its end, such as a test runner).
     configs = [_service_config(watch, service, {
-        "restart": True, **defaults, **configfile.defaults(service.options, kinds, known)})
+        "restart": True, **defaults, **configfile.defaults(service.options, kinds, known),
+        **_by_shell(service.options.table.get("command", top.table.get("command")))})
         for service in services]
     _refuse_shared_sockets(found, services, configs)
     width = max(len(service.name) for service in services)
@@ -233,6 +235,19 @@ def _held(
         return stack.enter_context(sockets.held(config.sockets, slots))
     except ReentrError as error:
         raise UsageError(f"{service.options.where}: {error}") from None
+
+
+_SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~$]")
+"""What only a shell reads in a command: `$PORT`, `&&`, `|`, `>`, quotes' globs."""
+
+
+def _by_shell(command: Any) -> dict[str, Any]:
+    """A `command` string with shell syntax (`--port $PORT`, `cd web && node server.js`) is
+    given to the shell as written, as a Procfile's line and process-compose's `command` are;
+    a list, or a string without it, runs the program directly."""
+    if isinstance(command, str) and _SHELL_SYNTAX.search(command):
+        return {"shell": True, "command": [command]}
+    return {}
 
 
 RUN_KEYS = ("quiet", "verbose", "non-interactive", "events")
