@@ -745,3 +745,18 @@ def test_a_command_string_with_shell_syntax_is_run_by_the_shell(up: Up, tmp_path
     proc.out.expect(r"plain +\| 42$")
     proc.signal(signal.SIGINT)
     proc.wait()
+
+
+def test_an_edit_of_the_configuration_is_said_to_need_a_new_reentr_up(
+    up: Up, tmp_path: Path
+) -> None:
+    toml = f"[services.a]\ncommand = {_toml(_says('a up'))}\n"
+    root = _service_project(tmp_path / "edited", toml)
+    proc = up(["-n"], root)
+    proc.out.expect(r"a up \d+")
+    edit(root / "reentr.toml", toml + "env = { A = \"1\" }\n")
+    proc.err.expect(r"^reentr: reentr\.toml changed: its services and their keys are read when "
+                    r"reentr up starts; restart reentr up to take the edit in$")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert proc.err.count(r"reentr\.toml changed") == 1

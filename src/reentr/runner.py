@@ -181,12 +181,16 @@ def run(
 def run_services(
     listed: list[Service], config: Config, reporter: Reporter,
     control: Callable[[Queue], AbstractContextManager[object]] | None = None,
+    read_from: str | None = None,
 ) -> int:
     """`reentr up`: run every service, each started once those it depends on are ready, with
     one watch for all (`config` gives its settings), until something ends the run; then stop
-    them, dependents first. `control` opens the socket of `reentr restart`. Returns the exit
-    status; on the way out every process of every service is gone."""
-    return _Loop(listed, config, reporter, control).run()
+    them, dependents first. `control` opens the socket of `reentr restart`; `read_from` is the
+    configuration file (or Procfile), whose edits take effect only at the next `reentr up`.
+    Returns the exit status; on the way out every process of every service is gone."""
+    loop = _Loop(listed, config, reporter, control)
+    loop.read_from = read_from
+    return loop.run()
 
 
 class _Unit:
@@ -243,6 +247,10 @@ class _Loop:
         """The settings of the run as a whole: the watch's, the terminal's."""
         self.reporter = reporter
         self.control = control
+        self.read_from: str | None = None
+        """`reentr up`'s configuration file: an edit of it is said (`_loop`)."""
+        self.said_edit = 0
+        """When the last edit of it that was said was seen (one line for several services)."""
         self.several = len(listed) > 1 or listed[0].name is not None
         self.events = EventQueue()
         self.lists = changelist.Lists()
@@ -314,6 +322,12 @@ class _Loop:
                     for waiting in held:
                         self.events.put_next(waiting)
                     held.clear()
+            if (isinstance(event, FilesChanged) and self.read_from in event.paths
+                    and event.detected_ns != self.said_edit):
+                self.said_edit = event.detected_ns
+                self.reporter.line(f"{os.path.basename(self.read_from)} changed: its services "
+                                   "and their keys are read when reentr up starts; restart "
+                                   "reentr up to take the edit in")
             self.crowd, decisions = services.route(self.crowd, event, self._owner(event))
             status = self._decide(decisions)
         return status

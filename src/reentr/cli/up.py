@@ -141,7 +141,7 @@ def up_mode(
         reporter.line("services: " + ", ".join(
             f"{number} {service.name}" for number, service in enumerate(services, 1)) + keys)
         serve = partial(control.serving, server, [service.name for service in services])
-        return runner.run_services(listed, whole, reporter, serve)
+        return runner.run_services(listed, whole, reporter, serve, str(found.path.resolve()))
 
 
 @app.command(
