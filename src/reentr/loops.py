@@ -16,10 +16,11 @@ A path whose last `ROUNDS` changes were all the runs' own is muted: reentr says 
 no longer reacts to it. A change the user makes outside those spans resets the count.
 
 A restarted target without a readiness probe that keeps running has no such span, so a
-program that writes a file in its tree as it starts (a log) would restart itself for ever,
-dozens of times a second. A path whose last `STORM_ROUNDS` changes each came within
-`STORM_NS` of such a start is muted too: no one saves a file that fast, that many times in a
-row, whereas an editor saving on its own (after a second without keys) stays well outside.
+program that writes a file in its tree as it starts (a log) restarts itself for ever, dozens of
+times a second. reentr cannot tell that write from a user's save made just as the program
+started (a script that edits as soon as the program answers, `reentr bench` itself), so it
+mutes nothing there, but a path whose last `STORM_ROUNDS` changes each came within `STORM_NS`
+of such a start is said once: such a loop reaches that at once and never stops.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 ROUNDS = 3
 """How many of a path's changes in a row may be the runs' own before it stops counting
 (changes, not runs: one run's write that reaches reentr in two batches counts twice)."""
-STORM_ROUNDS = 5
+STORM_ROUNDS = 20
 STORM_NS = 500_000_000
 """How soon after a start without a probe a write counts towards a storm (half a second)."""
 KEEP_NS = 60_000_000_000
@@ -70,7 +71,7 @@ class Guard:
     probe."""
     muted: frozenset[str] = frozenset()
     stormed: frozenset[str] = frozenset()
-    """The muted paths that were muted for a storm (changed just after each start)."""
+    """The paths said to have changed just after each start, `STORM_ROUNDS` times in a row."""
 
 
 def started(guard: Guard, pid: int, kind: Span, at_ns: int) -> Guard:
@@ -138,9 +139,7 @@ def sift(
             storms[path] = storms.get(path, 0) + 1
             if storms[path] >= STORM_ROUNDS:
                 del storms[path]
-                muted_now.append(path)
                 stormed.append(path)
-                continue
         else:
             storms.pop(path, None)
         if not own(guard, written):

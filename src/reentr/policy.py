@@ -199,9 +199,10 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
                 return s
             if config.loop_guard:
                 guard, paths, muted = loops.sift(s.guard, paths, event.written())
+                stormed = sorted(guard.stormed - s.guard.stormed)
                 s = dataclasses.replace(s, guard=guard)
-                out.extend(Say(Note.STORM if path in guard.stormed else Note.LOOP, detail=path)
-                           for path in muted)
+                out.extend(Say(Note.LOOP, detail=path) for path in muted)
+                out.extend(Say(Note.STORM, detail=path) for path in stormed)
                 if not paths:
                     return s
                 event = _only(event, paths)

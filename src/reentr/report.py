@@ -208,9 +208,9 @@ class Reporter:
             case Note.STORM:
                 path = _relative(note.detail)
                 self.error(f"{path} changed just as the program started, {loops.STORM_ROUNDS} "
-                           "times in a row, restarting it each time: no longer reacting to it. "
-                           f"If the program writes it, {self._ignore_fix(path)}; give the "
-                           "program a readiness probe and its start-up writes are its own")
+                           "times in a row, restarting it each time. If the program writes it, "
+                           f"{self._ignore_fix(path)}; or give the program a readiness probe, "
+                           "and what it writes as it starts is its own")
             case Note.LOOP:
                 path = _relative(note.detail)
                 fix = self._ignore_fix(path)
