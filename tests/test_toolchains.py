@@ -149,14 +149,21 @@ DJANGO_VIEW = (
 )
 
 
-def test_django_makes_its_database_at_its_first_start_without_a_restart(
-    reentr: Start, tmp_path: Path
-) -> None:
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A new Django project, as `django-admin startproject mysite .` makes it."""
     pytest.importorskip("django", reason="Django is in the test extra")
     root = tmp_path / "site"
     root.mkdir()
     subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)],
                    check=True, capture_output=True, timeout=60)
+    return root
+
+
+def test_django_makes_its_database_at_its_first_start_without_a_restart(
+    reentr: Start, site: Path
+) -> None:
+    root = site
     urls = root / "mysite" / "urls.py"
     urls.write_text(DJANGO_VIEW.format(n=1))
     port = free_port()
@@ -174,15 +181,11 @@ def test_django_makes_its_database_at_its_first_start_without_a_restart(
 
 
 def test_django_runserver_under_socket_is_told_it_cannot_take_the_held_socket(
-    reentr: Start, tmp_path: Path
+    reentr: Start, site: Path
 ) -> None:
     # runserver binds its port itself and cannot take fd 3: refused the port reentr holds, it
     # exits, and clients would wait on reentr's socket with no word of why.
-    pytest.importorskip("django", reason="Django is in the test extra")
-    root = tmp_path / "site"
-    root.mkdir()
-    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(root)],
-                   check=True, capture_output=True, timeout=60)
+    root = site
     port = free_port()
     proc = reentr(["watch", "-r", "--socket", f"127.0.0.1:{port}", "--", sys.executable,
                    "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], "", cwd=root)
