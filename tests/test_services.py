@@ -4,6 +4,7 @@ the invariants of `reentr up`."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections import deque
 from collections.abc import Sequence
@@ -36,10 +37,11 @@ from reentr.events import (
     TimerFired,
 )
 from reentr.graph import Graph
-from reentr.services import Again, Crowd, Finished, Tell, Waits
+from reentr.services import Again, Crowd, Finished, Run, Tell, Waits
 from reentr.timing import Timeline
 
 T = Role.TARGET
+CAP = 2
 INT = SignalReceived(signal.SIGINT)
 
 
@@ -150,10 +152,10 @@ class Town:
 
     def __init__(self, deps: Sequence[tuple[str, tuple[str, ...]]], probes: Sequence[bool]):
         graph = Graph.of(list(deps))
-        self.crowd = services.crowd(graph, probes)
+        self.crowd = services.crowd(graph, probes, cap=CAP)
         self.configs = {name: Config(
             command=("x",), watch=WatchTree((Path("/p"),)), restart=True, loop_guard=False,
-            ready=Probe(ProbeKind.LINE, "ready") if probe else None)
+            ready=Probe(ProbeKind.LINE, "ready") if probe else None, build="make")
             for name, probe in zip(graph.order, probes, strict=True)}
         self.states = {name: policy.initial() for name in graph.order}
         self.queue: deque[Event] = deque()
@@ -178,6 +180,8 @@ class Town:
                         todo.extend(self.tell(name, event))
                     case Again(event=event):
                         self.queue.append(event)
+                    case Run(name=name, start=start):
+                        self.starts.append((name, start.role))
                     case Finished(status=status):
                         self.finished = status
                         return
@@ -194,6 +198,9 @@ class Town:
         self.states[name], actions = policy.step(config, self.states[name], event, 0)
         for action in actions:
             match action:
+                case Start(role=Role.BUILD):
+                    self.crowd, let = services.build(self.crowd, name, action)
+                    self.starts += [(name, Role.BUILD) for _ in let]
                 case Start(role=role):
                     self.starts.append((name, role))
                 case SignalGroup(pid=pid, signum=signum):
@@ -248,6 +255,10 @@ class Town:
                 self.next_pid += 1
                 assert owner is not None
                 self.live[pid] = (owner, role)
+                if self.crowd.quitting is None:  # at most CAP builds at once
+                    groups = {n for n, r, _ in self.exited if r is Role.BUILD}
+                    groups |= {n for n, r in self.live.values() if r is Role.BUILD}
+                    assert len(groups) <= CAP
                 if role is T and self.configs[owner].ready is not None:
                     self.unready.add(pid)
             case ProcessExited(role=role, pid=pid):
@@ -321,3 +332,17 @@ def test_a_held_restarts_wait_is_what_its_build_did_not_fill(
     stages = timeline.stages_ms()
     assert (stages["wait"], stages["build"]) == (wait, built)
     assert abs(sum(stages.values()) - timeline.total_ms()) < 1e-6
+
+
+def test_builds_beyond_the_cap_wait_their_turn() -> None:
+    c = chain(False, False, False)
+    starts = [Start(Role.BUILD, "/p/x") for _ in range(3)]
+    c, first = services.build(c, "a", starts[0])
+    c, second = services.build(c, "b", starts[1])
+    c, third = services.build(dataclasses.replace(c, cap=2), "c", starts[2])
+    assert first == [Run("a", starts[0])] and second == [Run("b", starts[1])] and third == []
+    c, _ = services.stepped(c, "a", GroupEmptied(Role.BUILD, 5), None, restarting=True,
+                            running=True)
+    c, due = services.advance(c, 1)
+    assert [d for d in due if isinstance(d, Run)] == [Run("c", starts[2])]
+    assert c.building == frozenset({"b", "c"}) and c.queued == ()

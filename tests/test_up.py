@@ -760,3 +760,37 @@ def test_an_edit_of_the_configuration_is_said_to_need_a_new_reentr_up(
     proc.signal(signal.SIGINT)
     proc.wait()
     assert proc.err.count(r"reentr\.toml changed") == 1
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not here")
+def test_builds_side_by_side_are_at_most_as_many_as_the_cores(
+    reentr: Callable[..., Reentr], tmp_path: Path
+) -> None:
+    # Given one core (taskset), the builds of three services that one change wants run one
+    # at a time; each service is still restarted.
+    root = tmp_path / "cap"
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / "lib.txt").write_text("1\n")
+    tables = "".join(f"[services.{n}]\ncommand = {_toml(_says(f'{n} up'))}\n\n"
+                     for n in ("a", "b", "c"))
+    (root / "reentr.toml").write_text(
+        f"paths = [\"shared\"]\nbuild = \"sleep 0.3\"\n\n{tables}")
+    events = tmp_path / "cap-events.jsonl"
+    proc = reentr(["up", "-n", "--events", str(events)], "", cwd=root,
+                  wrap=["taskset", "-c", "0"])
+    for n in ("a", "b", "c"):
+        wait_for(lambda n=n: proc.out.count(rf"{n} up \d+") == 1,  # type: ignore[misc]
+                 timeout=30, what=f"{n} up")
+    edit(root / "shared" / "lib.txt", "2\n")
+    wait_for(lambda: sum(r["event"] == "restart" for r in event_records(events)) == 3,
+             timeout=30, what="three restarts")
+    steps = sorted((r["time"], 1 if r["event"] == "spawned" else -1)
+                   for r in event_records(events)
+                   if r.get("role") == "build" and r["event"] in ("spawned", "exited"))
+    running = most = 0
+    for _, step in steps:
+        running += step
+        most = max(most, running)
+    assert most == 1
+    proc.signal(signal.SIGINT)
+    proc.wait()

@@ -261,7 +261,8 @@ class _Loop:
         self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
         self.crowd = services.crowd(self.graph, [unit.config.ready is not None
-                                                 for unit in self.units], several=self.several)
+                                                 for unit in self.units], several=self.several,
+                                    cap=_cores())
         """What concerns more than one service: who begins, waits, stops (`services.py`)."""
 
     def run(self) -> int:
@@ -332,6 +333,9 @@ class _Loop:
             status = self._decide(decisions)
         return status
 
+    def _run(self, unit: _Unit, start: Start) -> None:
+        self.events.put_next(self._start(unit, start.role, start.trigger, start.changed))
+
     def _owner(self, event: Event) -> str | None:
         """The service whose process a process event is about (a fact of the OS: the child
         it started), if any."""
@@ -359,6 +363,8 @@ class _Loop:
                         todo.extend(more)
                     case services.Again(event=event):
                         self.events.put_next(event)
+                    case services.Run(name=name, start=start):
+                        self._run(self.by_name[name], start)
                     case services.Waits(name=name, other=other):
                         self.by_name[name].reporter.error(
                             f"waits for {other}, which is not running and was never ready; "
@@ -385,8 +391,14 @@ class _Loop:
             match action:
                 case Exit(status=status):
                     return status
-                case Start(role=role, trigger=trigger, changed=changed):
-                    self.events.put_next(self._start(unit, role, trigger, changed))
+                case Start(role=Role.BUILD):
+                    # A build waits its turn while `cap` others run (`services.build`).
+                    self.crowd, let = services.build(self.crowd, unit.name, action)
+                    for decision in let:
+                        assert isinstance(decision, services.Run)
+                        self._run(unit, decision.start)
+                case Start():
+                    self._run(unit, action)
                 case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
                     self._signal(unit, role, pid, signum, stop)
                 case SetTimer(name=name, pid=pid, seconds=seconds):
@@ -570,6 +582,15 @@ class _Loop:
             unit.warned_ignores = True
             unit.reporter.ignores_stop_signal(pid, signal.Signals(signum).name)
         process.signal_group(pid, signum)
+
+
+def _cores() -> int:
+    """The cores reentr may run on (its CPU affinity, as `taskset` or a container sets it):
+    how many builds of `reentr up` run at once."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def _exec_form(command: str, path: str | None) -> str:

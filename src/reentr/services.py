@@ -12,6 +12,7 @@ event goes.
   restarts them in dependency order, their builds side by side.
 - On the way out, a service is told to stop once every service that depends on it is gone;
   after a second Ctrl-C, each is killed as soon as it is told.
+- At most `cap` builds run at once (the machine's cores); the others wait their turn.
 - Timers and processes are addressed by service: the runner names the service a process
   belongs to, and a timer carries its own.
 """
@@ -38,6 +39,7 @@ from reentr.events import (
     RestartAsked,
     Role,
     SignalReceived,
+    Start,
     TargetReady,
     TargetServes,
     TimerFired,
@@ -80,6 +82,12 @@ class Crowd:
     """Restarts asked for a service that waits for one it depends on to serve again."""
     holding: frozenset[str] = frozenset()
     """Services given a held change: each builds now, and swaps once `Released`."""
+    cap: int = 2
+    """How many builds may run at once (the machine's cores): the rest wait their turn."""
+    building: frozenset[str] = frozenset()
+    """The services whose build is running, or let start."""
+    queued: tuple[tuple[str, Start], ...] = ()
+    """Builds waiting for one of those to end, in the order they were asked for."""
     quitting: int | None = None
     """The run's exit status, once something ended it."""
     stopping: Event | None = None
@@ -114,6 +122,14 @@ class Again:
 
 
 @dataclass(frozen=True)
+class Run:
+    """Start the process that service `name`'s policy asked for (a build let through)."""
+
+    name: str
+    start: Start
+
+
+@dataclass(frozen=True)
 class Waits:
     """Say, once, that service `name` waits for `other`, which is not running and was never
     ready."""
@@ -129,14 +145,22 @@ class Finished:
     status: int
 
 
-Decision = Tell | Again | Waits | Finished
+Decision = Tell | Again | Run | Waits | Finished
 
 
-def crowd(graph: Graph, probes: Iterable[bool], *, several: bool = True) -> Crowd:
+def crowd(graph: Graph, probes: Iterable[bool], *, several: bool = True, cap: int = 2) -> Crowd:
     """The crowd of `graph`'s services, none begun; `probes` says, in order, which has a
-    readiness probe."""
+    readiness probe; `cap` how many builds may run at once."""
     members = tuple(Member(name, probe) for name, probe in zip(graph.order, probes, strict=True))
-    return Crowd(graph, members, several)
+    return Crowd(graph, members, several, cap=max(cap, 1))
+
+
+def build(c: Crowd, name: str, start: Start) -> tuple[Crowd, list[Decision]]:
+    """Service `name`'s policy asks for a build: it runs now if fewer than `cap` do, else it
+    waits its turn (its policy sees a slow start meanwhile)."""
+    if not c.several or (len(c.building) < c.cap and not c.queued):
+        return dataclasses.replace(c, building=c.building | {name}), [Run(name, start)]
+    return dataclasses.replace(c, queued=(*c.queued, (name, start))), []
 
 
 def route(c: Crowd, event: Event, owner: str | None = None) -> tuple[Crowd, list[Decision]]:
@@ -191,6 +215,8 @@ def stepped(
 ) -> tuple[Crowd, list[Decision]]:
     """What service `name`'s policy made of `event`: its exit status if it has ended, whether
     a restart of it is under way and whether its target runs."""
+    if isinstance(event, GroupEmptied | ProcessStartFailed) and event.role is Role.BUILD:
+        c = dataclasses.replace(c, building=c.building - {name})
     m = dataclasses.replace(c.member(name), restarting=restarting, running=running)
     if status is not None:
         m = dataclasses.replace(m, done=True)
@@ -221,6 +247,11 @@ def advance(c: Crowd, now_ns: int) -> tuple[Crowd, list[Decision]]:
     if released:
         c = dataclasses.replace(c, deferred=tuple(d for d in c.deferred if d not in released))
         out.extend(Again(e) for _, e in released)
+    while c.queued and (len(c.building) < c.cap or c.quitting is not None):
+        # In turn; all at once on the way out, where each is stopped as it starts.
+        (name, start), rest = c.queued[0], c.queued[1:]
+        c = dataclasses.replace(c, queued=rest, building=c.building | {name})
+        out.append(Run(name, start))
     free = {name for name in c.holding if not _waits(c, name)}
     if free:
         c = dataclasses.replace(c, holding=c.holding - free)
