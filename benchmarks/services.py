@@ -13,7 +13,9 @@ For each it prints:
   (from the command to the first spawn) beside it, and the ratio counted from the command;
 - reentr's own memory (RSS) and idle CPU with ten services (target: <= 60 MiB, ~0 %);
 - for the tree, edit -> served per service (from just before the write of its version.txt to
-  its first answer with the new version), and whether every other service kept its process.
+  its first answer with the new version), and whether every other service kept its process;
+- a change that two services want, independent or one depending on the other, against each
+  one's restart alone (`shared_change.py`; target for independent services <= 1.1 x).
 
     python benchmarks/services.py [--runs 3]
 """
@@ -32,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import shared_change
 from common import (
     Observer,
     compile_reentr,
@@ -244,6 +247,15 @@ def main() -> None:
     report("reentr up, 10 Python services in a tree four deep (up to four start at once)", tree)
     report("reentr up, the same tree, each service first waiting 200 ms (for its database, "
            "say): what starts together waits side by side", waiting)
+    # A change that two services want, against each one's restart alone (shared_change.py).
+    with tempfile.TemporaryDirectory(prefix="reentr-shared-") as tmp:
+        for shape in shared_change.SHAPES:
+            row = shared_change.measure(Path(tmp), shape, 5)
+            ratio = row["both"] / max(row["a"], row["b"])
+            print(f"reentr up, a change two services want ({shape}; 300 ms builds, 5 edits): "
+                  f"a alone {row['a']:.0f} ms, b alone {row['b']:.0f} ms, both {row['both']:.0f}"
+                  f" ms: {ratio:.2f} x the slower alone"
+                  + (" (target <= 1.1 x)" if shape == "independent" else ""), flush=True)
 
 
 if __name__ == "__main__":
