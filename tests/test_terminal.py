@@ -82,10 +82,10 @@ def test_ctrl_c_ends_reentr_even_when_the_utility_catches_it_and_exits_2(
 @pytest.mark.timeout(90)
 def test_ctrl_c_during_a_real_pytest_run_quits(reentr: Start, project: Path) -> None:
     (project / "test_slow.py").write_text(
-        "import os, time\n\n"
+        "import os, threading\n\n"
         "def test_slow():\n"
         "    print('testing', os.getpid(), flush=True)\n"
-        "    time.sleep(60)\n")
+        "    threading.Event().wait(60)\n")
     proc = reentr([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                    "test_slow.py"], ["test_slow.py"], tty=True)
     pid = int(proc.out.expect(r"testing (\d+)").group(1))

@@ -511,8 +511,8 @@ def _service_project(root: Path, toml: str) -> Path:
 
 def _says(text: str) -> list[str]:
     """A program that prints `text` and its PID, then runs until stopped."""
-    return [sys.executable, "-c", f"import os, time; print({text!r}, os.getpid(), flush=True); "
-            "time.sleep(600)"]
+    return [sys.executable, "-c", f"import os, signal; print({text!r}, os.getpid(), flush=True); "
+            "signal.pause()"]
 
 
 def test_every_option_of_a_service_takes_effect_on_exit_and_delay_run(
@@ -563,9 +563,9 @@ def test_a_dependant_says_what_it_waits_for(up: Up, tmp_path: Path) -> None:
 def test_a_second_ctrl_c_kills_every_service_at_once(up: Up, tmp_path: Path) -> None:
     # Both ignore SIGTERM and have 30 s to stop; web depends on api, so api is told to stop
     # only once web is gone. The second Ctrl-C reached only those told already.
-    stubborn = [sys.executable, "-c", "import os, signal, time; "
+    stubborn = [sys.executable, "-c", "import os, signal; "
                 "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "print('up', os.getpid(), flush=True); time.sleep(600)"]
+                "print('up', os.getpid(), flush=True); signal.pause()"]
     root = _service_project(tmp_path / "stubborn", (
         f"stop-timeout = \"30s\"\n\n[services.api]\ncommand = {_toml(stubborn)}\n\n"
         f"[services.web]\ndepends-on = [\"api\"]\ncommand = {_toml(stubborn)}\n"))
@@ -597,8 +597,8 @@ def test_a_services_socket_in_use_names_the_file_and_the_service(tmp_path: Path)
 
 
 # Prints its name, PORT, and GREETING from its environment, then runs until stopped.
-SHOW_ENV = ("python3 -c \"import os, sys, time; print('{name}', os.environ.get('PORT'), "
-            "os.environ.get('GREETING'), os.getpid(), flush=True); time.sleep(600)\"")
+SHOW_ENV = ("python3 -c \"import os, signal, sys; print('{name}', os.environ.get('PORT'), "
+            "os.environ.get('GREETING'), os.getpid(), flush=True); signal.pause()\"")
 
 
 def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> None:
@@ -635,8 +635,8 @@ def test_a_reentr_toml_wins_over_a_procfile(up: Up, tmp_path: Path) -> None:
 def test_env_file_is_read_into_every_service_and_a_services_env_wins(
     up: Up, tmp_path: Path
 ) -> None:
-    show = [sys.executable, "-c", "import os, time; print(os.environ.get('NAME'), "
-            "os.environ.get('GREETING'), os.environ.get('LEVEL'), flush=True); time.sleep(600)"]
+    show = [sys.executable, "-c", "import os, signal; print(os.environ.get('NAME'), "
+            "os.environ.get('GREETING'), os.environ.get('LEVEL'), flush=True); signal.pause()"]
     root = _service_project(tmp_path / "dotenv", (
         f"[services.a]\ncommand = {_toml(show)}\nenv = {{ NAME = \"a\" }}\n\n"
         f"[services.b]\ncommand = {_toml(show)}\nenv = {{ NAME = \"b\", LEVEL = \"own\" }}\n"
@@ -701,8 +701,8 @@ def test_a_change_two_services_want_builds_them_side_by_side(up: Up, tmp_path: P
 
 def test_an_edit_of_env_takes_effect_at_the_restart_it_causes(up: Up, tmp_path: Path) -> None:
     # .env is in the tree: its edit restarted the services, with the values read at start.
-    show = [sys.executable, "-c", "import os, time; print('greeting', os.environ['GREETING'], "
-            "os.environ['URL'], flush=True); time.sleep(600)"]
+    show = [sys.executable, "-c", "import os, signal; print('greeting', os.environ['GREETING'], "
+            "os.environ['URL'], flush=True); signal.pause()"]
     root = _service_project(tmp_path / "reread", (
         f"[services.a]\ncommand = {_toml(show)}\nenv = {{ URL = \"http://${{HOST}}:1\" }}\n"))
     (root / ".env").write_text("GREETING=hello\nHOST=db\n")
@@ -721,8 +721,8 @@ def test_an_edit_of_env_takes_effect_at_the_restart_it_causes(up: Up, tmp_path: 
 
 
 def test_a_services_env_file_is_found_from_its_cwd(up: Up, tmp_path: Path) -> None:
-    show = [sys.executable, "-c", "import os, time; print('level', os.environ['LEVEL'], "
-            "flush=True); time.sleep(600)"]
+    show = [sys.executable, "-c", "import os, signal; print('level', os.environ['LEVEL'], "
+            "flush=True); signal.pause()"]
     root = _service_project(tmp_path / "cwdenv", (
         f"[services.api]\ncwd = \"api\"\ncommand = {_toml(show)}\nenv-file = \"dev.env\"\n"))
     (root / "api").mkdir()

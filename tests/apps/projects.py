@@ -101,7 +101,7 @@ def _cargo(root: Path, cargo: str, *, gitignore: bool) -> Project:
 
     def write(n: int) -> None:
         save(main, f'fn main() {{ println!("served v{n}"); '
-                   "std::thread::sleep(std::time::Duration::from_secs(600)); }\n")
+                   "loop { std::thread::park(); } }\n")
 
     write(1)
     return Project(root, "cargo build -q", ["./target/debug/" + root.name], main,
