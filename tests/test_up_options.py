@@ -72,7 +72,7 @@ PARTNERS: dict[str, dict[str, Any]] = {
     "poll-interval": {"poll": True},
     "on-busy": {"build": "make"},
 }
-RUN_KEYS = ("quiet", "verbose", "non-interactive", "events", "clear")
+RUN_KEYS = (*up.RUN_KEYS, "clear")
 """Keys of the run as a whole, which a service's table refuses (see the test below them)."""
 NO_OP = {"all-events": "reentr watch always runs after a change made during a run; -a is "
                        "accepted for entr's habit (README)"}

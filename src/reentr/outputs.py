@@ -83,8 +83,6 @@ class Verdict(enum.Enum):
     """An output file."""
     DIRECTORY = "directory"
     """In a directory of outputs: the directory is one."""
-    TEMPORARY = "temporary"
-    """Made and gone again: nothing to build, nothing to keep."""
     PENDING = "pending"
     """Created empty: what is written into it next decides."""
 
@@ -141,8 +139,6 @@ def judge(trait: Traits, when: Window, guard: Guard) -> tuple[Verdict, str]:
                 return Verdict.DIRECTORY, directory
         if trait.named is not None:
             return Verdict.DIRECTORY, trait.named
-    if trait.created and trait.gone:
-        return Verdict.TEMPORARY, ""
     if trait.binary or trait.generated:
         return Verdict.FILE, ""
     if trait.created and trait.empty:

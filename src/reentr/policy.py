@@ -261,9 +261,8 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
                     slot for slot in s.retiring if slot.pid != pid))
             if _get(s, role).pid != pid:
                 return s
-            if role is Role.BUILD and s.unsaid:
-                out.append(Say(Note.OUTPUTS, paths=s.unsaid))
-                s = dataclasses.replace(s, unsaid=())
+            if role is Role.BUILD:
+                s = _say_outputs(s, out)
             return _set(s, role, Slot())
         case TargetReady(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
             # The handoff: the new target serves; the old one is stopped.
@@ -291,15 +290,22 @@ def _without_outputs(
     made, kept, new = outputs.sift(s.made, s.guard, event.paths, event.written(),
                                    event.traits)
     s = dataclasses.replace(s, made=made, unsaid=(*s.unsaid, *new))
-    if s.unsaid and not s.build.busy:
-        out.append(Say(Note.OUTPUTS, paths=s.unsaid))
-        s = dataclasses.replace(s, unsaid=())
+    if not s.build.busy:
+        s = _say_outputs(s, out)
     if len(kept) == len(event.paths):
         return s, event
     counted = set(kept)
     out.append(Say(Note.NOT_CHANGES, paths=tuple(
         p for i, p in enumerate(event.paths) if i not in counted)))
     return s, _only(event, tuple(event.paths[i] for i in kept))
+
+
+def _say_outputs(s: State, out: list[Action]) -> State:
+    """Say, in one line, the outputs found and not said yet."""
+    if not s.unsaid:
+        return s
+    out.append(Say(Note.OUTPUTS, paths=s.unsaid))
+    return dataclasses.replace(s, unsaid=())
 
 
 def _only(event: FilesChanged, paths: tuple[str, ...]) -> FilesChanged:

@@ -188,9 +188,7 @@ def run_services(
     them, dependents first. `control` opens the socket of `reentr restart`; `read_from` is the
     configuration file (or Procfile), whose edits take effect only at the next `reentr up`.
     Returns the exit status; on the way out every process of every service is gone."""
-    loop = _Loop(listed, config, reporter, control)
-    loop.read_from = read_from
-    return loop.run()
+    return _Loop(listed, config, reporter, control, read_from).run()
 
 
 class _Unit:
@@ -212,7 +210,6 @@ class _Unit:
         self.build_argv = None if config.build is None else [
             "/bin/sh", "-c", _exec_form(config.build, service.environ.get("PATH"))]
         """The build's command, worked out once (it looks the program up on PATH)."""
-
 
     def environment(self) -> Mapping[str, str]:
         """Its environment for a start: reentr's, then its `.env` file's, read again now (a
@@ -239,6 +236,7 @@ class _Loop:
     def __init__(
         self, listed: list[Service], config: Config, reporter: Reporter,
         control: Callable[[Queue], AbstractContextManager[object]] | None = None,
+        read_from: str | None = None,
     ):
         self.units = [_Unit(service) for service in listed]
         self.by_name = {unit.name: unit for unit in self.units}
@@ -247,7 +245,7 @@ class _Loop:
         """The settings of the run as a whole: the watch's, the terminal's."""
         self.reporter = reporter
         self.control = control
-        self.read_from: str | None = None
+        self.read_from = read_from
         """`reentr up`'s configuration file: an edit of it is said (`_loop`)."""
         self.said_edit = 0
         """When the last edit of it that was said was seen (one line for several services)."""
