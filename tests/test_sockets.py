@@ -22,6 +22,7 @@ from helpers import APPS, DEADLINE, Hammer, Reentr, edit, free_port, wait_for
 from reentr import ready
 from reentr.config import Probe, ProbeKind
 from reentr.events import TargetReady, TargetServes
+from reentr.ready import probes
 
 SERVER = [sys.executable, str(APPS / "server.py")]
 RESTARTS = 50
@@ -331,7 +332,7 @@ def test_the_handoff_url_probe_looks_for_the_new_target_only_on_the_held_socket(
 ) -> None:
     # A URL served elsewhere (a proxy in front, another port) is probed as without
     # --handoff, by the PID its answer names: who takes its connections says nothing.
-    assert ready._reaches(urllib.parse.urlsplit(url), ("127.0.0.1", 8000)) is reaches
+    assert probes._reaches(urllib.parse.urlsplit(url), ("127.0.0.1", 8000)) is reaches
 
 
 def test_a_handoff_on_a_unix_socket_is_timed_to_readiness() -> None:

@@ -50,6 +50,7 @@ VALUES: dict[str, Any] = {
     "ready-timeout": "3s",
     "socket": ["127.0.0.1:8999"],
     "handoff": True,
+    "fd-store": True,
     "debounce": "5ms",
     "notify": True,
     "ext": ["py"],

@@ -160,6 +160,9 @@ class Config:
     port_named: str = ""
     """A held socket's address whose port the command names itself (`runserver
     127.0.0.1:8000`): such a program binds the port itself, which reentr holds; "" if none."""
+    fd_store: bool = False
+    """`--fd-store`: keep what the target stores with `FDSTORE=1` on its notify socket, and
+    pass it to each start after the sockets (systemd's file-descriptor store)."""
     handoff: bool = False
     """`--handoff`: start the new target beside the old one, stop the old once the new is
     ready, and keep the old if the new one fails."""

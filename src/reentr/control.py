@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import stat
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from reentr.errors import ReentrError
 from reentr.events import Queue, RestartAsked
-from reentr.signals import start_thread
+from reentr.signals import readable, start_thread
 
 _TIMEOUT_S = 2.0
 """How long either side waits for the other's line."""
@@ -111,7 +110,7 @@ def _clear_stale(path: Path) -> None:
 def _serve(server: socket.socket, wake: int, names: list[str], events: Queue) -> None:
     try:
         while True:
-            ready, _, _ = select.select([server.fileno(), wake], [], [])
+            ready = readable([server.fileno(), wake])
             if wake in ready:
                 return
             try:

@@ -136,6 +136,8 @@ class ProcessStarted:
     role: Role
     pid: int
     at_ns: int
+    kept: int = 0
+    """How many descriptors of the store (`--fd-store`) it was given."""
 
 
 @dataclass(frozen=True)

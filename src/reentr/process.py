@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import IO
 
 from reentr.events import GroupEmptied, JobStopped, ProcessExited, Queue, Role
 from reentr.report import describe_status
-from reentr.signals import start_thread
+from reentr.signals import readable, start_thread
 
 _LONGEST_LINE = 65536
 """The line probe looks at no more than this much of one line."""
@@ -46,6 +45,19 @@ _PR_SET_CHILD_SUBREAPER = 36
 _OWN: set[int] = set()
 """The PIDs of every process reentr started itself, until reaped: a child of reentr that is
 not one of them is a descendant that outlived its parent (see `strays`)."""
+
+
+def own_descriptors() -> None:
+    """Make every descriptor reentr inherited, beyond stdin, stdout and stderr,
+    close-on-exec: no child gets one (`start` passes only what it is told to)."""
+    try:
+        found = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: the usual range
+        found = list(range(3, 1024))
+    for fd in found:
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own, now closed
+                os.set_inheritable(fd, False)
 
 
 def become_subreaper() -> bool:
@@ -279,24 +291,35 @@ def start(
         stdout = stderr = subprocess.PIPE
     elif to_stderr:
         stdout = 2
-    for attempt in range(_ETXTBSY_TRIES):
-        try:
-            popen = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL if tty is None else tty,
-                stdout=stdout,
-                stderr=stderr,
-                env=dict(env),
-                start_new_session=tty is None,
-                preexec_fn=foreground,  # noqa: PLW1509 (it only sets the process group)
-                pass_fds=tuple(pass_fds),
-                cwd=cwd,
-            )
-            break
-        except OSError as error:
-            if error.errno != errno.ETXTBSY or attempt == _ETXTBSY_TRIES - 1:
-                raise
-            time.sleep(0.001)
+    # The descriptors to pass are made inheritable for the start, and every other one of
+    # reentr's is close-on-exec (Python opens them so, and `own_descriptors` marks those it
+    # inherited): so close_fds=False passes exactly these. With close_fds=True and pass_fds,
+    # Python would close each of reentr's descriptors one by one in the child, 5 ms per start
+    # with `--fd-store`'s 2,000, where the kernel drops close-on-exec ones at once.
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
+    try:
+        for attempt in range(_ETXTBSY_TRIES):
+            try:
+                popen = subprocess.Popen(
+                    list(argv),
+                    stdin=subprocess.DEVNULL if tty is None else tty,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=dict(env),
+                    start_new_session=tty is None,
+                    preexec_fn=foreground,  # noqa: PLW1509 (it only sets the process group)
+                    close_fds=False,
+                    cwd=cwd,
+                )
+                break
+            except OSError as error:
+                if error.errno != errno.ETXTBSY or attempt == _ETXTBSY_TRIES - 1:
+                    raise
+                time.sleep(0.001)
+    finally:
+        for fd in pass_fds:
+            os.set_inheritable(fd, False)
     child = Child(role, _own(popen), time.monotonic_ns())
     guardian.hold(child.pid)
     if on_line is not None or label:
@@ -357,7 +380,7 @@ def _pass_through(stream: IO[bytes], fd: int, on_line: Callable[[bytes], None]) 
         while chunk := os.read(source, 65536):
             give_up = time.monotonic() + _REST_OF_LINE_S
             while not chunk.endswith(b"\n") and (left := give_up - time.monotonic()) > 0 \
-                    and select.select([source], [], [], left)[0]:
+                    and readable([source], left):
                 more = os.read(source, 65536)
                 if not more:
                     break
@@ -452,6 +475,12 @@ def in_group(pid: int, pgid: int) -> bool:
         return os.getpgid(pid) == pgid
     except OSError:
         return False
+
+
+def parent(pid: int) -> int | None:
+    """The parent of `pid` (from /proc), or None when it cannot be told."""
+    found = _stat(pid)
+    return None if found is None else found[1]
 
 
 def members(pgid: int) -> list[int]:

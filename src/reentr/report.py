@@ -71,7 +71,7 @@ class Reporter:
         self.event("restart", number=number, trigger=timeline.trigger, asked=timeline.asked,
                    total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()},
                    builds=timeline.builds, cancelled_builds=timeline.cancelled,
-                   superseded=timeline.superseded)
+                   superseded=timeline.superseded, kept_fds=timeline.kept)
         config = self._config
         what = self._what()
         shown: tuple[str, ...] = ("detect", "wait", "build", "stop", "spawn", "ready")
@@ -102,6 +102,8 @@ class Reporter:
         if timeline.superseded:
             # Starts replaced by this one before they were ready: no restarts of their own.
             note += f"; {timeline.superseded} superseded"
+        if config.fd_store:
+            note += f"; kept {timeline.kept} fd{'s' * (timeline.kept != 1)}"
         where = (f" {_relative(timeline.trigger)}" if timeline.trigger
                  else f", asked by {timeline.asked}" if timeline.asked else "")
         self.line(f"{what} #{number} {done} in {round(total)} ms ({', '.join(parts)}{note})"

@@ -100,13 +100,13 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
         case Began() if config.postpone:
             # Nothing starts before the first change: every start answers one, and is counted.
             return dataclasses.replace(c, served=True)
-        case ProcessStarted(role=Role.TARGET, pid=pid, at_ns=at):
+        case ProcessStarted(role=Role.TARGET, pid=pid, at_ns=at, kept=kept):
             waiting = _unspawned(c)
             if waiting is None:
                 return c
             timeline = waiting.timeline
             spawned = Starting(pid, None if timeline is None else
-                               dataclasses.replace(timeline, spawned=at))
+                               dataclasses.replace(timeline, spawned=at, kept=kept))
             c = _replace_starting(c, waiting, spawned)
             return _served(c, spawned, at, done) if config.ready is None else c
         case ProcessStartFailed(role=Role.TARGET):

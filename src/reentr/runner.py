@@ -13,7 +13,6 @@ import itertools
 import os
 import queue
 import re
-import select
 import shutil
 import signal
 import time
@@ -65,7 +64,7 @@ from reentr.events import (
 )
 from reentr.graph import Graph
 from reentr.report import Reporter
-from reentr.sockets import Held
+from reentr.sockets import Held, Slots, Store, listen_env, wrap
 from reentr.timing import Summary
 
 PLACEHOLDER = "/_"
@@ -130,7 +129,7 @@ class EventQueue:
             except queue.Empty:
                 pass
             left = self._timers[0][0] - now if self._timers else None
-            ready, _, _ = select.select([self._wake_r], [], [], left)
+            ready = signals.readable([self._wake_r], left)
             if ready:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_r, 4096):
@@ -151,6 +150,11 @@ class Service:
     environ: Mapping[str, str]
     sockets: Held | None = None
     """Its `--socket` sockets, already bound, which every start of its target inherits."""
+    store: Store | None = None
+    """`--fd-store`: what its targets store, which every start gets after the sockets."""
+    slots: Slots | None = None
+    """Where each start finds its sockets and stored descriptors (3, 4, ...): with a store,
+    or under `reentr up`."""
     name: str | None = None
     """The service's name under `reentr up`; None for a single run."""
     depends_on: tuple[str, ...] = ()
@@ -168,13 +172,14 @@ class Service:
 
 def run(
     config: Config, reporter: Reporter, environ: Mapping[str, str] | None = None,
-    sockets: Held | None = None,
+    sockets: Held | None = None, *, store: Store | None = None, slots: Slots | None = None,
 ) -> int:
     """Watch, run and restart as `config` says, until something ends the run; return the
     exit status. On the way out every child's process group is gone. `sockets` are the
-    `--socket` sockets, already bound, which every start of the target inherits."""
+    `--socket` sockets, already bound, which every start of the target inherits, then what
+    `store` keeps (`--fd-store`), placed on `slots`."""
     service = Service(config, reporter, dict(os.environ if environ is None else environ),
-                      sockets)
+                      sockets, store=store, slots=slots)
     return _Loop([service], config, reporter).run()
 
 
@@ -264,6 +269,7 @@ class _Loop:
         """What concerns more than one service: who begins, waits, stops (`services.py`)."""
 
     def run(self) -> int:
+        process.own_descriptors()
         process.become_subreaper()
         with ExitStack() as stack:
             stack.callback(self.events.close)
@@ -273,8 +279,9 @@ class _Loop:
             for unit in self.units:
                 stack.callback(unit.reporter.summary, unit.summary)
                 probe = unit.config.ready
-                if probe is not None and probe.kind is ProbeKind.NOTIFY:
-                    unit.notifier = ready.Notifier()
+                if (probe is not None and probe.kind is ProbeKind.NOTIFY) or (
+                        unit.service.store is not None):
+                    unit.notifier = ready.Notifier(unit.service.store, unit.reporter.error)
                     stack.callback(unit.notifier.close)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             trees = [(unit.service.name or "", unit.config.watch) for unit in self.units
@@ -432,8 +439,10 @@ class _Loop:
                 reporter.event("exited", role=role.value, pid=pid, status=status)
                 if pid in unit.waiters:
                     unit.waiters[pid].cancel()
-            case GroupEmptied(pid=pid):
+            case GroupEmptied(role=Role.TARGET, pid=pid):
                 unit.waiters.pop(pid, None)
+                if unit.notifier is not None:
+                    unit.notifier.ended(pid)  # before the next start: it may be made now
 
     def _record_action(self, unit: _Unit, action: Action) -> None:
         match action:
@@ -467,31 +476,35 @@ class _Loop:
             extra["PYTHONUNBUFFERED"] = service.environ.get("PYTHONUNBUFFERED", "1")
         if role is Role.TARGET and unit.notifier is not None:
             extra["NOTIFY_SOCKET"] = unit.notifier.path
-        sockets = service.sockets if role is Role.TARGET else None
-        if sockets is not None:
-            extra.update(sockets.env())
+        passed, names, kept = self._descriptors(unit, role)
+        if names:
+            extra.update(listen_env(names))
         env = process.child_env(unit.environment(), extra)
         tty = self._terminal_for(unit, role)
         if tty is not None and self.term is not None:
             self.term.hand_over()  # before the child exists: it takes the terminal at once
         try:
-            if sockets is not None:
-                argv = sockets.wrap(argv, env, service.cwd)
+            if names:
+                argv = wrap(argv, env, service.cwd)
             if tty is not None and self.term is not None:
                 argv = self.term.interruptible(argv)
             child = process.start(
                 role, argv, self.events, env, self.guardian,
                 to_stderr=role is Role.BUILD or config.stdout_to_stderr,
                 on_line=waiter.line if waiter and waiter.probe.kind is ProbeKind.LINE else None,
-                pass_fds=sockets.lend() if sockets is not None else (),
+                pass_fds=passed,
                 tty=tty, foreground=None if tty is None else partial(terminal.in_foreground, tty),
                 cwd=service.cwd, label=service.label,
             )
         except OSError as error:
+            self._lent(unit, None, kept)
             if tty is not None and self.term is not None:
                 self.term.take_back()  # it may have taken the terminal before its exec failed
             return ProcessStartFailed(role, f"{argv[0]}: {error.strerror or error}",
                                       service.name)
+        self._lent(unit, child.pid, kept)
+        if role is Role.TARGET and unit.notifier is not None:
+            unit.notifier.admit(child.pid)
         self.children[child.pid] = (unit, child)
         if tty is not None and self.term is not None:
             self.term.holder = child.pid
@@ -499,7 +512,33 @@ class _Loop:
             waiter.started(child.pid)
             unit.waiters[child.pid] = waiter
         unit.reporter.started(role, child.pid)
-        return ProcessStarted(role, child.pid, child.started_ns)
+        return ProcessStarted(role, child.pid, child.started_ns, kept=len(kept))
+
+    def _descriptors(
+        self, unit: _Unit, role: Role
+    ) -> tuple[tuple[int, ...], list[str], tuple[int, ...]]:
+        """What a start of the target inherits at 3, 4, ...: the held sockets, then what the
+        store keeps that no running target holds (after reading every message the old
+        target sent); their names; and the numbers of the stored ones."""
+        service = unit.service
+        if role is not Role.TARGET:
+            return (), [], ()
+        held = service.sockets
+        passed = held.lend() if held is not None else ()
+        names = held.names() if held is not None else []
+        if service.store is None or service.slots is None or unit.notifier is None:
+            return passed, names, ()
+        unit.notifier.drain()
+        kept, stored = service.store.lend(service.slots, len(passed))
+        return (*passed, *kept), [*names, *stored], kept
+
+    def _lent(self, unit: _Unit, pid: int | None, kept: tuple[int, ...]) -> None:
+        """After a start (`pid`, or None when it failed): the store notes who holds what it
+        lent, and the slots let their copies go."""
+        service = unit.service
+        if service.store is not None and service.slots is not None:
+            service.store.lent(pid)
+            service.slots.release(kept)
 
     def _changed(self, unit: _Unit, role: Role, paths: tuple[str, ...]) -> dict[str, str]:
         """`REENTR_CHANGED` and `REENTR_CHANGED_FILE` for a start (see `changelist.py`)."""

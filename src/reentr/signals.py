@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import select
 import signal
 import sys
 import threading
@@ -70,6 +72,17 @@ def start_thread(target: Callable[..., object], *args: object, name: str) -> thr
     with blocked():
         thread.start()
     return thread
+
+
+def readable(fds: list[int], timeout: float | None = None) -> list[int]:
+    """Which of `fds` can be read, waiting up to `timeout` seconds (None: for ever). poll(2),
+    not select(2): select takes no descriptor above 1023, and with `--fd-store`'s slots at
+    3, 4, ... reentr's own descriptors lie above that."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    wait = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    return [fd for fd, _ in poller.poll(wait)]
 
 
 def die_by(signum: int) -> None:

@@ -1,5 +1,7 @@
-"""Listening sockets held across restarts: bound once by reentr and passed to every start of the
-target by systemd's socket-activation contract; and `listen_sockets`, the target's side of it.
+"""Every descriptor handed to the target: listening sockets held across restarts (bound once by
+reentr), and the file-descriptor store (what the target hands over with `FDSTORE=1`), both
+passed to every start by systemd's socket-activation contract; and `listen_sockets`, the
+target's side of it.
 
 The contract (sd_listen_fds(3)): the sockets are file descriptors 3, 4, ...; `LISTEN_FDS` says
 how many, `LISTEN_FDNAMES` names them (colon-separated), and `LISTEN_PID` is the PID of the
@@ -9,11 +11,16 @@ process they are meant for, so that a child of the target does not take them for
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import fcntl
 import os
+import resource
+import select
 import shutil
 import socket
 import stat
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -85,28 +92,19 @@ class Held:
                 return wildcard.get(host, host), port
         return None
 
+    def names(self) -> list[str]:
+        """Their names in `LISTEN_FDNAMES`, in order."""
+        return [spec.name for spec in self.specs]
+
     def env(self) -> dict[str, str]:
         """The variables every start of the target gets (`LISTEN_PID` comes from `wrap`)."""
-        return {
-            "LISTEN_FDS": str(len(self._sockets)),
-            "LISTEN_FDNAMES": ":".join(spec.name.replace(":", "_") for spec in self.specs),
-        }
+        return listen_env(self.names())
 
     def wrap(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None
     ) -> list[str]:
-        """`argv` run through the exec wrapper that sets `LISTEN_PID` to the target's PID;
-        `cwd` is where it will run (a program named with a `/` is found from there).
-
-        Raises:
-            FileNotFoundError: the program is not there, as starting it directly would say.
-        """
-        program = argv[0]
-        if cwd is not None and os.sep in program:
-            program = os.path.join(cwd, program)
-        if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
-        return ["/bin/sh", "-c", SET_PID, "reentr", *argv]
+        """`argv` run through the exec wrapper that sets `LISTEN_PID` (see `wrap`)."""
+        return wrap(argv, env, cwd)
 
     def close(self) -> None:
         for sock in self._sockets:
@@ -121,34 +119,249 @@ class Held:
         self._unlink.clear()
 
 
+def wrap(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> list[str]:
+    """`argv` run through the exec wrapper that sets `LISTEN_PID` to the target's PID;
+    `cwd` is where it will run (a program named with a `/` is found from there).
+
+    Raises:
+        FileNotFoundError: the program is not there, as starting it directly would say.
+    """
+    program = argv[0]
+    if cwd is not None and os.sep in program:
+        program = os.path.join(cwd, program)
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    return ["/bin/sh", "-c", SET_PID, "reentr", *argv]
+
+
+def listen_env(names: Sequence[str]) -> dict[str, str]:
+    """`LISTEN_FDS` and `LISTEN_FDNAMES` for descriptors 3, 4, ... named `names`
+    (`LISTEN_PID` comes from `wrap`)."""
+    return {"LISTEN_FDS": str(len(names)),
+            "LISTEN_FDNAMES": ":".join(name.replace(":", "_") for name in names)}
+
+
 class Slots:
-    """Descriptors 3, 4, ... kept by reentr for `reentr up`, where each service has sockets of
-    its own and each target must find its own at 3, 4, ...: before a start, the service's
-    sockets are copied onto the slots (`dup2`, which replaces the copy of the last start).
-    Only the loop starts processes, and nothing else can be given a slot's number while
-    reentr holds it, so a copy cannot reach another service's target."""
+    """Descriptors 3, 4, ... kept by reentr for the descriptors each start must find there:
+    under `reentr up` each service's own sockets, and the file-descriptor store's after the
+    sockets. Before a start, they are copied onto the slots (`dup2`, which replaces the copy
+    of the last start). Only the loop starts processes, and nothing else can be given a
+    slot's number while reentr holds it, so a copy cannot reach another service's target."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, base: int = FIRST_FD):
         self.count = count
-        placeholder = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            for number in range(count):
-                if placeholder != FIRST_FD + number:  # dup3 refuses a copy onto itself
-                    os.dup2(placeholder, FIRST_FD + number, inheritable=False)
-        finally:
-            if placeholder >= FIRST_FD + count:
-                os.close(placeholder)
+        self.base = base
+        """The first slot's number: a target's first inherited descriptor is always 3."""
+        self._placeholder = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        for number in range(base, base + count):
+            if self._placeholder != number:  # dup3 refuses a copy onto itself
+                os.dup2(self._placeholder, number, inheritable=False)
+        if self._placeholder < base + count:  # it took a slot: keep one of its own
+            self._placeholder = os.dup(self._placeholder)
 
-    def lend(self, fds: Sequence[int]) -> tuple[int, ...]:
-        for number, fd in enumerate(fds):
-            if fd != FIRST_FD + number:
-                os.dup2(fd, FIRST_FD + number, inheritable=False)
-        return tuple(FIRST_FD + number for number in range(len(fds)))
+    def lend(self, fds: Sequence[int], first: int = 0) -> tuple[int, ...]:
+        """Copy `fds` onto the slots from the `first` on; the numbers they are now at."""
+        for number, fd in enumerate(fds, self.base + first):
+            if fd != number:
+                os.dup2(fd, number, inheritable=False)
+        return tuple(range(self.base + first, self.base + first + len(fds)))
+
+    def release(self, numbers: Sequence[int]) -> None:
+        """Put the placeholder back on `numbers`: a copy left there would keep its file open
+        after the store drops it (a connection would never end)."""
+        for number in numbers:
+            os.dup2(self._placeholder, number, inheritable=False)
 
     def close(self) -> None:
-        for number in range(self.count):
+        for number in range(self.base, self.base + self.count):
             with contextlib.suppress(OSError):
-                os.close(FIRST_FD + number)
+                os.close(number)
+        with contextlib.suppress(OSError):
+            os.close(self._placeholder)
+
+
+STORE_MAX = 1024
+"""The most descriptors the store keeps for one target (systemd's `FileDescriptorStoreMax=`,
+which is 0 there: the store is off until a unit sets it). 1,024 holds a development server's
+live connections (`benchmarks/fdstore.py` keeps 1,000) while bounding what a runaway target
+can make reentr hold: each stored descriptor costs reentr two (the stored one, and its slot,
+at 3, 4, ..., where each start finds it), which must fit in reentr's `RLIMIT_NOFILE`. reentr
+raises its soft limit to fit; where the hard limit is too low for that, the store keeps
+fewer, and reentr says how many (`store_limit`)."""
+_OWN_FDS = 256
+"""Descriptors left for reentr's own use beside the slots and the store (watches, pipes,
+the event stream)."""
+_F_DUPFD_QUERY = 1027
+"""fcntl(2), Linux 6.10: whether two descriptors refer to the same open file."""
+
+
+def store_limit(sockets: int) -> int:
+    """How many descriptors the store can keep beside `sockets` held sockets: `STORE_MAX`,
+    with reentr's soft `RLIMIT_NOFILE` raised to fit (a target inherits the raised limit),
+    or fewer when the hard limit allows no more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = FIRST_FD + sockets + 2 * STORE_MAX + _OWN_FDS
+    if soft != resource.RLIM_INFINITY and soft < need:
+        wanted = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return STORE_MAX
+    return max(0, min(STORE_MAX, (soft - FIRST_FD - sockets - _OWN_FDS) // 2))
+
+
+@dataclasses.dataclass(eq=False)
+class _Stored:
+    fd: int
+    name: str
+    polled: bool
+    """Dropped when it hangs up (`FDPOLL=0` turns it off; a memfd cannot be polled)."""
+    key: tuple[int, int]
+    """Its file's device and inode."""
+    holders: set[int]
+    """The process groups of running targets that hold it: the one that stored it, the one
+    it was passed to. An entry held by none is passed at the next start."""
+
+
+_STARTING = 0
+"""The holder of what is lent to a start whose process is not there yet."""
+
+
+class Store:
+    """The file-descriptor store of one target (systemd's: sd_notify(3) `FDSTORE=1`): the
+    descriptors the target hands over, kept for as long as reentr runs, and passed to each
+    start after the held sockets, in the order stored, except those a running target holds
+    (the old one of a `--handoff`): no descriptor is ever passed to two running targets.
+
+    The notify thread adds and removes, the loop lends: every method takes the lock.
+    """
+
+    def __init__(self, limit: int = STORE_MAX):
+        self.limit = limit
+        self._stored: list[_Stored] = []
+        self._by_file: dict[tuple[int, int], list[_Stored]] = {}
+        self._lock = threading.Lock()
+        self._hangups = select.epoll()
+        """The polled descriptors, registered for nothing: epoll reports a hang-up or an
+        error whatever was asked."""
+
+    def fileno(self) -> int:
+        """Readable when a polled descriptor hung up (then call `drop_hung_up`)."""
+        return self._hangups.fileno()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._stored)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [entry.name for entry in self._stored]
+
+    def add(self, fds: Sequence[int], name: str, *, poll: bool, by: int) -> int:
+        """Keep `fds` (now the store's) under `name`, as held by the target group `by`. One
+        already kept (the same open file) is kept once, under its first name. Returns how
+        many were refused for the limit (and closed)."""
+        refused = 0
+        with self._lock:
+            for fd in fds:
+                info = os.fstat(fd)
+                key = (info.st_dev, info.st_ino)
+                same = self._same(fd, key)
+                if same is not None:
+                    os.close(fd)
+                    same.holders.add(by)
+                elif len(self._stored) >= self.limit:
+                    os.close(fd)
+                    refused += 1
+                else:
+                    entry = _Stored(fd, name, poll and self._poll(fd), key, {by})
+                    self._stored.append(entry)
+                    self._by_file.setdefault(key, []).append(entry)
+        return refused
+
+    def remove(self, name: str) -> int:
+        """`FDSTOREREMOVE=1`: drop every descriptor named `name`; how many."""
+        with self._lock:
+            gone = [entry for entry in self._stored if entry.name == name]
+            self._drop(gone)
+        return len(gone)
+
+    def drop_hung_up(self) -> list[str]:
+        """Drop the polled descriptors that hung up or failed (POLLHUP, POLLERR); their
+        names."""
+        with self._lock:
+            return self._drop_hung_up()
+
+    def _drop_hung_up(self) -> list[str]:
+        hung = {fd for fd, _ in self._hangups.poll(0)}
+        gone = [entry for entry in self._stored if entry.fd in hung]
+        self._drop(gone)
+        return [entry.name for entry in gone]
+
+    def lend(self, slots: Slots, first: int) -> tuple[tuple[int, ...], list[str]]:
+        """Copy the descriptors no running target holds onto the slots from `first` on, for
+        the start about to be made; their numbers there and their names. Then `lent`."""
+        with self._lock:
+            self._drop_hung_up()  # not left to the notify thread: what is passed is decided
+            free = [entry for entry in self._stored if not entry.holders]
+            for entry in free:
+                entry.holders.add(_STARTING)
+            numbers = slots.lend([entry.fd for entry in free], first)
+        return numbers, [entry.name for entry in free]
+
+    def lent(self, pid: int | None) -> None:
+        """The start that `lend` was for has the process group `pid` (None: it failed)."""
+        with self._lock:
+            for entry in self._stored:
+                if _STARTING in entry.holders:
+                    entry.holders.discard(_STARTING)
+                    if pid is not None:
+                        entry.holders.add(pid)
+
+    def returned(self, pid: int) -> None:
+        """The target group `pid` is gone: what it held is free for the next start."""
+        with self._lock:
+            for entry in self._stored:
+                entry.holders.discard(pid)
+
+    def close(self) -> None:
+        """Close every stored descriptor: a connection kept only here ends (its client
+        reads end of file)."""
+        with self._lock:
+            self._drop(list(self._stored))
+            self._hangups.close()
+
+    def _same(self, fd: int, key: tuple[int, int]) -> _Stored | None:
+        """The entry of the same open file as `fd`, if any (fcntl's F_DUPFD_QUERY, or,
+        before Linux 6.10, the same inode: for a socket or a memfd, the same thing)."""
+        for entry in self._by_file.get(key, ()):
+            try:
+                if fcntl.fcntl(fd, _F_DUPFD_QUERY, entry.fd):
+                    return entry
+            except OSError:  # an older kernel: the inode decides
+                return entry
+        return None
+
+    def _poll(self, fd: int) -> bool:
+        try:
+            self._hangups.register(fd, 0)
+        except OSError:  # EPERM: a regular file or a memfd, which epoll cannot watch
+            return False
+        return True
+
+    def _drop(self, gone: list[_Stored]) -> None:
+        dropped = {id(entry) for entry in gone}
+        self._stored = [entry for entry in self._stored if id(entry) not in dropped]
+        for entry in gone:
+            self._by_file[entry.key].remove(entry)
+            if not self._by_file[entry.key]:
+                del self._by_file[entry.key]
+            if entry.polled:
+                # Before closing: a copy a target holds would keep the registration alive.
+                with contextlib.suppress(OSError):
+                    self._hangups.unregister(entry.fd)
+            os.close(entry.fd)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ shell's job control does, the terminal handed to an interactive utility and take
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from reentr.events import KeyPressed, Queue
-from reentr.signals import start_thread
+from reentr.signals import readable, start_thread
 
 _INTERRUPTIBLE = (
     # The shell runs the utility and waits for it; a trap runs only once it has ended (POSIX,
@@ -187,7 +186,7 @@ def _read_keys(fd: int, wake: int, events: Queue) -> None:
     typed = ""  # the last keys, for nodemon's `rs` and Enter
     try:
         while True:
-            ready, _, _ = select.select([fd, wake], [], [])
+            ready = readable([fd, wake])
             if wake in ready:
                 return
             try:

@@ -60,6 +60,8 @@ class Timeline:
     served: int | None = None
     """`--handoff`: when the new target took its first connection on the held socket, after
     it was ready and the old one was told to stop; None when it was not seen."""
+    kept: int = 0
+    """`--fd-store`: how many stored descriptors the new target was given."""
 
     def stages_ms(self) -> dict[str, float]:
         """Each stage's duration in milliseconds; a stage that did not happen is 0. A stage

@@ -35,6 +35,7 @@ from reentr.cli.options import (
     Events,
     ExitOnExit,
     Ext,
+    FdStore,
     Glob,
     Handoff,
     Ignore,
@@ -145,6 +146,7 @@ def entr_mode(
     ready_timeout: ReadyTimeout = "30s",
     socket_: Socket = None,
     handoff: Handoff = False,
+    fd_store: FdStore = False,
     events: Events = None,
     no_loop_guard: NoLoopGuard = False,
     quiet: Quiet = False,
@@ -210,6 +212,7 @@ class RunOptions:
     ready_timeout: str = "30s"
     socket_: tuple[str, ...] = ()
     handoff: bool = False
+    fd_store: bool = False
     debounce: str = f"{Config.debounce_ms}ms"
     quiet: bool = False
     verbose: bool = False
@@ -245,7 +248,8 @@ def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOpt
         grace=parse_duration(o.stop_timeout, "--stop-timeout"),
         delay_run=parse_duration(o.delay_run, "--delay-run"),
         ready=probe, sockets=specs, port_named=port_named(command, o.shell, specs),
-        handoff=o.handoff, debounce_ms=debounce_ms, quiet=o.quiet, verbose=o.verbose,
+        handoff=o.handoff, fd_store=o.fd_store, debounce_ms=debounce_ms, quiet=o.quiet,
+        verbose=o.verbose,
         notify=o.notify, loop_guard=not o.no_loop_guard,
     )
 
@@ -273,13 +277,44 @@ def _run(config: Config, events: str | None) -> int:
 
     config = with_own_files(config, events)
     with contextlib.ExitStack() as stack:
-        # First: the sockets take descriptors 3, 4, ... before anything else is opened.
-        held = stack.enter_context(sockets.held(config.sockets))
+        # First: the sockets (and the store's slots) take descriptors 3, 4, ... before
+        # anything else is opened.
+        slots, limit = store_slots(stack, [config])
+        held = stack.enter_context(sockets.held(config.sockets, slots))
         stream = open_events(stack, events)
         reporter = Reporter(config, events=stream)
         if (note := launcher_note(config)) is not None:
             reporter.line(note)
-        return runner.run(config, reporter, sockets=held)
+        store = None
+        if slots is not None:
+            store = stack.enter_context(contextlib.closing(sockets.Store(limit)))
+            if limit < sockets.STORE_MAX:
+                reporter.line(store_note(limit))
+        return runner.run(config, reporter, sockets=held, store=store, slots=slots)
+
+
+def store_slots(
+    stack: contextlib.ExitStack, configs: list[Config]
+) -> tuple[sockets.Slots | None, int]:
+    """When a run keeps a file-descriptor store (`--fd-store`): the slots where each start
+    finds its descriptors (the sockets', then the store's) and how many a store keeps;
+    else (None, 0). Called first, so that the slots are descriptors 3, 4, ..."""
+    if not any(config.fd_store for config in configs):
+        return None, 0
+    most = max(len(config.sockets) for config in configs)
+    limit = sockets.store_limit(most)
+    slots = sockets.Slots(most + limit)
+    stack.callback(slots.close)
+    return slots, limit
+
+
+def store_note(limit: int) -> str:
+    """The line that says the store keeps fewer than `STORE_MAX` here, and why."""
+    import resource  # only for this line
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return (f"--fd-store keeps at most {limit} descriptors here (not {sockets.STORE_MAX}): "
+            f"the hard limit of open files is {hard} (ulimit -Hn); raise it for more")
 
 
 _NODE_FIX = "run the program itself, as in -- node server.js"
@@ -408,6 +443,7 @@ def watch_mode(
     ready_timeout: ReadyTimeout = "30s",
     socket_: Socket = None,
     handoff: Handoff = False,
+    fd_store: FdStore = False,
     events: Events = None,
     no_loop_guard: NoLoopGuard = False,
     quiet: Quiet = False,

@@ -189,6 +189,14 @@ Handoff = Annotated[
 ]
 
 
+FdStore = Annotated[
+    bool, typer.Option("--fd-store", help="Keep the descriptors the target stores with "
+                       "FDSTORE=1 on $NOTIFY_SOCKET (its connections, a memfd of its state) "
+                       "and pass them to each start after the sockets, as systemd's "
+                       "file-descriptor store does.", rich_help_panel=SOCKETS)
+]
+
+
 ReadyTimeout = Annotated[
     str, typer.Option("--ready-timeout", metavar="DURATION", help="Stop waiting for "
                       "readiness after this long, and say so, e.g. 2m.", rich_help_panel=READINESS)

@@ -22,6 +22,8 @@ from reentr.cli.commands import (
     launcher_note,
     open_events,
     run_config,
+    store_note,
+    store_slots,
     watch_tree,
     with_own_files,
 )
@@ -97,9 +99,10 @@ def up_mode(
     colour = use_colour(sys.stdout) and use_colour(sys.stderr)
     with contextlib.ExitStack() as stack:
         # First: descriptors 3, 4, ... before anything else is opened (sockets.Slots).
+        slots, limit = store_slots(stack, configs)
         most = max(len(config.sockets) for config in configs)
-        slots = sockets.Slots(most) if most else None
-        if slots is not None:
+        if slots is None and most:
+            slots = sockets.Slots(most)
             stack.callback(slots.close)
         # Then the control socket: a second `reentr up` of this file stops here, with nothing
         # bound or printed.
@@ -119,10 +122,15 @@ def up_mode(
                                         label=label)
             if (note := launcher_note(config)) is not None:
                 service_reporter.line(note)
+            store = None
+            if config.fd_store:
+                store = stack.enter_context(contextlib.closing(sockets.Store(limit)))
+                if limit < sockets.STORE_MAX:
+                    service_reporter.line(store_note(limit))
             listed.append(runner.Service(
-                config, service_reporter, dict(os.environ), sock, service.name,
-                service.depends_on, str(service.cwd), label.encode(), service.env,
-                service.env_file,
+                config, service_reporter, dict(os.environ), sock, store=store, slots=slots,
+                name=service.name, depends_on=service.depends_on, cwd=str(service.cwd),
+                label=label.encode(), env=service.env, env_file=service.env_file,
             ))
         whole = dataclasses.replace(
             configs[0], interactive=not non_interactive, quiet=quiet, verbose=verbose,

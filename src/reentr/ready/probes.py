@@ -6,13 +6,8 @@ socket's connections (`TargetServes`)."""
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import re
-import shutil
 import socket
-import struct
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -21,6 +16,8 @@ from collections.abc import Callable
 from reentr import process
 from reentr.config import Probe, ProbeKind, parse_address
 from reentr.events import Queue, ReadyTimedOut, TargetReady, TargetServes
+from reentr.ready.notify import Notifier
+from reentr.ready.sockdiag import ATTEMPT_TIMEOUT_S, Taker
 from reentr.signals import start_thread
 
 INTERVAL_S = 0.002
@@ -30,14 +27,10 @@ under 1 % of a core, and only while a target is starting."""
 OTHERS_S = 0.0005
 """After an answer from another process (the old target, under `--handoff`): both serve one
 socket and the kernel gives each connection to either, so the next attempt comes sooner."""
-ATTEMPT_TIMEOUT_S = 1.0
 _PID_MAX = 4_194_304
 SERVES_TIMEOUT_S = 2.0
 """`--handoff`: how long after readiness the new target is watched for the first connection it
 takes; past it, the restart is reported as of readiness."""
-_ACCEPT_WAIT_S = 0.05
-"""How long one connection may wait in the socket's queue before it is given up (a busy
-server): the next attempt is another connection."""
 
 
 class Waiter:
@@ -267,185 +260,3 @@ def _answers(
         if not any(process.in_group(number, pid) for number in numbers):
             return None
     return status < 500
-
-
-class Taker:
-    """`--handoff`: who takes the connections made to the held socket (Linux only).
-
-    One attempt connects, sends nothing, and looks up the server's side of the connection by
-    its addresses (a sock_diag query: the kernel answers for that one socket, however many
-    others the machine has): its inode is 0 while it waits in the listening socket's queue,
-    then that of the descriptor the accepting process holds, which is looked for among the
-    processes of the new target's group. The server then reads end of file, as from a client
-    that gave up.
-    """
-
-    def __init__(self, address: tuple[str, int], pgid: int):
-        self._address = address
-        self._pgid = pgid
-        self._members = [pgid]
-
-    def new_one_took(self) -> int | None:
-        """When a process of the group took one new connection (monotonic ns); None if
-        another did, or none did in time.
-
-        Raises:
-            OSError: the kernel answers no sock_diag query.
-        """
-        taken = self.taken()
-        if taken is None:
-            return None
-        client, at_ns = taken
-        client.close()
-        return at_ns
-
-    def taken(self) -> tuple[socket.socket, int] | None:
-        """A new connection that a process of the group took, still open (the caller closes
-        it), and when it was taken (monotonic ns); None if the connect failed, another
-        process took it, or none did in time.
-
-        Raises:
-            OSError: the kernel answers no sock_diag query.
-        """
-        try:
-            client = socket.create_connection(self._address, timeout=ATTEMPT_TIMEOUT_S)
-        except OSError:
-            return None
-        kept = False
-        try:
-            server, peer = client.getpeername()[:2], client.getsockname()[:2]
-            give_up = time.monotonic() + _ACCEPT_WAIT_S
-            while not (inode := _inode(client.family, server, peer)):
-                if time.monotonic() >= give_up:
-                    return None
-                time.sleep(0.0002)
-            at_ns = time.monotonic_ns()
-            link = f"socket:[{inode}]"
-            if not self._holds(link):
-                # A worker started since the group was last looked at? (A few reads of
-                # /proc's `children` files: cheap enough for every connection.)
-                self._members = process.members(self._pgid) or [self._pgid]
-            kept = self._holds(link)
-            return (client, at_ns) if kept else None
-        finally:
-            if not kept:
-                client.close()
-
-    def _holds(self, link: str) -> bool:
-        for member in self._members:
-            with contextlib.suppress(OSError), os.scandir(f"/proc/{member}/fd") as fds:
-                if any(os.readlink(fd.path) == link for fd in fds):
-                    return True
-        return False
-
-
-_DIAG = struct.Struct("=IHHII BBBxI HH16s16sI8s")
-"""A netlink message (nlmsghdr) holding an inet_diag_req_v2 (linux/inet_diag.h)."""
-_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, _NLMSG_ERROR = 4, 20, 1, 2
-_INODE_AT = 16 + 4 + 48 + 16
-"""Where inet_diag_msg's idiag_inode lies in the answer, after the nlmsghdr."""
-
-
-def _inode(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int:
-    """The inode of the TCP socket from `local` to `remote`: 0 while it waits to be accepted,
-    or while there is no such socket yet.
-
-    Raises:
-        OSError: the kernel answers no sock_diag query.
-    """
-    request = _DIAG.pack(
-        _DIAG.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0,
-        family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF,  # every TCP state
-        socket.htons(local[1]), socket.htons(remote[1]),
-        socket.inet_pton(family, local[0]).ljust(16, b"\0"),
-        socket.inet_pton(family, remote[0]).ljust(16, b"\0"),
-        0, b"\xff" * 8)  # any interface, no cookie
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as link:
-        link.send(request)
-        answer = link.recv(4096)
-    kind = struct.unpack_from("=H", answer, 4)[0] if len(answer) >= 16 else 0
-    if kind == _NLMSG_ERROR and len(answer) >= 20:
-        error = -struct.unpack_from("=i", answer, 16)[0]
-        if error == errno.ENOENT:
-            return 0  # no such socket (yet)
-        raise OSError(error, os.strerror(error))
-    if kind != _SOCK_DIAG_BY_FAMILY or len(answer) < _INODE_AT + 4:
-        raise OSError(errno.EPROTO, "unexpected sock_diag answer")
-    inode: int = struct.unpack_from("=I", answer, _INODE_AT)[0]
-    return inode
-
-
-_UCRED = struct.Struct("3i")
-"""struct ucred (pid, uid, gid): who sent a datagram, as the kernel attests (unix(7))."""
-
-
-class Notifier:
-    """The socket of systemd's notify protocol (sd_notify(3)), for `--ready-notify`.
-
-    Every start of the target gets its path in `NOTIFY_SOCKET`. A datagram holding the line
-    `READY=1` from a process of an expected target's process group (the target itself, or a
-    worker it started) makes that target ready. The kernel attests the sender's PID
-    (SO_PASSCRED), so the old target of a handoff cannot be taken for the new one.
-    """
-
-    def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="reentr-")
-        self.path = os.path.join(self._dir, "notify")
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(self.path)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._expected: dict[int, Callable[[int], None]] = {}
-        self._early: list[tuple[int, int]] = []
-        """(process group, when) of `READY=1` that came before its target was expected."""
-        start_thread(self._run, name="reentr-notify")
-
-    def expect(self, pid: int, ready: Callable[[int], None]) -> None:
-        """Call `ready(at_ns)` once a process of the group `pid` sends `READY=1`."""
-        with self._lock:
-            early = [at for group, at in self._early if group == pid]
-            if not early:
-                self._expected[pid] = ready
-        if early:
-            ready(early[0])
-
-    def forget(self, pid: int) -> None:
-        with self._lock:
-            self._expected.pop(pid, None)
-
-    def _run(self) -> None:
-        space = socket.CMSG_SPACE(_UCRED.size)
-        while True:
-            try:
-                data, ancillary, _, _ = self._socket.recvmsg(4096, space)
-            except OSError:
-                return  # closed
-            if not data:
-                if self._closed.is_set():
-                    return  # `close` shut the socket down, which wakes this read
-                continue
-            at_ns = time.monotonic_ns()
-            sender = next((_UCRED.unpack_from(body)[0] for level, kind, body in ancillary
-                           if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS),
-                          None)
-            if sender is None or b"READY=1" not in data.split(b"\n"):
-                continue
-            try:
-                group = os.getpgid(sender)
-            except OSError:
-                continue
-            with self._lock:
-                ready = self._expected.pop(group, None)
-                if ready is None:
-                    self._early = [*self._early[-15:], (group, at_ns)]
-            if ready is not None:
-                ready(at_ns)
-
-    def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._socket.shutdown(socket.SHUT_RDWR)
-        self._socket.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
-

@@ -1,0 +1,536 @@
+"""The file-descriptor store (`--fd-store`): systemd's protocol read as a table, the store's
+rules against real descriptors, and real servers (Python, Go) that keep their clients'
+connections and their state through restarts while clients talk to them.
+
+Outside CI a machine without `go` skips the Go test and says why; in CI (`CI=true`, where
+`.ci/run` installs Debian's golang-go) a missing `go` fails it.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import APPS, DEADLINE, Reentr, edit, event_records, free_port, free_ports, wait_for
+from reentr import sockets
+from reentr.ready.notify import Message, Notifier, parse
+
+pytestmark = [pytest.mark.timeout(240)]
+
+Start = Callable[..., Reentr]
+GO = shutil.which("go")
+STORER = APPS / "storer.py"
+
+
+# ---- the protocol, as a table (sd_notify(3)) ----
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b"READY=1", Message(ready=True)),
+    (b"STATUS=starting\nREADY=1\n", Message(ready=True)),
+    (b"FDSTORE=1", Message(store=True, name="stored")),
+    (b"FDSTORE=1\nFDNAME=conn", Message(store=True, name="conn")),
+    (b"FDSTORE=1\nFDNAME=conn\nFDPOLL=0", Message(store=True, name="conn", poll=False)),
+    (b"FDSTOREREMOVE=1\nFDNAME=conn", Message(remove=True, name="conn")),
+    (b"READY=0\nFDSTORE=0", Message()),
+])
+def test_a_message_says_what_its_assignments_say(text: bytes, message: Message) -> None:
+    assert parse(text) == message
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    (b"FDSTOREREMOVE=1", "needs FDNAME="),
+    (b"FDSTORE=1\nFDNAME=a:b", "is not a name"),
+    (b"FDSTORE=1\nFDNAME=", "is not a name"),
+    (b"FDSTORE=1\nFDNAME=" + b"x" * 256, "is not a name"),
+    (b"FDSTORE=1\nFDNAME=caf\xc3\xa9", "is not a name"),
+])
+def test_a_bad_name_is_refused_with_the_reason(text: bytes, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse(text)
+
+
+# ---- the store, against real descriptors ----
+
+Slots = sockets.Slots
+
+
+@pytest.fixture
+def slots() -> Iterator[Slots]:
+    """Slots far above this process's own descriptors (a target's begin at 3)."""
+    made = sockets.Slots(8, base=900)
+    yield made
+    made.close()
+
+
+Pair = Callable[[], tuple[int, socket.socket]]
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    """Makes a descriptor to store (one end of a socket pair) and the other end, which is
+    closed after the test."""
+    peers: list[socket.socket] = []
+
+    def make() -> tuple[int, socket.socket]:
+        kept, other = socket.socketpair()
+        peers.append(other)
+        return kept.detach(), other
+
+    yield make
+    for peer in peers:
+        peer.close()
+
+
+def test_the_same_open_file_is_kept_once_under_its_first_name(pair: Pair) -> None:
+    store = sockets.Store()
+    fd, _other = pair()
+    store.add([fd, os.dup(fd)], "first", poll=True, by=1)
+    store.add([os.dup(fd)], "second", poll=True, by=1)
+    other, _other2 = pair()
+    store.add([other], "second", poll=True, by=1)
+    assert store.names() == ["first", "second"]
+    store.close()
+
+
+def test_the_limit_refuses_the_rest_and_closes_it(pair: Pair) -> None:
+    store = sockets.Store(limit=2)
+    made = [pair() for _ in range(3)]
+    refused = store.add([fd for fd, _ in made], "conn", poll=True, by=1)
+    assert refused == 1 and len(store) == 2
+    assert made[2][1].recv(1) == b""  # its peer sees the end: reentr holds no copy
+    store.close()
+
+
+def test_a_hang_up_drops_it_unless_it_is_not_polled(slots: Slots, pair: Pair) -> None:
+    store = sockets.Store()
+    polled, peer = pair()
+    unpolled, peer2 = pair()
+    state = os.memfd_create("state")  # not pollable: kept, polled or not
+    store.add([polled], "a", poll=True, by=1)
+    store.add([unpolled], "b", poll=False, by=1)
+    store.add([state], "state", poll=True, by=1)
+    peer.close()
+    peer2.close()
+    wait_for(lambda: select_readable(store.fileno()), what="the hang-up to be reported")
+    assert store.drop_hung_up() == ["a"]
+    store.returned(1)
+    numbers, names = store.lend(slots, 0)
+    assert names == ["b", "state"] and numbers == (900, 901)
+    store.lent(None)
+    slots.release(numbers)
+    store.close()
+
+
+def select_readable(fd: int) -> bool:
+    from reentr.signals import readable
+    return bool(readable([fd], 0))
+
+
+def test_what_a_running_target_holds_is_passed_to_no_other(slots: Slots, pair: Pair) -> None:
+    store = sockets.Store()
+    stored_by_old, _p1 = pair()
+    store.add([stored_by_old], "conn", poll=True, by=100)  # stored by target 100, running
+    assert store.lend(slots, 0) == ((), [])  # a handoff's new target: nothing
+    store.lent(200)
+    store.returned(100)  # the old one is gone
+    numbers, names = store.lend(slots, 1)  # after one held socket
+    assert names == ["conn"] and numbers == (901,)
+    store.lent(300)
+    slots.release(numbers)
+    assert store.lend(slots, 0) == ((), [])  # 300 runs and holds it
+    store.lent(None)
+    store.close()
+
+
+def test_closing_the_store_ends_every_connection_it_alone_holds(pair: Pair) -> None:
+    store = sockets.Store()
+    made = [pair() for _ in range(3)]
+    store.add([fd for fd, _ in made], "conn", poll=True, by=1)
+    store.close()
+    for _, peer in made:
+        peer.settimeout(DEADLINE)
+        assert peer.recv(1) == b""
+
+
+# ---- the notify socket: who may speak ----
+
+def _send(path: str, text: str, fds: list[int] = ()) -> None:  # type: ignore[assignment]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(path)
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds \
+            else []
+        sock.sendmsg([text.encode()], ancillary)
+
+
+def test_a_process_outside_the_targets_group_can_neither_store_nor_make_it_ready(
+        pair: Pair) -> None:
+    said: list[str] = []
+    store = sockets.Store()
+    notifier = Notifier(store, said.append)
+    readied: list[int] = []
+    target = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"],
+                              start_new_session=True)
+    try:
+        notifier.admit(target.pid)
+        notifier.expect(target.pid, readied.append)
+        fd, peer = pair()
+        _send(notifier.path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])  # from this test
+        os.close(fd)
+        wait_for(lambda: said, what="the refusal")
+        notifier.drain()
+        assert "not in the target's process group" in said[0]
+        assert len(store) == 0 and readied == []
+        peer.settimeout(DEADLINE)
+        assert peer.recv(1) == b""  # the descriptor it sent was closed
+    finally:
+        target.kill()
+        target.wait()
+        notifier.close()
+        store.close()
+
+
+def test_a_message_sent_before_reentr_knew_the_target_counts() -> None:
+    """A program can send before reentr has noted its PID: the message is kept until then."""
+    store = sockets.Store()
+    notifier = Notifier(store, lambda text: None)
+    code = ("import array, os, socket, sys, signal\n"
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+            "s.connect(sys.argv[1])\n"
+            "fd = os.memfd_create('state')\n"
+            "s.sendmsg([b'FDSTORE=1\\nFDNAME=state\\nREADY=1'],"
+            " [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [fd]))])\n"
+            "print('sent', flush=True)\n"
+            "signal.pause()\n")
+    target = subprocess.Popen([sys.executable, "-c", code, notifier.path],
+                              start_new_session=True, stdout=subprocess.PIPE)
+    try:
+        assert target.stdout is not None and target.stdout.readline() == b"sent\n"
+        notifier.drain()
+        assert len(store) == 0  # not yet known as a target
+        readied: list[int] = []
+        notifier.admit(target.pid)
+        notifier.expect(target.pid, readied.append)
+        assert store.names() == ["state"] and len(readied) == 1
+    finally:
+        target.kill()
+        target.communicate()
+        notifier.close()
+        store.close()
+
+
+# ---- end to end, through reentr ----
+
+def _storer(tmp_path: Path, steps: str) -> Path:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "storer.py").write_text(STORER.read_text())
+    edit(tmp_path / "app" / "do.txt", steps)
+    return tmp_path / "app"
+
+
+def _got(proc: Reentr, number: int) -> tuple[int, str, int]:
+    """What start `number` (from 1) said it inherited: count, names, its PID."""
+    wait_for(lambda: len([x for x in proc.out.lines if x.startswith("got ")]) >= number,
+             what=f"start #{number}")
+    count, names, pid = [x for x in proc.out.lines if x.startswith("got ")][number - 1].split()[1:]
+    return int(count), names, int(pid)
+
+
+def _done(proc: Reentr, number: int) -> None:
+    wait_for(lambda: proc.out.lines.count("done") >= number, what=f"start #{number} to store")
+
+
+def test_remove_hang_up_no_poll_and_duplicates_through_restarts(
+        reentr: Start, tmp_path: Path) -> None:
+    app = _storer(tmp_path, "hup:a keep:b dup:c")
+    proc = reentr(["watch", "-r", "--fd-store", "-w", "do.txt", "--", sys.executable,
+                   "storer.py"], files="", cwd=app)
+    assert _got(proc, 1)[:2] == (0, "-")
+    _done(proc, 1)
+    edit(app / "do.txt", "remove:c")
+    # a hung up; b kept (FDPOLL=0) though it hung up too; c's one open file stored once.
+    assert _got(proc, 2)[:2] == (2, "b:c")
+    _done(proc, 2)
+    edit(app / "do.txt", "")
+    assert _got(proc, 3)[:2] == (1, "b")  # c removed
+    proc.err.expect(r"restart #2 spawned in \d+ ms .*kept 1 fd\)")
+
+
+def test_the_limit_refuses_what_goes_beyond_it_with_one_line(
+        reentr: Start, tmp_path: Path) -> None:
+    limit = sockets.store_limit(0)  # as reentr works it out on this machine
+    app = _storer(tmp_path, f"many:{limit + 10}")
+    proc = reentr(["watch", "-r", "--fd-store", "-w", "do.txt", "--", sys.executable,
+                   "storer.py"], files="", cwd=app)
+    _done(proc, 1)
+    proc.err.expect(rf"the fd store is full: it keeps at most {limit} descriptors .*10 of "
+                    "'many' were refused")
+    edit(app / "do.txt", "")
+    assert _got(proc, 2)[0] == limit
+    assert proc.err.count("the fd store is full") == 1
+
+
+def test_a_target_killed_by_sigkill_leaves_what_it_stored(reentr: Start, tmp_path: Path) -> None:
+    app = _storer(tmp_path, "keep:b")
+    proc = reentr(["watch", "-r", "--fd-store", "-w", "do.txt", "--", sys.executable,
+                   "storer.py"], files="", cwd=app)
+    pid = _got(proc, 1)[2]
+    _done(proc, 1)
+    os.kill(pid, signal.SIGKILL)  # the target reentr started, by its PID
+    proc.err.expect("terminated by SIGKILL|killed by SIGKILL|SIGKILL")
+    edit(app / "do.txt", "")
+    assert _got(proc, 2)[:2] == (1, "b")
+
+
+def test_an_outsider_cannot_store_nor_make_the_target_ready(
+        reentr: Start, tmp_path: Path, pair: Pair) -> None:
+    app = _storer(tmp_path, "")
+    (app / "storer.py").write_text(STORER.read_text().replace(
+        'print("done", flush=True)',
+        'print("done", os.environ["NOTIFY_SOCKET"], flush=True)'))
+    proc = reentr(["watch", "-r", "--fd-store", "--ready-notify", "--ready-timeout", "3s",
+                   "-w", "do.txt", "--", sys.executable, "storer.py"], files="", cwd=app)
+    path = wait_for(lambda: next((x.split()[1] for x in proc.out.lines if x.startswith("done")),
+                                 None), what="the notify socket's path")
+    fd, peer = pair()
+    _send(path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])
+    os.close(fd)
+    proc.err.expect(r"refused a message of pid \d+, which is not in the target's process group")
+    proc.err.expect(r"was not ready within 3s")  # the outsider's READY=1 did not count
+    peer.settimeout(DEADLINE)
+    assert peer.recv(1) == b""
+    edit(app / "do.txt", "ready")
+    assert _got(proc, 2)[:2] == (0, "-")
+
+
+def test_under_handoff_a_descriptor_goes_only_to_a_start_no_running_target_holds(
+        reentr: Start, tmp_path: Path) -> None:
+    app = _storer(tmp_path, "keep:b ready")
+    port = free_port()
+    proc = reentr(["watch", "--handoff", "--socket", f"127.0.0.1:{port}", "--fd-store",
+                   "--ready-notify", "-w", "do.txt", "--", sys.executable, "storer.py"],
+                  files="", cwd=app)
+    assert _got(proc, 1)[:2] == (1, str(port))
+    _done(proc, 1)
+    edit(app / "do.txt", "ready")
+    # The first target runs, holding b, while the second starts: b is not passed to it.
+    assert _got(proc, 2)[:2] == (1, str(port))
+    proc.err.expect(r"restart #1 .*kept 0 fds")
+    edit(app / "do.txt", "ready ")
+    # The first is gone, and the second never held b: the third gets it.
+    assert _got(proc, 3)[:2] == (2, f"{port}:b")
+    proc.err.expect(r"restart #2 .*kept 1 fd\)")
+
+
+class LineClient:
+    """One TCP connection to the server, kept open: a line every 10 ms, each answer
+    (`VERSION COUNT PID`) checked: the count must grow, the connection must not end."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        self.file = self.sock.makefile("rb")
+        self.versions: list[str] = []
+        self.errors: list[str] = []
+        self.last = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sock.sendall(b"ping\n")
+                line = self.file.readline()
+            except OSError as error:
+                self.errors.append(f"{type(error).__name__}: {error}")
+                return
+            if not line:
+                self.errors.append("the connection ended")
+                return
+            version, count = line.decode().split()[:2]
+            if int(count) <= self.last:
+                self.errors.append(f"the count went back: {count} after {self.last}")
+            self.last = int(count)
+            if not self.versions or self.versions[-1] != version:
+                self.versions.append(version)
+            self._stop.wait(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+
+    def ends(self) -> bool:
+        """Whether the server's side ends the connection (end of file) within the deadline;
+        the connection is closed after."""
+        self.sock.settimeout(DEADLINE)
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return False
+        finally:
+            self.file.close()
+            self.sock.close()
+
+
+class FreshClient:
+    """A new connection every 10 ms, one line each: every failure recorded."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.answers = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE) as c:
+                    c.sendall(b"ping\n")
+                    if c.makefile("rb").readline():
+                        self.answers += 1
+                    else:
+                        self.failures.append("closed")
+            except OSError as error:
+                self.failures.append(type(error).__name__)
+            self._stop.wait(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+
+
+def _through_restarts(proc: Reentr, port: int, set_version: Callable[[str], None],
+                      restarts: int, first_timeout: float = DEADLINE) -> None:
+    """Clients on kept connections and on fresh ones through `restarts` restarts: none
+    dropped, none failed, every version seen on every kept connection, the count never back;
+    then reentr quits and every kept connection ends."""
+    proc.out.expect("serving v1", timeout=first_timeout)
+    kept = [LineClient(port) for _ in range(4)]
+    fresh = FreshClient(port)
+    try:
+        for number in range(2, restarts + 2):
+            set_version(f"v{number}")
+            for client in kept:
+                wait_for(lambda c=client, n=number: f"v{n}" in c.versions or c.errors,  # type: ignore[misc]
+                         timeout=60, what=f"v{number} on every kept connection")
+            assert [c.errors for c in kept] == [[]] * len(kept)
+        wait_for(lambda: proc.err.count("restart #") >= restarts, what="the restart lines")
+    except BaseException:
+        for client in kept:
+            client.stop()
+            client.ends()
+        raise
+    finally:
+        for client in kept:
+            client.stop()
+        fresh.stop()
+    assert [c.errors for c in kept] == [[]] * len(kept)
+    assert [c.versions for c in kept] == [[f"v{n}" for n in range(1, restarts + 2)]] * len(kept)
+    assert fresh.failures == [] and fresh.answers > 0
+    kept_counts = [int(m) for m in re.findall(r"kept (\d+) fds?\)", proc.err.text())]
+    assert len(kept_counts) == restarts and min(kept_counts) >= len(kept) + 1  # and the state
+    records = event_records(proc.events)
+    assert [r["kept_fds"] for r in records if r["event"] == "restart"] == kept_counts
+    proc.signal(signal.SIGTERM)
+    proc.wait()
+    assert all(client.ends() for client in kept)  # reentr closed every stored descriptor
+
+
+def test_a_python_server_keeps_its_connections_and_state_through_10_restarts(
+        reentr: Start, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text((APPS / "stateful.py").read_text())
+    edit(app / "version.txt", "v1\n")
+    port = free_port()
+    proc = reentr(["watch", "-r", "--socket", f"127.0.0.1:{port}", "--fd-store",
+                   "--ready-notify", "-w", "version.txt", "--", sys.executable, "app.py"],
+                  files="", cwd=app, exits=True)
+    _through_restarts(proc, port, lambda v: edit(app / "version.txt", f"{v}\n"), 10)
+
+
+def test_a_go_server_keeps_its_connections_and_state_through_10_restarts(
+        reentr: Start, tmp_path: Path) -> None:
+    if GO is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("go is not installed, and CI must run the Go tests: install golang-go")
+        pytest.skip("go is not installed (CI installs Debian's golang-go)")
+    app = tmp_path / "app"
+    app.mkdir()
+    env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+    subprocess.run([GO, "mod", "init", "example.com/stateful"], cwd=app, check=True,
+                   capture_output=True, timeout=60, env=env)
+    main = app / "main.go"
+    main.write_text((APPS / "stateful.go").read_text())
+    port = free_port()
+    proc = reentr(["watch", "-r", "--build", "go build -o server .", "--socket",
+                   f"127.0.0.1:{port}", "--fd-store", "--ready-notify", "--", "./server"],
+                  files="", cwd=app, env=env, exits=True)
+
+    def set_version(version: str) -> None:
+        edit(main, re.sub(r'const version = "v\d+"', f'const version = "{version}"',
+                          main.read_text()))
+
+    _through_restarts(proc, port, set_version, 10, first_timeout=120)
+
+
+def test_two_services_of_reentr_up_each_keep_their_own(reentr: Start, tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    ports = free_ports(2)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        (root / name / "app.py").write_text((APPS / "stateful.py").read_text())
+        edit(root / name / "version.txt", "v1\n")
+    (root / "reentr.toml").write_text("".join(
+        f'[services.{name}]\npaths = ["."]\ncwd = "{name}"\n'
+        f'command = ["{sys.executable}", "app.py"]\nsocket = ["127.0.0.1:{port}"]\n'
+        'fd-store = true\nready-notify = true\n\n' for name, port in zip("ab", ports, strict=True)))
+    proc = reentr(["up", "-n"], files="", cwd=root)
+    wait_for(lambda: proc.out.count("serving v1") == 2, what="both services")
+    clients = {name: LineClient(port) for name, port in zip("ab", ports, strict=True)}
+    try:
+        for name in ("a", "b"):
+            edit(root / name / "version.txt", "v2\n")
+            wait_for(lambda n=name: "v2" in clients[n].versions or clients[n].errors,  # type: ignore[misc]
+                     timeout=60, what=f"{name}'s new version")
+        wait_for(lambda: clients["a"].last > 20 and clients["b"].last > 20, what="answers")
+    except BaseException:
+        for client in clients.values():
+            client.stop()
+            client.ends()
+        raise
+    finally:
+        for client in clients.values():
+            client.stop()
+    assert {n: c.errors for n, c in clients.items()} == {"a": [], "b": []}
+    assert {n: c.versions for n, c in clients.items()} == {"a": ["v1", "v2"], "b": ["v1", "v2"]}
+    # Each service's counter is its own memfd, and each kept its own connection.
+    assert len(re.findall(r"restart #1 .*kept 2 fds\)", proc.err.text())) == 2
+    proc.signal(signal.SIGTERM)
+    proc.wait()
+    assert all(client.ends() for client in clients.values())
+
+
+def test_without_the_store_a_target_that_stores_is_told_so_once(
+        reentr: Start, tmp_path: Path) -> None:
+    app = _storer(tmp_path, "keep:b")
+    proc = reentr(["watch", "-r", "--ready-notify", "-w", "do.txt", "--", sys.executable,
+                   "storer.py"], files="", cwd=app)
+    _done(proc, 1)
+    proc.err.expect(r"the store is off, so they were closed: give --fd-store")
+    edit(app / "do.txt", "keep:c")
+    _done(proc, 2)
+    assert _got(proc, 2)[:2] == (0, "-")
+    assert proc.err.count("the store is off") == 1
