@@ -16,7 +16,7 @@ import re
 import shutil
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
@@ -418,7 +418,24 @@ class _Loop:
         if isinstance(event, GroupEmptied):
             # After the actions, so that the next start does not wait for this look.
             self._stop_strays(wait=False)
+            if event.role is Role.TARGET:
+                self._say_kept(unit)
         return None
+
+    def _say_kept(self, unit: _Unit) -> None:
+        """After a target's end with no start to follow (it exited by itself): what the fd
+        store keeps waits for the next start, and its clients with it; say so."""
+        store = unit.service.store
+        state = unit.state
+        if store is None or state.quitting is not None or state.want_start \
+                or policy.restarting(state) or unit.target_running():
+            return
+        names = Counter(store.names())
+        if names:
+            kept = ", ".join(f"{count} {name}" for name, count in names.items())
+            total = sum(names.values())
+            unit.reporter.line(f"the fd store keeps {total} descriptor{'s' * (total != 1)} "
+                               f"({kept}) for the next start; until then their clients wait")
 
     def _record_event(self, unit: _Unit, event: Event) -> None:
         """Write what `event` says happened to the event stream, and let a probe go once its

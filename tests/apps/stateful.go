@@ -5,7 +5,8 @@
 // given since the first start: the counter lives in a memfd that the server stores once, so
 // every start finds it. At SIGTERM it stops accepting and reading, stores every open
 // connection (FDSTOREREMOVE=1 of the old set first), and exits; bytes a client sends meanwhile
-// wait in the kernel for the next start.
+// wait in the kernel for the next start. A connection it ends (the line "quit", or the client
+// gone) it shuts down before closing it, so that the store lets its copy go.
 package main
 
 import (
@@ -83,23 +84,40 @@ func count() uint64 {
 	return next
 }
 
+// end ends a connection: shut down, so that the store's copy hangs up and is dropped (a close
+// alone would leave it open), then closed. With mu held.
+func end(c net.Conn) {
+	delete(conns, c)
+	if tcp, ok := c.(*net.TCPConn); ok {
+		tcp.CloseRead()
+		tcp.CloseWrite()
+	}
+	c.Close()
+}
+
 func serve(c net.Conn) {
 	defer readers.Done()
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
+		mu.Lock()
 		if err != nil {
-			mu.Lock()
 			if !stopping { // the client is gone
-				delete(conns, c)
-				c.Close()
+				end(c)
 			}
 			mu.Unlock()
 			return
 		}
-		mu.Lock()
-		for i := 0; i < strings.Count(string(buf[:n]), "\n"); i++ {
-			fmt.Fprintf(c, "%s %d %d\n", version, count(), os.Getpid())
+		for _, line := range strings.SplitAfter(string(buf[:n]), "\n") {
+			if line == "quit\n" {
+				fmt.Fprint(c, "bye\n")
+				end(c)
+				mu.Unlock()
+				return
+			}
+			if strings.HasSuffix(line, "\n") {
+				fmt.Fprintf(c, "%s %d %d\n", version, count(), os.Getpid())
+			}
 		}
 		mu.Unlock()
 	}

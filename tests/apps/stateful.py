@@ -6,15 +6,17 @@ since the first start: the counter lives in a memfd that the server stores once,
 start finds it. Its version is the first word of `version.txt` in its working directory.
 
 At SIGTERM it stops reading, stores every open connection (`FDSTOREREMOVE=1` of the old set
-first, so one a client closed is dropped), and exits: bytes a client sends meanwhile wait in
-the kernel for the next start. It reads a request only once the whole line is there (peek,
-then take), so nothing is ever half read when it stops. It is ready (`READY=1`) once it has
-taken over what it was given.
+first), and exits: bytes a client sends meanwhile wait in the kernel for the next start. It
+reads a request only once the whole line is there (peek, then take), so nothing is ever half
+read when it stops. A connection it ends (the line `quit`, or the client gone) it shuts down
+before closing it: the store keeps a copy of each, which a close alone would leave open, and
+drops one that hangs up. It is ready (`READY=1`) once it has taken over what it was given.
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import os
 import selectors
 import signal
@@ -26,8 +28,11 @@ BATCH = 253  # SCM_MAX_FD: the most descriptors one message carries
 
 
 def notify(text: str, fds: list[int] = ()) -> None:  # type: ignore[assignment]
+    path = os.environ["NOTIFY_SOCKET"]
+    if path.startswith("@"):  # systemd's abstract socket
+        path = "\0" + path[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(os.environ["NOTIFY_SOCKET"])
+        sock.connect(path)
         for at in range(0, max(len(fds), 1), BATCH):
             batch = fds[at:at + BATCH]
             rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", batch))]
@@ -86,16 +91,28 @@ def main() -> None:
             conn = key.fileobj  # type: ignore[assignment]
             waiting = conn.recv(4096, socket.MSG_PEEK)
             if not waiting:  # the client is gone
-                selector.unregister(conn)
-                connections.remove(conn)
-                conn.close()
+                end(selector, connections, conn)
                 continue
             while b"\n" in waiting:
                 line = conn.recv(waiting.index(b"\n") + 1)
                 waiting = waiting[len(line):]
+                if line.strip() == b"quit":
+                    conn.sendall(b"bye\n")
+                    end(selector, connections, conn)
+                    break
                 count = struct.unpack("Q", os.pread(state, 8, 0))[0] + 1
                 os.pwrite(state, struct.pack("Q", count), 0)
                 conn.sendall(f"{version} {count} {os.getpid()}\n".encode())
+
+
+def end(selector: selectors.BaseSelector, connections: list[socket.socket],
+        conn: socket.socket) -> None:
+    """End a connection: shut it down, for the store's copy too, then close it."""
+    selector.unregister(conn)
+    connections.remove(conn)
+    with contextlib.suppress(OSError):  # the client already reset it
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
 
 
 def stop(connections: list[socket.socket]) -> None:

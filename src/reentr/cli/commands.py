@@ -7,7 +7,9 @@ import contextlib
 import dataclasses
 import errno
 import os
+import select
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -238,6 +240,13 @@ def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOpt
     probe = _probe(o.ready_port, o.ready_line, o.ready_url, o.ready_notify, o.ready_timeout)
     specs = tuple(parse_socket(text) for text in o.socket_)
     check_readiness(probe, specs, o.handoff, signal=o.signal_ is not None)
+    if o.fd_store and o.handoff:
+        # What the old target stores is stored as it stops, and under --handoff the new one
+        # runs by then: it could reach only the start after, with its clients waiting and its
+        # state from two versions back.
+        raise UsageError("--fd-store passes what the old target stores as it stops to the "
+                         "next start; with --handoff that start has already happened: give "
+                         "one (for live connections: -r --socket PORT --fd-store)")
     return Config(
         command=command, watch=watch, all_events=o.all_events, dir_watch=o.dir_watch,
         shell=o.shell, restart=o.restart or o.handoff, postpone=o.postpone, clear=o.clear,
@@ -301,6 +310,9 @@ def store_slots(
     else (None, 0). Called first, so that the slots are descriptors 3, 4, ..."""
     if not any(config.fd_store for config in configs):
         return None, 0
+    if not hasattr(select, "epoll") or not hasattr(socket, "SO_PASSCRED"):
+        raise UsageError("--fd-store needs Linux (the kernel must attest who sent a message, "
+                         "and epoll watch what is kept); run without it here")
     most = max(len(config.sockets) for config in configs)
     limit = sockets.store_limit(most)
     slots = sockets.Slots(most + limit)

@@ -168,6 +168,12 @@ class Notifier:
             self.store.returned(pid)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._wait.close()
+
+    def _serve(self) -> None:
         while True:
             timeout = -1.0
             if self._early:
