@@ -1,11 +1,17 @@
-"""The README's promises point at real tests: every test its guarantees table names exists."""
+"""The documents keep their promises: every test the guarantees table names exists, every
+link between the README, `docs/` and `benchmarks/README.md` leads somewhere, the README stays
+a reference (at most 400 lines), and the architecture page names every module."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             ROOT / "benchmarks" / "README.md"]
 
 
 def test_every_test_the_guarantees_table_names_exists() -> None:
@@ -16,3 +22,41 @@ def test_every_test_the_guarantees_table_names_exists() -> None:
     defined = {match for path in (ROOT / "tests").glob("test_*.py")
                for match in re.findall(r"^def (test_\w+)\(", path.read_text(), re.MULTILINE)}
     assert [name for name in named if name not in defined] == []
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    return {_anchor(line.lstrip("#")) for line in path.read_text().splitlines()
+            if line.startswith("#")}
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_between_the_documents_leads_somewhere(document: Path) -> None:
+    text = re.sub(r"```.*?```", "", document.read_text(), flags=re.DOTALL)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # a web address
+        path, _, anchor = target.partition("#")
+        found = (document.parent / path).resolve() if path else document
+        if not found.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and found.suffix == ".md" and anchor not in _anchors(found):
+            broken.append(f"{target}: no such heading")
+    assert broken == []
+
+
+def test_the_readme_is_a_reference_of_at_most_400_lines() -> None:
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 400
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    source = ROOT / "src" / "reentr"
+    modules = sorted(str(path.relative_to(source)) for path in source.rglob("*.py"))
+    assert [module for module in modules if f"`{module}`" not in page] == []
