@@ -4,6 +4,7 @@ operating-system resource, and a decision core that touches none."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "reentr"
 OWNERS = [
     # (what, the only modules that may do it)
     ("import watchfiles", ["watch/backend.py"]),
-    ("call Popen", ["process.py"]),
+    ("start a process", ["process.py"]),
     ("call killpg", ["process.py"]),
     # sample_app.py is not reentr: it is the program `reentr bench` restarts, with its own
     # SIGTERM handler.
@@ -36,14 +37,31 @@ def _modules() -> dict[str, ast.Module]:
             for path in SRC.rglob("*.py")}
 
 
+STARTERS = re.compile(
+    r"(^|\.)(Popen|run|call|check_call|check_output|getoutput|getstatusoutput)$"
+    r"|(^|\.)(system|popen|fork|forkpty|posix_spawnp?|exec[lv]p?e?|spawn[lv]p?e?)$"
+    r"|(^|\.)create_subprocess_(exec|shell)$")
+"""Every way Python starts a process: subprocess's functions, os.system, os.popen, fork,
+posix_spawn, the exec and spawn families, asyncio's."""
+STARTING_MODULES = ("subprocess", "os", "pty", "asyncio")
+
+
+def _starts_a_process(node: ast.Call) -> bool:
+    called = ast.unparse(node.func)
+    module = called.split(".")[0]
+    return module in STARTING_MODULES and bool(STARTERS.search(called))
+
+
 def _does(tree: ast.Module, what: str) -> bool:
     for node in ast.walk(tree):
+        if what == "start a process" and isinstance(node, ast.Call) and _starts_a_process(node):
+            return True
         if what == "import watchfiles" and isinstance(node, ast.Import | ast.ImportFrom):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
                 alias.name for alias in node.names]
             if any(name.split(".")[0] == "watchfiles" for name in names):
                 return True
-        if isinstance(node, ast.Call):
+        if isinstance(node, ast.Call) and what != "start a process":
             called = ast.unparse(node.func)
             target = what.removeprefix("call ")
             if called == target or called.endswith("." + target):
@@ -55,6 +73,15 @@ def _does(tree: ast.Module, what: str) -> bool:
 def test_one_module_owns_each_resource(what: str, owner: list[str]) -> None:
     doing = sorted(name for name, tree in _modules().items() if _does(tree, what))
     assert doing == owner, f"only {owner} may {what}"
+
+
+@pytest.mark.parametrize("code", [
+    "subprocess.run(['git'])", "subprocess.check_output(['git'])", "subprocess.call(['x'])",
+    "subprocess.Popen(['x'])", "os.system('x')", "os.execvp('x', ['x'])", "os.spawnl(0, 'x')",
+    "os.fork()", "os.posix_spawn('x', ['x'], {})", "asyncio.create_subprocess_exec('x')"])
+def test_the_rule_sees_every_way_of_starting_a_process(code: str) -> None:
+    assert _does(ast.parse(code), "start a process")
+    assert not _does(ast.parse("process.start(argv)\nos.getpid()"), "start a process")
 
 
 def test_nothing_imports_click_by_name() -> None:

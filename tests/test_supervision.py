@@ -252,3 +252,25 @@ def test_delay_run_waits_before_each_start(reentr: Start, project: Path) -> None
     assert spawned - changed >= 0.29
     proc.signal(signal.SIGINT)
     assert proc.wait() == -signal.SIGINT
+
+
+def test_a_desktop_notification_still_running_is_never_taken_for_a_stray(
+        reentr: Start, project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """notify-send is one of reentr's own processes: one that is still running when the next
+    build's group empties is left alone, not stopped as a process that outlived its run."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    marker = bin_dir / "notified"
+    script = bin_dir / "notify-send"
+    script.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\nexec sleep 3\n")
+    script.chmod(0o755)
+    proc = reentr(["--notify", "--build", "exit 1", "-r", sys.executable, "-c", "0"],
+                  env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    proc.err.expect(r"build failed \(exit status 1\)")
+    wait_for(marker.exists, what="the notification")
+    edit(project / "a.txt", "again\n")  # a second build fails while notify-send still runs
+    wait_for(lambda: proc.err.count(r"build failed \(exit status 1\)") == 2,
+             what="the second failed build")
+    proc.signal(signal.SIGTERM)
+    proc.wait()
+    assert "outlived the run" not in proc.err.text()
+    assert "build failed" in marker.read_text()

@@ -17,13 +17,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
+from reentr import process
 from reentr.config import Sources
 
 BUILTIN = (
@@ -367,16 +367,5 @@ def _excludes_setting(top: Path | None) -> str | None:
     (where only the user's and the system's settings count; asked from /): once per
     repository, not once per watched tree, as `reentr up`'s services would (a git process
     each, about 10 ms before the first start)."""
-    return _output_of(["git", "config", "--path", "--get", "core.excludesFile"],
+    return process.output_of(["git", "config", "--path", "--get", "core.excludesFile"],
                       cwd=top if top is not None else "/")
-
-
-def _output_of(argv: list[str], cwd: str | os.PathLike[str]) -> str | None:
-    """The stripped stdout of a quick query (`git config ...`); None if it fails or is absent.
-    Waited for before it returns: no process of it outlives the call."""
-    try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=10,
-                              check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,10 +43,6 @@ for pgid in groups:
 
 _PR_SET_CHILD_SUBREAPER = 36
 """prctl(2), Linux 3.4."""
-_OWN: set[int] = set()
-"""The PIDs of every process reentr started itself, until reaped: a child of reentr that is
-not one of them is a descendant that outlived its parent (see `strays`)."""
-
 
 def own_descriptors() -> None:
     """Make every descriptor reentr inherited, beyond stdin, stdout and stderr,
@@ -75,17 +72,7 @@ def become_subreaper() -> bool:
         return False
 
 
-def _own(popen: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-    """Note a process reentr started (`forget` it once reaped)."""
-    _OWN.add(popen.pid)
-    return popen
-
-
-def _forget(popen: subprocess.Popen[bytes]) -> None:
-    _OWN.discard(popen.pid)
-
-
-def strays(groups: set[int]) -> list[tuple[int, str]]:
+def strays(groups: set[int], guardian: Guardian) -> list[tuple[int, str]]:
     """reentr's children that it did not start, outside the process `groups` it supervises:
     descendants that left their group and whose parent has died (they came to reentr as its
     subreaper), with their command names. Each belongs to a run that is over. The dead among
@@ -93,7 +80,7 @@ def strays(groups: set[int]) -> list[tuple[int, str]]:
     found = []
     me = os.getpid()
     for pid, ppid, pgid, state, name in _processes():
-        if ppid != me or pid in _OWN:
+        if ppid != me or guardian.started(pid):
             continue
         if state in (b"Z", b"X"):
             with contextlib.suppress(ChildProcessError):
@@ -180,12 +167,31 @@ class Guardian:
     def __init__(self, on_lost: Callable[[str], None] = lambda _: None) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
+        self._started: set[int] = set()
+        """The PIDs of every process reentr started itself (its targets, builds, the
+        guardian, notify-send), until reaped: a child of reentr that is not one of them is a
+        descendant that outlived its parent (see `strays`)."""
         self._closing = False
         self._on_lost = on_lost
         self._popen = self._start()
 
+    def own(self, popen: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """Note a process reentr started (`forget` it once reaped)."""
+        with self._lock:
+            self._started.add(popen.pid)
+        return popen
+
+    def forget(self, popen: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._started.discard(popen.pid)
+
+    def started(self, pid: int) -> bool:
+        """Whether reentr started `pid` itself (and has not reaped it yet)."""
+        with self._lock:
+            return pid in self._started
+
     def _start(self) -> subprocess.Popen[bytes]:
-        popen = _own(subprocess.Popen(
+        popen = self.own(subprocess.Popen(
             [sys.executable, "-S", "-c", _GUARDIAN], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, start_new_session=True,
         ))
@@ -196,7 +202,7 @@ class Guardian:
         """If the guardian dies while reentr runs (someone killed it), start another one and
         tell it every group: a SIGKILL of reentr must still take its children along."""
         status = popen.wait()
-        _forget(popen)
+        self.forget(popen)
         with self._lock:
             if self._closing:
                 return
@@ -320,7 +326,7 @@ def start(
     finally:
         for fd in pass_fds:
             os.set_inheritable(fd, False)
-    child = Child(role, _own(popen), time.monotonic_ns())
+    child = Child(role, guardian.own(popen), time.monotonic_ns())
     guardian.hold(child.pid)
     if on_line is not None or label:
         for stream, fd in ((popen.stdout, 2 if to_stderr else 1), (popen.stderr, 2)):
@@ -407,7 +413,7 @@ def _reap(child: Child, events: Queue, guardian: Guardian, job_control: bool) ->
             break
         events.put(JobStopped(child.pid))
     status = child.popen.wait()
-    _forget(child.popen)
+    guardian.forget(child.popen)
     now = time.monotonic_ns()
     events.put(ProcessExited(child.role, child.pid, status, (now - child.started_ns) / 1e9, now))
     delay = 0.001
@@ -424,8 +430,8 @@ def start_helper(
     """Start a program that reentr drives but does not supervise (`reentr bench` runs reentr
     itself so): in a process group of its own, `stdin` written and closed, its stdout and
     stderr to the file descriptor `output`. Stop it with `stop_helper`."""
-    popen = _own(subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=output,
-                                  stderr=output, cwd=cwd, start_new_session=True))
+    popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=output, stderr=output,
+                             cwd=cwd, start_new_session=True)
     assert popen.stdin is not None
     with popen.stdin, contextlib.suppress(BrokenPipeError):
         popen.stdin.write(stdin)
@@ -441,7 +447,44 @@ def stop_helper(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
-    _forget(popen)
+
+
+def output_of(argv: Sequence[str], cwd: str | os.PathLike[str]) -> str | None:
+    """The stripped stdout of a quick query (`git config ...`); None if it fails or is absent.
+    Waited for before it returns (10 s at most): no process of it outlives the call. reentr
+    asks before it starts anything, so no `strays` look can see it meanwhile."""
+    try:
+        done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def notify_desktop(guardian: Guardian, title: str, body: str) -> None:
+    """A desktop notification through `notify-send`, where it exists; where it does not,
+    nothing at all (`--notify` on a server without a desktop is not an error). It is one of
+    reentr's own processes (never taken for a stray), waited for in a thread, and killed if it
+    has not ended in 10 s, so that a notification daemon that hangs cannot hold reentr."""
+    program = shutil.which("notify-send")
+    if program is None:
+        return
+    try:
+        popen = guardian.own(subprocess.Popen(
+            [program, "--app-name=reentr", title, body], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    except OSError:
+        return
+
+    def reap() -> None:
+        try:
+            popen.wait(10)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+        guardian.forget(popen)
+
+    start_thread(reap, name="reentr-notify-send")
 
 
 def suspend_self() -> None:

@@ -3,21 +3,18 @@ prefix, and entr's `-s` status line on stdout. The target's own output is never 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from reentr import loops
 from reentr.config import Config, Probe, ProbeKind, WatchTree
 from reentr.events import Note, Role, Say
-from reentr.signals import start_thread
 from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
@@ -52,6 +49,9 @@ class Reporter:
         """`reentr up`: what each of its lines begins with (the service's name, padded)."""
         self._serving_since: str | None = None
         self._colour = use_colour(self._err)
+        self.desktop: Callable[[str, str], None] = lambda title, body: None
+        """`--notify`: sends a desktop notification (the runner gives it one that starts
+        notify-send as one of reentr's own processes)."""
 
     def event(self, name: str, **fields: object) -> None:
         """One line of the `--events` stream: a JSON object with `event` and `time` (seconds
@@ -109,7 +109,7 @@ class Reporter:
         self.line(f"{what} #{number} {done} in {round(total)} ms ({', '.join(parts)}{note})"
                   f"{where}")
         if config.notify:
-            notify(f"reentr: {what} #{number} {done}", f"in {total:.0f} ms{where}")
+            self.desktop(f"reentr: {what} #{number} {done}", f"in {total:.0f} ms{where}")
 
     def not_ready(self, pid: int, probe: Probe) -> None:
         if self._config.handoff:
@@ -192,7 +192,7 @@ class Reporter:
                     "the next change builds again"
                 )
                 if self._config.notify:
-                    notify("reentr: build failed", describe_status(note.status or 0))
+                    self.desktop("reentr: build failed", describe_status(note.status or 0))
             case Note.CHANGED:
                 if self._config.verbose:
                     self.line(f"changed: {_some_paths(note.paths)}{note.detail}")
@@ -360,21 +360,3 @@ def describe_status(status: int) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
-
-
-def notify(title: str, body: str) -> None:
-    """A desktop notification through `notify-send`, where it exists; where it does not,
-    nothing at all (`--notify` on a server without a desktop is not an error). A thread runs
-    it, so that a slow notification daemon never holds the loop; it is not a child reentr
-    supervises (it exits by itself, and a stray is stopped on the way out)."""
-    program = shutil.which("notify-send")
-    if program is None:
-        return
-
-    def send() -> None:
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run([program, "--app-name=reentr", title, body], check=False,
-                           timeout=10, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-
-    start_thread(send, name="reentr-notify-send")

@@ -263,6 +263,8 @@ class _Loop:
         """The children whose leader's `ProcessExited` the loop has processed."""
         self.term: terminal.Terminal | None = None
         self.guardian = process.Guardian(reporter.error)
+        for speaker in (reporter, *(unit.reporter for unit in self.units)):
+            speaker.desktop = partial(process.notify_desktop, self.guardian)
         self.crowd = services.crowd(self.graph, [unit.config.ready is not None
                                                  for unit in self.units], several=self.several,
                                     cap=_cores())
@@ -622,7 +624,7 @@ class _Loop:
     def _stop_strays(self, *, wait: bool) -> None:
         """Stop the processes that left their group and outlived the run they belong to."""
         for _ in range(5 if wait else 1):  # on the way out, those they leave behind too
-            found = process.strays(set(self.children))
+            found = process.strays(set(self.children), self.guardian)
             if not found:
                 return
             self.reporter.strays(found)
