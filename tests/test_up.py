@@ -613,7 +613,9 @@ def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> 
     proc = up(["-n"], root)
     proc.err.expect(r"no reentr\.toml: running the Procfile")
     web = proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1)
-    proc.out.expect(r"^worker +\| worker 7100 hello there \d+$")
+    # The two start side by side: the worker's line may come before the web's or after it.
+    wait_for(lambda: proc.out.count(r"^worker +\| worker 7100 hello there \d+$") == 1,
+             what="the worker's line")
     edit(root / "app.py", "changed\n")  # anywhere in the tree: each process restarts
     again = proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1)
     assert again != web

@@ -188,27 +188,18 @@ def step(
 
 def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
     """Record what the event says happened; `_advance` then decides what to do next."""
+    if isinstance(event, _PROCESS_EVENTS):
+        return _process_event(config, s, event, out)
+    return _request(config, s, event, out)
+
+
+def _request(config: Config, s: State, event: Event, out: list[Action]) -> State:
+    """What the user, the watcher or a signal asks: run, restart, quit."""
     match event:
         case Began():
             return s if config.postpone else _want(config, s, ())
         case FilesChanged():
-            if config.loop_guard:
-                s, event = _without_outputs(s, event, out)
-            paths = event.paths
-            if not paths:
-                return s
-            if config.loop_guard:
-                guard, paths, muted = loops.sift(s.guard, paths, event.written())
-                stormed = sorted(guard.stormed - s.guard.stormed)
-                s = dataclasses.replace(s, guard=guard)
-                out.extend(Say(Note.LOOP, detail=path) for path in muted)
-                out.extend(Say(Note.STORM, detail=path) for path in stormed)
-                if not paths:
-                    return s
-                event = _only(event, paths)
-            dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
-            out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
-            return _changed(config, s, paths, out, event)
+            return _files_changed(config, s, event, out)
         case KeyPressed(key=" ") | RestartAsked():
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
             if _runs_to_completion(config) and s.target.busy:
@@ -216,34 +207,63 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             return _changed(config, s, (), out)
         case KeyPressed(key="q"):
             return _quit(s, ExitStatus.OK, out)
-        case KeyPressed():
-            return s
         case SignalReceived(signum=signum):
-            status = quit_status(signum)
-            return _quit(s, status, out)
+            return _quit(s, quit_status(signum), out)
         case DirectoryAltered():
-            if s.quitting is not None:
-                return s
-            out.append(Say(Note.DIRECTORY_ALTERED))
-            if _runs_to_completion(config):
-                # entr runs the utility once more, then exits 2 (entr(1), -d).
-                return _want(config, dataclasses.replace(
-                    s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), ())
-            return dataclasses.replace(s, quitting=ExitStatus.DIRECTORY_ALTERED)
+            return _directory_altered(config, s, out)
         case WatcherFailed(reason=reason):
             out.append(Say(Note.WATCHER_FAILED, detail=reason))
             return dataclasses.replace(s, quitting=ExitStatus.ERROR)
+    return s  # another key
+
+
+def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Action]) -> State:
+    """A batch of changes, less what the runs made and what the loop guard mutes."""
+    if config.loop_guard:
+        s, event = _without_outputs(s, event, out)
+    paths = event.paths
+    if not paths:
+        return s
+    if config.loop_guard:
+        guard, paths, muted = loops.sift(s.guard, paths, event.written())
+        stormed = sorted(guard.stormed - s.guard.stormed)
+        s = dataclasses.replace(s, guard=guard)
+        out.extend(Say(Note.LOOP, detail=path) for path in muted)
+        out.extend(Say(Note.STORM, detail=path) for path in stormed)
+        if not paths:
+            return s
+        event = _only(event, paths)
+    dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
+    out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
+    return _changed(config, s, paths, out, event)
+
+
+def _directory_altered(config: Config, s: State, out: list[Action]) -> State:
+    """`-d`: a watched directory gained or lost a file."""
+    if s.quitting is not None:
+        return s
+    out.append(Say(Note.DIRECTORY_ALTERED))
+    if _runs_to_completion(config):
+        # entr runs the utility once more, then exits 2 (entr(1), -d).
+        return _want(config, dataclasses.replace(
+            s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), ())
+    return dataclasses.replace(s, quitting=ExitStatus.DIRECTORY_ALTERED)
+
+
+_PROCESS_EVENTS = (ProcessStarted, ProcessStartFailed, ProcessExited, GroupEmptied, TargetReady,
+                   ReadyTimedOut, TimerFired, Released)
+
+
+def _process_event(config: Config, s: State, event: Event, out: list[Action]) -> State:
+    """What a process did (started, failed to, exited, became ready), or a timer's end."""
+    match event:
         case ProcessStarted(role=role, pid=pid):
             started = Slot(pid, Phase.RUNNING)
             if role is Role.TARGET and s.incoming.starting:
                 return dataclasses.replace(s, incoming=started)
             return _set(s, role, started)
         case ProcessStartFailed(role=role, reason=reason):
-            out.append(Say(Note.START_FAILED, role=role, detail=reason))
-            if role is Role.TARGET and s.incoming.starting:
-                out.append(Say(Note.ROLLED_BACK, role=role, detail=_serving(s)))
-                return dataclasses.replace(s, incoming=Slot())
-            return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
+            return _start_failed(config, s, role, reason, out)
         case ProcessExited(role=Role.TARGET, pid=pid, status=status) if s.target.pid != pid:
             return _handoff_exited(config, s, pid, status, out)
         case ProcessExited(role=role, pid=pid, status=status, ran_s=ran_s):
@@ -254,25 +274,9 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             s = _set(s, role, dataclasses.replace(slot, phase=Phase.LEFT))
             return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours)
         case GroupEmptied(role=role, pid=pid):
-            if role is Role.TARGET and s.incoming.pid == pid:
-                return dataclasses.replace(s, incoming=Slot())
-            if role is Role.TARGET and s.target.pid != pid:
-                return dataclasses.replace(s, retiring=tuple(
-                    slot for slot in s.retiring if slot.pid != pid))
-            if _get(s, role).pid != pid:
-                return s
-            if role is Role.BUILD:
-                s = _say_outputs(s, out)
-            return _set(s, role, Slot())
+            return _group_emptied(s, role, pid, out)
         case TargetReady(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
-            # The handoff: the new target serves; the old one is stopped.
-            old = s.target
-            out.append(Say(Note.HANDED_OFF, role=Role.TARGET, detail=_serving(s)))
-            s = dataclasses.replace(s, target=s.incoming, incoming=Slot())
-            if old.group_alive and old.pid is not None:
-                s = dataclasses.replace(s, retiring=(*s.retiring, old))
-                s = _stop_slot(config, s, old, out)
-            return s
+            return _handed_off(config, s, out)
         case ReadyTimedOut(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
             out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, detail=_serving(s)))
             return _stop_slot(config, s, s.incoming, out)
@@ -280,6 +284,39 @@ def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
             return _timer(config, s, name, pid, out)
         case Released():
             return dataclasses.replace(s, held=False)
+    return s
+
+
+def _start_failed(config: Config, s: State, role: Role, reason: str, out: list[Action]) -> State:
+    out.append(Say(Note.START_FAILED, role=role, detail=reason))
+    if role is Role.TARGET and s.incoming.starting:
+        out.append(Say(Note.ROLLED_BACK, role=role, detail=_serving(s)))
+        return dataclasses.replace(s, incoming=Slot())
+    return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
+
+
+def _group_emptied(s: State, role: Role, pid: int, out: list[Action]) -> State:
+    """The last process of a group is gone: its slot is free."""
+    if role is Role.TARGET and s.incoming.pid == pid:
+        return dataclasses.replace(s, incoming=Slot())
+    if role is Role.TARGET and s.target.pid != pid:
+        return dataclasses.replace(s, retiring=tuple(
+            slot for slot in s.retiring if slot.pid != pid))
+    if _get(s, role).pid != pid:
+        return s
+    if role is Role.BUILD:
+        s = _say_outputs(s, out)
+    return _set(s, role, Slot())
+
+
+def _handed_off(config: Config, s: State, out: list[Action]) -> State:
+    """The handoff: the new target is ready and serves; the old one is stopped."""
+    old = s.target
+    out.append(Say(Note.HANDED_OFF, role=Role.TARGET, detail=_serving(s)))
+    s = dataclasses.replace(s, target=s.incoming, incoming=Slot())
+    if old.group_alive and old.pid is not None:
+        s = dataclasses.replace(s, retiring=(*s.retiring, old))
+        s = _stop_slot(config, s, old, out)
     return s
 
 

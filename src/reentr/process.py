@@ -171,23 +171,25 @@ class Guardian:
         """The PIDs of every process reentr started itself (its targets, builds, the
         guardian, notify-send), until reaped: a child of reentr that is not one of them is a
         descendant that outlived its parent (see `strays`)."""
+        self._started_lock = threading.Lock()
+        """Apart from `_lock`, which is held while a new guardian is started (`_watch`)."""
         self._closing = False
         self._on_lost = on_lost
         self._popen = self._start()
 
     def own(self, popen: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
         """Note a process reentr started (`forget` it once reaped)."""
-        with self._lock:
+        with self._started_lock:
             self._started.add(popen.pid)
         return popen
 
     def forget(self, popen: subprocess.Popen[bytes]) -> None:
-        with self._lock:
+        with self._started_lock:
             self._started.discard(popen.pid)
 
     def started(self, pid: int) -> bool:
         """Whether reentr started `pid` itself (and has not reaped it yet)."""
-        with self._lock:
+        with self._started_lock:
             return pid in self._started
 
     def _start(self) -> subprocess.Popen[bytes]:

@@ -18,6 +18,9 @@ from reentr.events import Note, Role, Say
 from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
+_WATCH_NOTES = frozenset((Note.CHANGED, Note.NOT_CHANGES, Note.OUTPUTS, Note.STORM, Note.LOOP,
+                          Note.DIRECTORY_ALTERED, Note.WATCHER_FAILED))
+"""What the watch saw; every other note is of a build or a target."""
 _BOLD, _RED, _RESET = "\x1b[1m", "\x1b[31m", "\x1b[0m"
 
 
@@ -176,23 +179,15 @@ class Reporter:
         )
 
     def say(self, note: Say) -> None:
-        name = self._name(note.role)
+        """The words of a `Say` the policy decided."""
+        if note.what in _WATCH_NOTES:
+            self._say_watch(note)
+        else:
+            self._say_process(note, self._name(note.role))
+
+    def _say_watch(self, note: Say) -> None:
+        """What the watch saw: changes, what was not one, feedback loops, a failed watch."""
         match note.what:
-            case Note.EXITED:
-                self._exited(name, note.status or 0)
-            case Note.BUILD_FAILED:
-                self.event("build_failed")
-                # Its output has just been shown, once, as it came (process.start).
-                since = (
-                    f"still serving the build from {self._serving_since}"
-                    if self._serving_since else "nothing is running yet"
-                )
-                self.error(
-                    f"build failed ({describe_status(note.status or 0)}); {since}; "
-                    "the next change builds again"
-                )
-                if self._config.notify:
-                    self.desktop("reentr: build failed", describe_status(note.status or 0))
             case Note.CHANGED:
                 if self._config.verbose:
                     self.line(f"changed: {_some_paths(note.paths)}{note.detail}")
@@ -200,13 +195,8 @@ class Reporter:
                 if self._config.verbose:
                     self.line(f"not changes (what the runs made, or a temporary gone again): "
                               f"{_some_paths(note.paths)}")
-            case Note.BUILD_SUCCEEDED:
-                pass
-            case Note.START_FAILED if note.role is Role.TARGET and self._config.build is not None:
-                self.error(f"cannot start {name} after the build: {note.detail}; does the "
-                           "build write it? The next change builds again")
-            case Note.START_FAILED:
-                self.error(f"cannot start {name}: {note.detail}")
+            case Note.OUTPUTS:
+                self.line(_outputs(note.paths, isinstance(self._config.watch, WatchTree)))
             case Note.STORM:
                 path = _relative(note.detail)
                 self.error(f"{path} changed just as the program started, {loops.STORM_ROUNDS} "
@@ -219,6 +209,23 @@ class Reporter:
                 self.error(f"{path} changed {loops.ROUNDS} times in a row while a run could "
                            f"write it: no longer reacting to it. If it is an output, {fix}; if it "
                            "is an input, run with --no-loop-guard")
+            case Note.DIRECTORY_ALTERED:
+                self.error("directory altered")
+            case Note.WATCHER_FAILED:
+                self.error(f"watching failed: {note.detail}")
+
+    def _say_process(self, note: Say, name: str) -> None:
+        """What became of a build or a target: exited, failed, stopped, handed off."""
+        match note.what:
+            case Note.EXITED:
+                self._exited(name, note.status or 0)
+            case Note.BUILD_FAILED:
+                self._build_failed(note.status or 0)
+            case Note.START_FAILED if note.role is Role.TARGET and self._config.build is not None:
+                self.error(f"cannot start {name} after the build: {note.detail}; does the "
+                           "build write it? The next change builds again")
+            case Note.START_FAILED:
+                self.error(f"cannot start {name}: {note.detail}")
             case Note.PORT_TAKEN:
                 self.error(
                     f"{name} would use the port of the socket reentr holds ({note.detail}) and "
@@ -226,8 +233,6 @@ class Reporter:
                     "already in use), and clients wait on reentr's socket. Give it the socket "
                     "(fd 3, LISTEN_FDS=1: uvicorn --fd 3, gunicorn --bind fd://3), or run it "
                     "without --socket")
-            case Note.OUTPUTS:
-                self.line(_outputs(note.paths, isinstance(self._config.watch, WatchTree)))
             case Note.KILLED:
                 self.error(
                     f"{name} did not stop within {note.detail}s of "
@@ -244,10 +249,16 @@ class Reporter:
                            else "nothing is serving")
                 self.error(f"rolled back: the new target is stopped; {serving}; the next "
                            "change tries again")
-            case Note.DIRECTORY_ALTERED:
-                self.error("directory altered")
-            case Note.WATCHER_FAILED:
-                self.error(f"watching failed: {note.detail}")
+
+    def _build_failed(self, status: int) -> None:
+        self.event("build_failed")
+        # Its output has just been shown, once, as it came (process.start).
+        since = (f"still serving the build from {self._serving_since}"
+                 if self._serving_since else "nothing is running yet")
+        self.error(f"build failed ({describe_status(status)}); {since}; the next change "
+                   "builds again")
+        if self._config.notify:
+            self.desktop("reentr: build failed", describe_status(status))
 
     def _ignore_fix(self, path: str) -> str:
         """How the user says for good that `path` is not to be watched."""

@@ -32,6 +32,7 @@ from reentr.events import (
     Action,
     Began,
     Event,
+    FilesChanged,
     GroupEmptied,
     Note,
     ProcessExited,
@@ -100,36 +101,19 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
         case Began() if config.postpone:
             # Nothing starts before the first change: every start answers one, and is counted.
             return dataclasses.replace(c, served=True)
-        case ProcessStarted(role=Role.TARGET, pid=pid, at_ns=at, kept=kept):
-            waiting = _unspawned(c)
-            if waiting is None:
-                return c
-            timeline = waiting.timeline
-            spawned = Starting(pid, None if timeline is None else
-                               dataclasses.replace(timeline, spawned=at, kept=kept))
-            c = _replace_starting(c, waiting, spawned)
-            return _served(c, spawned, at, done) if config.ready is None else c
+        case ProcessStarted(role=Role.TARGET):
+            return _spawned(config, c, event, done)
         case ProcessStartFailed(role=Role.TARGET):
             # The program could not be started: that start holds nothing any more.
             waiting = _unspawned(c)
             return c if waiting is None else _replace_starting(c, waiting, None)
         case TargetReady(pid=pid, at_ns=at):
-            entry = _find(c, pid)
-            if entry is None:
-                return c
-            if config.handoff and c.served and entry.timeline is not None:
-                # A restart, reported once it takes connections (the old target stops now).
-                return _replace_starting(c, entry, dataclasses.replace(entry, ready_at=at))
-            return _served(c, entry, at, done)
+            return _ready(config, c, pid, at, done)
         case TargetServes(pid=pid, at_ns=at):
             entry = _find(c, pid)
             return c if entry is None or entry.ready_at is None else _switched(c, entry, at, done)
         case ReadyTimedOut(pid=pid) | ProcessExited(role=Role.TARGET, pid=pid):
-            entry = _find(c, pid)
-            if entry is not None and entry.ready_at is not None:
-                return _switched(c, entry, None, done)  # it served, though not for long
-            # Never ready: no restart, and left out of the figures.
-            return c if entry is None else _replace_starting(c, entry, None)
+            return _ended(c, pid, done)
         case Released(at_ns=at):
             # What it waited for serves again: its swap may go on (the build may be done).
             return dataclasses.replace(
@@ -141,11 +125,48 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
             return dataclasses.replace(c, building=dataclasses.replace(
                 c.building, build_done=at or now))
         case GroupEmptied(role=Role.TARGET, pid=pid) if pid == c.stopped_pid:
-            following = _following(config, c)
-            c = dataclasses.replace(c, stopped_pid=None)
-            if following is not None and following.old_exited is None:
-                c = _put_following(config, c, dataclasses.replace(following, old_exited=now))
-            return c
+            return _old_gone(config, c, now)
+    return c
+
+
+def _spawned(config: Config, c: Clock, started: ProcessStarted, done: list[Action]) -> Clock:
+    """The oldest start waiting for its process has it: stamped, and served at once when
+    there is no probe."""
+    waiting = _unspawned(c)
+    if waiting is None:
+        return c
+    timeline = waiting.timeline
+    spawned = Starting(started.pid, None if timeline is None else dataclasses.replace(
+        timeline, spawned=started.at_ns, kept=started.kept))
+    c = _replace_starting(c, waiting, spawned)
+    return _served(c, spawned, started.at_ns, done) if config.ready is None else c
+
+
+def _ready(config: Config, c: Clock, pid: int, at: int, done: list[Action]) -> Clock:
+    entry = _find(c, pid)
+    if entry is None:
+        return c
+    if config.handoff and c.served and entry.timeline is not None:
+        # A restart, reported once it takes connections (the old target stops now).
+        return _replace_starting(c, entry, dataclasses.replace(entry, ready_at=at))
+    return _served(c, entry, at, done)
+
+
+def _ended(c: Clock, pid: int, done: list[Action]) -> Clock:
+    """A start's process exited, or was never ready in time."""
+    entry = _find(c, pid)
+    if entry is not None and entry.ready_at is not None:
+        return _switched(c, entry, None, done)  # it served, though not for long
+    # Never ready: no restart, and left out of the figures.
+    return c if entry is None else _replace_starting(c, entry, None)
+
+
+def _old_gone(config: Config, c: Clock, now: int) -> Clock:
+    """The stopped target's group is gone: the next start's `old exited` stamp."""
+    following = _following(config, c)
+    c = dataclasses.replace(c, stopped_pid=None)
+    if following is not None and following.old_exited is None:
+        c = _put_following(config, c, dataclasses.replace(following, old_exited=now))
     return c
 
 
@@ -154,71 +175,91 @@ def _action(
 ) -> Clock:
     match action:
         case Triggered(change=files):
-            if files is not None:
-                # Timed from the first path that counts (not one the loop guard mutes).
-                change = Timeline(files.written()[0], files.detected_ns, files.paths[0])
-            else:
-                asked = ("reentr restart" if isinstance(event, RestartAsked) and not event.by_key
-                         else "key")
-                change = Timeline(now, now, asked=asked)
-            if c.pending is not None:  # a stop already on its way serves the newer change too
-                change = dataclasses.replace(change, stop_sent=c.pending.stop_sent,
-                                             old_exited=c.pending.old_exited)
-            return dataclasses.replace(c, pending=change)
+            return _triggered(c, event, files, now)
         case Start(role=Role.BUILD):
-            builds, cancelled = c.builds, c.cancelled
-            if c.building is not None:  # built, and never started: a newer build replaces it
-                builds, cancelled = builds + c.building.builds, cancelled + c.building.cancelled
-            content = c.pending
-            if content is None:
-                return dataclasses.replace(c, building=None, builds=builds, cancelled=cancelled)
-            # Work given up for older changes was being done when this change was seen.
-            began = content.detected if builds else now
-            return dataclasses.replace(c, pending=None, builds=0, cancelled=0, building=(
-                dataclasses.replace(content, build_started=began, builds=builds + 1,
-                                    cancelled=cancelled)))
+            return _build_started(c, now)
         case SignalGroup(role=Role.BUILD, stop=True) if c.building is not None:
             return dataclasses.replace(c, building=None, builds=c.builds + c.building.builds,
                                        cancelled=c.cancelled + c.building.cancelled + 1)
         case Say(what=Note.BUILD_FAILED):
             return dataclasses.replace(c, building=None, builds=0, cancelled=0)
         case Start(role=Role.TARGET):
-            if config.build is not None:
-                content, c = c.building, dataclasses.replace(c, building=None)
-            else:
-                content, c = c.pending, dataclasses.replace(c, pending=None)
-            if content is not None:
-                content = dataclasses.replace(content, start=now,
-                                              superseded=content.superseded + c.superseded)
-            return dataclasses.replace(c, starting=(*c.starting, Starting(None, content)),
-                                       superseded=0)
+            return _target_started(config, c, now)
         case SignalGroup(role=Role.TARGET, pid=pid, stop=True):
-            entry = _find(c, pid)
-            if entry is not None and entry.ready_at is not None:
-                # Ready, and told to stop before a connection of its own was seen: a restart
-                # as of its readiness.
-                return _switched(c, entry, None, done)
-            if entry is not None:
-                # Stopped before it served: the start that replaces it counts it.
-                replaced = 0 if entry.timeline is None else 1 + entry.timeline.superseded
-                c = dataclasses.replace(_replace_starting(c, entry, None),
-                                        superseded=c.superseded + replaced)
-            following = _following(config, c)
-            if config.handoff or following is None:
-                return c  # under --handoff the old target stops after the new one serves
-            if following.stop_sent is None:
-                c = _put_following(config, c, dataclasses.replace(following, stop_sent=now))
-            return dataclasses.replace(c, stopped_pid=pid)
+            return _target_stopped(config, c, pid, now, done)
         case SignalGroup(role=Role.TARGET, signum=signum, stop=False) if (
                 signum == config.signal and c.served):
-            # --signal: the restart is the signal, sent once the build (if any) is done.
-            content = c.building if config.build is not None else c.pending
-            if content is None:
-                return c
-            c = dataclasses.replace(c, building=None) if config.build is not None else \
-                dataclasses.replace(c, pending=None)
-            return _report(c, dataclasses.replace(content, ready=now), done)
+            return _signalled(config, c, now, done)
     return c
+
+
+def _triggered(c: Clock, event: Event, files: FilesChanged | None, now: int) -> Clock:
+    """A change (or a key, or `reentr restart`) starts a restart's timeline."""
+    if files is not None:
+        # Timed from the first path that counts (not one the loop guard mutes).
+        change = Timeline(files.written()[0], files.detected_ns, files.paths[0])
+    else:
+        asked = ("reentr restart" if isinstance(event, RestartAsked) and not event.by_key
+                 else "key")
+        change = Timeline(now, now, asked=asked)
+    if c.pending is not None:  # a stop already on its way serves the newer change too
+        change = dataclasses.replace(change, stop_sent=c.pending.stop_sent,
+                                     old_exited=c.pending.old_exited)
+    return dataclasses.replace(c, pending=change)
+
+
+def _build_started(c: Clock, now: int) -> Clock:
+    builds, cancelled = c.builds, c.cancelled
+    if c.building is not None:  # built, and never started: a newer build replaces it
+        builds, cancelled = builds + c.building.builds, cancelled + c.building.cancelled
+    content = c.pending
+    if content is None:
+        return dataclasses.replace(c, building=None, builds=builds, cancelled=cancelled)
+    # Work given up for older changes was being done when this change was seen.
+    began = content.detected if builds else now
+    return dataclasses.replace(c, pending=None, builds=0, cancelled=0, building=(
+        dataclasses.replace(content, build_started=began, builds=builds + 1,
+                            cancelled=cancelled)))
+
+
+def _target_started(config: Config, c: Clock, now: int) -> Clock:
+    if config.build is not None:
+        content, c = c.building, dataclasses.replace(c, building=None)
+    else:
+        content, c = c.pending, dataclasses.replace(c, pending=None)
+    if content is not None:
+        content = dataclasses.replace(content, start=now,
+                                      superseded=content.superseded + c.superseded)
+    return dataclasses.replace(c, starting=(*c.starting, Starting(None, content)), superseded=0)
+
+
+def _target_stopped(config: Config, c: Clock, pid: int, now: int, done: list[Action]) -> Clock:
+    entry = _find(c, pid)
+    if entry is not None and entry.ready_at is not None:
+        # Ready, and told to stop before a connection of its own was seen: a restart as of
+        # its readiness.
+        return _switched(c, entry, None, done)
+    if entry is not None:
+        # Stopped before it served: the start that replaces it counts it.
+        replaced = 0 if entry.timeline is None else 1 + entry.timeline.superseded
+        c = dataclasses.replace(_replace_starting(c, entry, None),
+                                superseded=c.superseded + replaced)
+    following = _following(config, c)
+    if config.handoff or following is None:
+        return c  # under --handoff the old target stops after the new one serves
+    if following.stop_sent is None:
+        c = _put_following(config, c, dataclasses.replace(following, stop_sent=now))
+    return dataclasses.replace(c, stopped_pid=pid)
+
+
+def _signalled(config: Config, c: Clock, now: int, done: list[Action]) -> Clock:
+    """--signal: the restart is the signal, sent once the build (if any) is done."""
+    content = c.building if config.build is not None else c.pending
+    if content is None:
+        return c
+    c = dataclasses.replace(c, building=None) if config.build is not None else \
+        dataclasses.replace(c, pending=None)
+    return _report(c, dataclasses.replace(content, ready=now), done)
 
 
 def _following(config: Config, c: Clock) -> Timeline | None:

@@ -395,34 +395,38 @@ class _Loop:
         self._record_event(unit, event)
         for action in actions:
             self._record_action(unit, action)
-            match action:
-                case Exit(status=status):
-                    return status
-                case Start(role=Role.BUILD):
-                    # A build waits its turn while `cap` others run (`services.build`).
-                    self.crowd, let = services.build(self.crowd, unit.name, action)
-                    for decision in let:
-                        assert isinstance(decision, services.Run)
-                        self._run(unit, decision.start)
-                case Start():
-                    self._run(unit, action)
-                case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
-                    self._signal(unit, role, pid, signum, stop)
-                case SetTimer(name=name, pid=pid, seconds=seconds):
-                    self.events.put_after(seconds, TimerFired(name, pid, unit.service.name))
-                case ClearScreen(level=level):
-                    terminal.clear_screen(level)
-                case Say():
-                    unit.reporter.say(action)
-                case Restarted(number=number, timeline=timeline):
-                    unit.summary.add(timeline)
-                    unit.reporter.restarted(number, timeline)
+            if isinstance(action, Exit):
+                return action.status
+            self._carry_out(unit, action)
         if isinstance(event, GroupEmptied):
             # After the actions, so that the next start does not wait for this look.
             self._stop_strays(wait=False)
             if event.role is Role.TARGET:
                 self._say_kept(unit)
         return None
+
+    def _carry_out(self, unit: _Unit, action: Action) -> None:
+        """One action the service's policy decided (`Exit` aside)."""
+        match action:
+            case Start(role=Role.BUILD):
+                # A build waits its turn while `cap` others run (`services.build`).
+                self.crowd, let = services.build(self.crowd, unit.name, action)
+                for decision in let:
+                    assert isinstance(decision, services.Run)
+                    self._run(unit, decision.start)
+            case Start():
+                self._run(unit, action)
+            case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
+                self._signal(unit, role, pid, signum, stop)
+            case SetTimer(name=name, pid=pid, seconds=seconds):
+                self.events.put_after(seconds, TimerFired(name, pid, unit.service.name))
+            case ClearScreen(level=level):
+                terminal.clear_screen(level)
+            case Say():
+                unit.reporter.say(action)
+            case Restarted(number=number, timeline=timeline):
+                unit.summary.add(timeline)
+                unit.reporter.restarted(number, timeline)
 
     def _say_kept(self, unit: _Unit) -> None:
         """After a target's end with no start to follow (it exited by itself): what the fd

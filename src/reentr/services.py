@@ -187,6 +187,16 @@ def route(c: Crowd, event: Event, owner: str | None = None) -> tuple[Crowd, list
         case (ProcessStarted() | ProcessExited() | GroupEmptied() | TargetReady()
               | TargetServes() | ReadyTimedOut()) if owner is not None:
             return c, [Tell(owner, event)]
+        case KeyPressed() | SignalReceived():
+            return _asked(c, event)
+        case DirectoryAltered() | WatcherFailed():
+            return c, [Tell(m.name, event) for m in c.members if not m.done]
+    return c, []
+
+
+def _asked(c: Crowd, event: KeyPressed | SignalReceived) -> tuple[Crowd, list[Decision]]:
+    """A key, or a signal: restart all, one, or quit (a second Ctrl-C kills)."""
+    match event:
         case KeyPressed(key=" "):
             # Every service in dependency order: each once those it needs serve again.
             return dataclasses.replace(c, choosing=False), [
@@ -205,8 +215,6 @@ def route(c: Crowd, event: Event, owner: str | None = None) -> tuple[Crowd, list
                 return dataclasses.replace(c, killing=event), [
                     Tell(m.name, event) for m in c.members if m.told and not m.done]
             return _quit(c, quit_status(signum), event), []
-        case DirectoryAltered() | WatcherFailed():
-            return c, [Tell(m.name, event) for m in c.members if not m.done]
     return c, []
 
 

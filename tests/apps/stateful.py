@@ -48,9 +48,9 @@ def inherited() -> list[tuple[str, int]]:
     return [(names[i] if i < len(names) else "unknown", 3 + i) for i in range(count)]
 
 
-def main() -> None:
-    with open("version.txt") as file:
-        version = file.read().split()[0]
+def take_over() -> tuple[socket.socket, int, list[socket.socket]]:
+    """The listening socket, the state (made and stored at the first start) and the kept
+    connections."""
     listener = state = None
     connections: list[socket.socket] = []
     for name, fd in inherited():
@@ -66,6 +66,13 @@ def main() -> None:
         os.pwrite(state, struct.pack("Q", 0), 0)
         notify("FDSTORE=1\nFDNAME=state", [state])
     assert listener is not None, "run with --socket"
+    return listener, state, connections
+
+
+def main() -> None:
+    with open("version.txt") as file:
+        version = file.read().split()[0]
+    listener, state, connections = take_over()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)

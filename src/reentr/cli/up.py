@@ -10,7 +10,7 @@ import re
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -34,6 +34,9 @@ from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.graph import Graph
 from reentr.report import Reporter, use_colour
+
+if TYPE_CHECKING:  # the runner is imported when a run starts: --help and Tab need none of it
+    from reentr import runner
 
 PROCFILE = "Procfile"
 """Run when there is no reentr.toml, as foreman, honcho and overmind run it."""
@@ -80,23 +83,20 @@ def up_mode(
     services = _chosen(found, services, names or [])
     watch = subcommand(ctx, "watch")
     kinds = config_kinds(watch)
-    known = set(kinds)
     _refuse_run_keys(top, services)
-    defaults = configfile.defaults(top, kinds, known)
+    defaults = configfile.defaults(top, kinds, set(kinds))
     # The whole run's keys at the top of the file, as on the command line.
-    quiet = quiet or bool(defaults.pop("quiet", False))
-    verbose = verbose or bool(defaults.pop("verbose", False))
-    non_interactive = non_interactive or bool(defaults.pop("non_interactive", False))
-    events = events or defaults.pop("events", None)
+    run = _Run(quiet or bool(defaults.pop("quiet", False)),
+               verbose or bool(defaults.pop("verbose", False)),
+               non_interactive or bool(defaults.pop("non_interactive", False)),
+               events or defaults.pop("events", None))
     # A service is a long-running program: a change restarts it unless `restart = false`
     # (a task that runs to its end, such as a test runner).
     configs = [_service_config(watch, service, {
-        "restart": True, **defaults, **configfile.defaults(service.options, kinds, known),
+        "restart": True, **defaults, **configfile.defaults(service.options, kinds, set(kinds)),
         **_by_shell(service.options.table.get("command", top.table.get("command")))})
         for service in services]
     _refuse_shared_sockets(found, services, configs)
-    width = max(len(service.name) for service in services)
-    colour = use_colour(sys.stdout) and use_colour(sys.stderr)
     with contextlib.ExitStack() as stack:
         # First: descriptors 3, 4, ... before anything else is opened (sockets.Slots).
         slots, limit = store_slots(stack, configs)
@@ -109,47 +109,74 @@ def up_mode(
         server = stack.enter_context(control.claimed(control.path_for(found.path)))
         held = [_held(stack, found, service, config, slots)
                  for service, config in zip(services, configs, strict=True)]
-        stream = open_events(stack, events)
-        listed = []
-        for number, (service, given, sock) in enumerate(
-                zip(services, configs, held, strict=True)):
-            own = with_own_files(given, events, str(service.cwd))
-            config = dataclasses.replace(own, quiet=quiet, verbose=verbose)
-            label = f"{service.name:<{width}} | "
-            if colour:
-                label = f"\x1b[{_COLOURS[number % len(_COLOURS)]}m{label}\x1b[0m"
-            service_reporter = Reporter(config, events=stream, service=service.name,
-                                        label=label)
-            if (note := launcher_note(config)) is not None:
-                service_reporter.line(note)
-            store = None
-            if config.fd_store:
-                store = stack.enter_context(contextlib.closing(sockets.Store(limit)))
-                if limit < sockets.STORE_MAX:
-                    service_reporter.line(store_note(limit))
-            listed.append(runner.Service(
-                config, service_reporter, dict(os.environ), sock, store=store, slots=slots,
-                name=service.name, depends_on=service.depends_on, cwd=str(service.cwd),
-                label=label.encode(), env=service.env, env_file=service.env_file,
-            ))
+        stream = open_events(stack, run.events)
+        listed = [_runnable(stack, service, config, sock, slots, limit, stream, run,
+                            number=number, width=max(len(s.name) for s in services))
+                  for number, (service, config, sock) in enumerate(
+                      zip(services, configs, held, strict=True))]
         whole = dataclasses.replace(
-            configs[0], interactive=not non_interactive, quiet=quiet, verbose=verbose,
-            debounce_ms=min(config.debounce_ms for config in configs),
+            configs[0], interactive=not run.non_interactive, quiet=run.quiet,
+            verbose=run.verbose, debounce_ms=min(config.debounce_ms for config in configs),
             grace=max(config.grace for config in configs),
             unwatched=frozenset().union(*(s.config.unwatched for s in listed)),
         )
         reporter = Reporter(whole, events=stream)
-        if found.path.name == PROCFILE:
-            reporter.line(f"no reentr.toml: running the {PROCFILE}, each process restarted on a "
-                          "change anywhere in this tree (git's ignore rules apply); to narrow "
-                          "one, write a reentr.toml with a [services.NAME] table (paths, build, "
-                          "socket...), which then wins over the Procfile")
-        keys = "" if non_interactive else (
-            " (keys: space restarts all, r then a number restarts one, q quits)")
-        reporter.line("services: " + ", ".join(
-            f"{number} {service.name}" for number, service in enumerate(services, 1)) + keys)
+        _announce(reporter, found, services, run)
         serve = partial(control.serving, server, [service.name for service in services])
         return runner.run_services(listed, whole, reporter, serve, str(found.path.resolve()))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """The keys of the whole run (`reentr up`'s own options, or the file's top level)."""
+
+    quiet: bool
+    verbose: bool
+    non_interactive: bool
+    events: str | None
+
+
+def _runnable(
+    stack: contextlib.ExitStack, service: configfile.Service, given: Config,
+    sock: sockets.Held | None, slots: sockets.Slots | None, limit: int, stream: TextIO | None,
+    run: _Run, *, number: int, width: int,
+) -> runner.Service:
+    """A service as the runner runs it: its own reporter (its name, padded, in a colour of its
+    own on a terminal), sockets and store."""
+    from reentr import runner
+
+    own = with_own_files(given, run.events, str(service.cwd))
+    config = dataclasses.replace(own, quiet=run.quiet, verbose=run.verbose)
+    label = f"{service.name:<{width}} | "
+    if use_colour(sys.stdout) and use_colour(sys.stderr):
+        label = f"\x1b[{_COLOURS[number % len(_COLOURS)]}m{label}\x1b[0m"
+    reporter = Reporter(config, events=stream, service=service.name, label=label)
+    if (note := launcher_note(config)) is not None:
+        reporter.line(note)
+    store = None
+    if config.fd_store:
+        store = stack.enter_context(contextlib.closing(sockets.Store(limit)))
+        if limit < sockets.STORE_MAX:
+            reporter.line(store_note(limit))
+    return runner.Service(
+        config, reporter, dict(os.environ), sock, store=store, slots=slots,
+        name=service.name, depends_on=service.depends_on, cwd=str(service.cwd),
+        label=label.encode(), env=service.env, env_file=service.env_file,
+    )
+
+
+def _announce(reporter: Reporter, found: configfile.Found,
+              services: list[configfile.Service], run: _Run) -> None:
+    """The lines at the start: a Procfile's, and the services with their numbers."""
+    if found.path.name == PROCFILE:
+        reporter.line(f"no reentr.toml: running the {PROCFILE}, each process restarted on a "
+                      "change anywhere in this tree (git's ignore rules apply); to narrow "
+                      "one, write a reentr.toml with a [services.NAME] table (paths, build, "
+                      "socket...), which then wins over the Procfile")
+    keys = "" if run.non_interactive else (
+        " (keys: space restarts all, r then a number restarts one, q quits)")
+    reporter.line("services: " + ", ".join(
+        f"{number} {service.name}" for number, service in enumerate(services, 1)) + keys)
 
 
 @app.command(

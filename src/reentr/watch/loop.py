@@ -86,116 +86,160 @@ def _loop(
     wakeup: Wakeup,
 ) -> None:
     try:
-        _gather(notify, config, scope, events, wakeup)
+        _Gatherer(notify, config, scope, events, wakeup).run()
+    except _Deaf as error:  # the runner reports it and stops
+        events.put(WatcherFailed(str(error)))
     except Exception as error:  # a thread that died would leave reentr deaf, without a word
         events.put(WatcherFailed(f"{type(error).__name__}: {error}"))
     finally:
         wakeup.done()
 
 
-def _gather(
-    notify: Notify, config: Config, scope: Forest | dict[Path, frozenset[str]], events: Queue,
-    wakeup: Wakeup,
-) -> None:
-    """Gather batches; `scope` is the tree (`reentr watch`) or `-d`'s directory listing."""
-    stop = wakeup.stop
-    woken = notify.interval is None and wakeup.arm()
-    tree = scope if isinstance(scope, Forest) else None
-    listing = scope if isinstance(scope, dict) else {}
-    watch = config.watch
-    listed = isinstance(watch, WatchList)
-    order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(watch, WatchList) else {}
-    step = max(config.debounce_ms, _FALLBACK_STEP_MS)  # without the wakeup; the poller ignores it
-    since_ns = time.time_ns()
-    """When the last batch was taken, on the wall clock (a file's modification time)."""
-    reported: dict[str, int] = {}
-    """The modification time of each path of the last batch (see `_recover`)."""
-    while not stop.is_set():
+class _Deaf(Exception):
+    """The watch cannot go on: what to say."""
+
+
+Batch = set[tuple[int, str]]
+
+
+class _Gatherer:
+    """Gathers batches of changes and puts them on the queue; `scope` is the tree (`reentr
+    watch`) or `-d`'s directory listing."""
+
+    def __init__(
+        self, notify: Notify, config: Config, scope: Forest | dict[Path, frozenset[str]],
+        events: Queue, wakeup: Wakeup,
+    ):
+        self.notify = notify
+        self.config = config
+        self.events = events
+        self.wakeup = wakeup
+        self.tree = scope if isinstance(scope, Forest) else None
+        self.listing = scope if isinstance(scope, dict) else {}
+        self.watch = config.watch
+        watch = config.watch
+        self.order = {str(f): i for i, f in enumerate(watch.files)} if isinstance(
+            watch, WatchList) else {}
+        self.step = max(config.debounce_ms, _FALLBACK_STEP_MS)
+        """The quiet pause without the wakeup (the poller ignores it)."""
+        self.since_ns = time.time_ns()
+        """When the last batch was taken, on the wall clock (a file's modification time)."""
+        self.reported: dict[str, int] = {}
+        """The modification time of each path of the last batch (see `_recover`)."""
+        self.woken = False
+
+    def arm(self) -> None:
+        """After the watch changed: the kernel wakeup is set on the new one."""
+        self.woken = self.notify.interval is None and self.wakeup.arm()
+
+    def run(self) -> None:
+        self.arm()
+        while not self.wakeup.stop.is_set():
+            batch = self._next()
+            if batch is None:
+                continue
+            self.since_ns = time.time_ns()
+            batch = {(change, self.notify.aliases.translate(path)) for change, path in batch}
+            detected_ns = time.monotonic_ns()
+            self.wakeup.batch_taken()
+            if self.listing and altered(self.listing, self.config.dir_watch, self.wakeup.stop):
+                self.events.put(DirectoryAltered())
+                continue
+            found = self._listed(batch) if self.tree is None else self._in_tree(batch)
+            self._put(found, batch, detected_ns)
+
+    def _next(self) -> Batch | None:
+        """The next batch, or None when there is none to take (a stop, a timeout)."""
+        notify, config = self.notify, self.config
         current = notify.current
-        batch: set[tuple[int, str]] | str
+        batch: Batch | str
         try:
             # watchfiles' names: its `debounce_ms` is the longest a burst is gathered (our
             # gather_ms), its `step_ms` the quiet pause that ends one (our --debounce).
-            if woken and not isinstance(current, Poller):
+            if self.woken and not isinstance(current, Poller):
                 batch = current.watch(debounce_ms=config.gather_ms, step_ms=0, timeout_ms=0,
-                                      stop_event=wakeup)
+                                      stop_event=self.wakeup)
             else:
                 retry_ms = int(RETRY_S * 1000) if notify.limited else 0
-                batch = current.watch(debounce_ms=config.gather_ms, step_ms=step,
-                                      timeout_ms=retry_ms, stop_event=stop)
+                batch = current.watch(debounce_ms=config.gather_ms, step_ms=self.step,
+                                      timeout_ms=retry_ms, stop_event=self.wakeup.stop)
                 if batch == "timeout":
                     batch = notify.retry()
-                    woken = notify.interval is None and wakeup.arm()
+                    self.arm()
                     if not batch:
-                        continue
+                        return None
         except Exception as error:
             name = _undecodable(error)
-            if name is None:  # the runner reports it and stops
-                events.put(WatcherFailed(str(error)))
-                return
+            if name is None:
+                raise _Deaf(str(error)) from None
             try:
-                batch = _recover(notify, name, since_ns, watch, tree, reported=reported)
+                batch = _recover(notify, name, self.since_ns, self.watch, self.tree,
+                                 reported=self.reported)
             except ReentrError as failed:
-                events.put(WatcherFailed(str(failed)))
-                return
-            woken = notify.interval is None and wakeup.arm()
-        if isinstance(batch, str):
-            continue  # 'stop' ends the loop; 'signal' and 'timeout' are not used here
-        since_ns = time.time_ns()
-        batch = {(change, notify.aliases.translate(path)) for change, path in batch}
-        detected_ns = time.monotonic_ns()
-        wakeup.batch_taken()
-        if listing and altered(listing, config.dir_watch, stop):
-            events.put(DirectoryAltered())
-            continue
-        found: dict[str | None, list[str]]
-        if listed:
-            assert isinstance(watch, WatchList)
-            found = {None: [p for p in {path for _, path in batch} if p in order]}
-            if any(change != MODIFIED for change, _ in batch):
-                # A watch on a directory that is deleted dies with it, even if one by the
-                # same name (often with the same inode number) is made at once.
-                dead = {path for change, path in batch
-                        if change == DELETED and path in notify.dirs}
-                back = _follow_listed(notify, watch, since_ns, dead)
-                if back is None:
-                    events.put(WatcherFailed("cannot watch the listed files' directories"))
-                    return
-                woken = notify.interval is None and wakeup.arm()
-                found[None] = list(dict.fromkeys([*found[None], *back]))
-        else:
-            assert tree is not None
-            found, rewatch = tree.take(batch)
-            while rewatch:
-                try:
-                    gap = notify.replace(tree.watch_set())
-                except ReentrError as error:
-                    events.put(WatcherFailed(str(error)))
-                    return
-                woken = notify.interval is None and wakeup.arm()
-                # What was written into the new directories before their watch was in place.
-                more, rewatch = tree.rescan()
-                if gap:  # and anywhere while no watch was in place
-                    written, again = tree.take(_written_since(since_ns, watch, tree, reported))
-                    more = {name: [*more[name], *written[name]] for name in more}
-                    rewatch = rewatch or again
-                found = {name: list(dict.fromkeys([*found[name], *more[name]]))
-                         for name in found}
-            _say_unreadable(tree, notify.reporter)
-        kept = {name: [p for p in paths if p not in config.unwatched]
+                raise _Deaf(str(failed)) from None
+            self.arm()
+        # 'stop' ends the loop; 'signal' and 'timeout' are not used here
+        return None if isinstance(batch, str) else batch
+
+    def _listed(self, batch: Batch) -> dict[str | None, list[str]]:
+        """entr mode: the listed files among the batch, and those found again after a
+        directory of theirs came or went."""
+        watch = self.watch
+        assert isinstance(watch, WatchList)
+        found: dict[str | None, list[str]] = {
+            None: [p for p in {path for _, path in batch} if p in self.order]}
+        if any(change != MODIFIED for change, _ in batch):
+            # A watch on a directory that is deleted dies with it, even if one by the same
+            # name (often with the same inode number) is made at once.
+            dead = {path for change, path in batch
+                    if change == DELETED and path in self.notify.dirs}
+            back = _follow_listed(self.notify, watch, self.since_ns, dead)
+            if back is None:
+                raise _Deaf("cannot watch the listed files' directories")
+            self.arm()
+            found[None] = list(dict.fromkeys([*found[None], *back]))
+        return found
+
+    def _in_tree(self, batch: Batch) -> dict[str | None, list[str]]:
+        """`reentr watch`: the paths that matter, per tree, with what was written into
+        directories that came meanwhile, before their watch was in place."""
+        tree = self.tree
+        assert tree is not None
+        found, rewatch = tree.take(batch)
+        while rewatch:
+            try:
+                gap = self.notify.replace(tree.watch_set())
+            except ReentrError as error:
+                raise _Deaf(str(error)) from None
+            self.arm()
+            more, rewatch = tree.rescan()
+            if gap:  # and anywhere while no watch was in place
+                written, again = tree.take(
+                    _written_since(self.since_ns, self.watch, tree, self.reported))
+                more = {name: [*more[name], *written[name]] for name in more}
+                rewatch = rewatch or again
+            found = {name: list(dict.fromkeys([*found[name], *more[name]])) for name in found}
+        _say_unreadable(tree, self.notify.reporter)
+        return found
+
+    def _put(self, found: dict[str | None, list[str]], batch: Batch, detected_ns: int) -> None:
+        """One `FilesChanged` per tree that has a change (reentr's own files left out)."""
+        kept = {name: [p for p in paths if p not in self.config.unwatched]
                 for name, paths in found.items()}
         kept = {name: paths for name, paths in kept.items() if paths}
-        if kept:
-            reported = _mtimes(list(dict.fromkeys(p for paths in kept.values() for p in paths)))
-            created = {path for change, path in batch if change == ADDED}
-            for name, paths in kept.items():
-                stamped = _leading_edge_first(paths, reported, order, detected_ns)
-                ordered = tuple(p for p, _ in stamped)
-                events.put(FilesChanged(
-                    ordered, detected_ns, tuple(w for _, w in stamped), scope=name,
-                    traits=traits(ordered, created, tree.born if tree else {},
-                                  tree.roots if tree else ())))
-            wakeup.mattered()  # after the event: it reads the machine's load
+        if not kept:
+            return
+        self.reported = _mtimes(list(dict.fromkeys(p for paths in kept.values() for p in paths)))
+        created = {path for change, path in batch if change == ADDED}
+        tree = self.tree
+        for name, paths in kept.items():
+            stamped = _leading_edge_first(paths, self.reported, self.order, detected_ns)
+            ordered = tuple(p for p, _ in stamped)
+            self.events.put(FilesChanged(
+                ordered, detected_ns, tuple(w for _, w in stamped), scope=name,
+                traits=traits(ordered, created, tree.born if tree else {},
+                              tree.roots if tree else ())))
+        self.wakeup.mattered()  # after the event: it reads the machine's load
 
 
 def _follow_listed(
