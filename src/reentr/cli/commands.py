@@ -25,21 +25,15 @@ from reentr.cli.compat import (
     EntrMode,
     Reentr,
     WatchCommand,
+    with_options,
 )
 from reentr.cli.options import (
     RUNNING,
     WATCHING,
-    Build,
     Clear,
     ConfigFile,
-    Debounce,
-    DelayRun,
-    Events,
-    ExitOnExit,
     Ext,
-    FdStore,
     Glob,
-    Handoff,
     Ignore,
     NoConfig,
     NoDefaultIgnore,
@@ -47,30 +41,14 @@ from reentr.cli.options import (
     NoGitExclude,
     NoGitignore,
     NoGlobalIgnore,
-    NoLoopGuard,
     NonInteractive,
-    Notify,
-    OnBusyOption,
-    OnExitOption,
     Postpone,
-    Quiet,
-    ReadyLine,
-    ReadyNotify,
-    ReadyPort,
-    ReadyTimeout,
-    ReadyUrl,
     Restart,
-    Signal,
-    Socket,
-    StopSignal,
-    StopTimeout,
-    Verbose,
+    RunOptions,
     show_version,
 )
 from reentr.config import (
     Config,
-    OnBusy,
-    OnExit,
     Probe,
     ProbeKind,
     SocketSpec,
@@ -108,6 +86,7 @@ app = typer.Typer(
         "(entr's interface: ls *.py | reentr -r python app.py)."
     ),
 )
+@with_options(RunOptions, before="version")
 def entr_mode(
     ctx: typer.Context,
     utility: Annotated[
@@ -119,47 +98,24 @@ def entr_mode(
         bool, typer.Option("-a", help="Changes during a run lead to one more run.",
                            rich_help_panel=RUNNING)
     ] = False,
-    clear: Clear = 0,
+    clear: Clear = RunOptions.clear,
     dir_watch: Annotated[
         int, typer.Option("-d", count=True, show_default=False,
                           help="Exit with status 2 when a watched directory gains or loses a "
                           "file; -dd counts dotfiles too.", rich_help_panel=RUNNING)
     ] = 0,
-    non_interactive: NonInteractive = False,
-    postpone: Postpone = False,
-    restart: Restart = False,
+    non_interactive: NonInteractive = RunOptions.non_interactive,
+    postpone: Postpone = RunOptions.postpone,
+    restart: Restart = RunOptions.restart,
     shell: Annotated[
         bool, typer.Option("-s", "--shell", help="Run the single argument with $SHELL -c; "
                            "the changed file is $0.", rich_help_panel=RUNNING)
     ] = False,
-    exit_on_exit: ExitOnExit = False,
-    debounce: Debounce = f"{Config.debounce_ms}ms",
-    build: Build = None,
-    on_busy: OnBusyOption = OnBusy.RESTART,
-    on_exit: OnExitOption = OnExit.WAIT,
-    signal_: Signal = None,
-    stop_signal: StopSignal = "SIGTERM",
-    stop_timeout: StopTimeout = "5s",
-    delay_run: DelayRun = "0s",
-    ready_port: ReadyPort = None,
-    ready_line: ReadyLine = None,
-    ready_url: ReadyUrl = None,
-    ready_notify: ReadyNotify = False,
-    ready_timeout: ReadyTimeout = "30s",
-    socket_: Socket = None,
-    handoff: Handoff = False,
-    fd_store: FdStore = False,
-    events: Events = None,
-    no_loop_guard: NoLoopGuard = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    notify: Notify = False,
-    no_config: NoConfig = False,
-    config_file: ConfigFile = None,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
                            callback=show_version)
     ] = False,
+    **shared: Any,
 ) -> int:
     command = tuple(utility or ())
     if not command:
@@ -170,11 +126,12 @@ def entr_mode(
         )
     if sys.stdin.isatty():
         raise UsageError(f"{USAGE} (the files to watch go on standard input)")
-    if not shell and build is None:
+    options = RunOptions.of(ctx.params)
+    if not shell and options.build is None:
         # With --build the program may not exist until the build has made it.
         check_program(command[0])
     # The options are checked before standard input is read: a bad one starts nothing.
-    config = run_config(command, WatchList(()), RunOptions.of(ctx.params))
+    config = run_config(command, WatchList(()), options)
     watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
     config = dataclasses.replace(config, watch=watch)
     for warning in warnings:
@@ -184,51 +141,7 @@ def entr_mode(
             "no regular files to watch: list existing files on standard input, "
             "for example: ls *.py | reentr make"
         )
-    return _run(config, events)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """The options of a run that entr mode, `watch` and each service of `up` share, by their
-    parameter names, as the command line (or a configuration file) gave them."""
-
-    all_events: bool = False
-    dir_watch: int = 0
-    shell: bool = False
-    restart: bool = False
-    postpone: bool = False
-    clear: int = 0
-    non_interactive: bool = False
-    exit_on_exit: bool = False
-    build: str | None = None
-    on_busy: OnBusy = OnBusy.RESTART
-    on_exit: OnExit = OnExit.WAIT
-    signal_: str | None = None
-    stop_signal: str = "SIGTERM"
-    stop_timeout: str = "5s"
-    delay_run: str = "0s"
-    ready_port: str | None = None
-    ready_line: str | None = None
-    ready_url: str | None = None
-    ready_notify: bool = False
-    ready_timeout: str = "30s"
-    socket_: tuple[str, ...] = ()
-    handoff: bool = False
-    fd_store: bool = False
-    debounce: str = f"{Config.debounce_ms}ms"
-    quiet: bool = False
-    verbose: bool = False
-    notify: bool = False
-    no_loop_guard: bool = False
-
-    @classmethod
-    def of(cls, params: dict[str, Any], **fixed: Any) -> RunOptions:
-        """The options among a command's parsed parameters (click has converted each to its
-        type); `fixed` overrides some (`watch` always runs again after a change in a run)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        given = {name: value for name, value in params.items() if name in names}
-        given["socket_"] = tuple(given.get("socket_") or ())
-        return cls(**{**given, **fixed})
+    return _run(config, options.events)
 
 
 def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOptions) -> Config:
@@ -238,7 +151,7 @@ def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOpt
         raise UsageError(f"--debounce: '{o.debounce}' is out of range; give 1ms to "
                          f"{Config.gather_ms}ms")
     probe = _probe(o.ready_port, o.ready_line, o.ready_url, o.ready_notify, o.ready_timeout)
-    specs = tuple(parse_socket(text) for text in o.socket_)
+    specs = tuple(parse_socket(text) for text in o.sockets())
     check_readiness(probe, specs, o.handoff, signal=o.signal_ is not None)
     if o.fd_store and o.handoff:
         # What the old target stores is stored as it stops, and under --handoff the new one
@@ -247,20 +160,24 @@ def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOpt
         raise UsageError("--fd-store passes what the old target stores as it stops to the "
                          "next start; with --handoff that start has already happened: give "
                          "one (for live connections: -r --socket PORT --fd-store)")
-    return Config(
-        command=command, watch=watch, all_events=o.all_events, dir_watch=o.dir_watch,
-        shell=o.shell, restart=o.restart or o.handoff, postpone=o.postpone, clear=o.clear,
-        interactive=not o.non_interactive, exit_on_exit=o.exit_on_exit, build=o.build,
-        on_busy=o.on_busy, on_exit=o.on_exit,
-        signal=parse_signal(o.signal_, "--signal") if o.signal_ is not None else None,
-        stop_signal=parse_signal(o.stop_signal, "--stop-signal"),
-        grace=parse_duration(o.stop_timeout, "--stop-timeout"),
-        delay_run=parse_duration(o.delay_run, "--delay-run"),
-        ready=probe, sockets=specs, port_named=port_named(command, o.shell, specs),
-        handoff=o.handoff, fd_store=o.fd_store, debounce_ms=debounce_ms, quiet=o.quiet,
-        verbose=o.verbose,
-        notify=o.notify, loop_guard=not o.no_loop_guard,
-    )
+    # An option named as a field of Config is taken as given (a new flag needs nothing
+    # here); the others are parsed, or become another field.
+    given = {name: getattr(o, name) for name in _AS_GIVEN}
+    return Config(**{
+        **given, "command": command, "watch": watch, "restart": o.restart or o.handoff,
+        "interactive": not o.non_interactive,
+        "signal": parse_signal(o.signal_, "--signal") if o.signal_ is not None else None,
+        "stop_signal": parse_signal(o.stop_signal, "--stop-signal"),
+        "grace": parse_duration(o.stop_timeout, "--stop-timeout"),
+        "delay_run": parse_duration(o.delay_run, "--delay-run"),
+        "ready": probe, "sockets": specs, "port_named": port_named(command, o.shell, specs),
+        "debounce_ms": debounce_ms, "loop_guard": not o.no_loop_guard,
+    })
+
+
+_AS_GIVEN = sorted({field.name for field in dataclasses.fields(RunOptions)}
+                   & {field.name for field in dataclasses.fields(Config)})
+"""The options that are fields of `Config` by the same name."""
 
 
 def port_named(command: tuple[str, ...], shell: bool, specs: tuple[SocketSpec, ...]) -> str:
@@ -391,6 +308,7 @@ def open_events(stack: contextlib.ExitStack, events: str | None) -> TextIO | Non
         "first word that is neither an option nor a directory: reentr watch -e py pytest -x."
     ),
 )
+@with_options(RunOptions)
 def watch_mode(
     ctx: typer.Context,
     paths: Annotated[
@@ -425,7 +343,7 @@ def watch_mode(
     no_global_ignore: NoGlobalIgnore = False,
     no_dot_ignore: NoDotIgnore = False,
     no_default_ignore: NoDefaultIgnore = False,
-    restart: Restart = False,
+    restart: Restart = RunOptions.restart,
     shell: Annotated[
         bool, typer.Option("-s", "--shell", help="Run COMMAND with $SHELL -c, as one string "
                            "(its words joined by spaces); the first changed file is $0.",
@@ -436,33 +354,10 @@ def watch_mode(
                            "watch always runs once more after changes made during a run.",
                            show_default=False, rich_help_panel=RUNNING)
     ] = True,
-    postpone: Postpone = False,
-    clear: Clear = 0,
-    non_interactive: NonInteractive = False,
-    exit_on_exit: ExitOnExit = False,
-    debounce: Debounce = f"{Config.debounce_ms}ms",
-    build: Build = None,
-    on_busy: OnBusyOption = OnBusy.RESTART,
-    on_exit: OnExitOption = OnExit.WAIT,
-    signal_: Signal = None,
-    stop_signal: StopSignal = "SIGTERM",
-    stop_timeout: StopTimeout = "5s",
-    delay_run: DelayRun = "0s",
-    ready_port: ReadyPort = None,
-    ready_line: ReadyLine = None,
-    ready_url: ReadyUrl = None,
-    ready_notify: ReadyNotify = False,
-    ready_timeout: ReadyTimeout = "30s",
-    socket_: Socket = None,
-    handoff: Handoff = False,
-    fd_store: FdStore = False,
-    events: Events = None,
-    no_loop_guard: NoLoopGuard = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    notify: Notify = False,
-    no_config: NoConfig = False,
-    config_file: ConfigFile = None,
+    postpone: Postpone = RunOptions.postpone,
+    clear: Clear = RunOptions.clear,
+    non_interactive: NonInteractive = RunOptions.non_interactive,
+    **shared: Any,
 ) -> int:
     tree = watch_tree(ctx.params, Path.cwd())
     if list_:
@@ -474,14 +369,15 @@ def watch_mode(
     command = tuple(ctx.obj or ()) or tuple((ctx.default_map or {}).get("command", ()))
     if not command:
         raise UsageError("give the command after --: reentr watch src -- make")
+    options = RunOptions.of(ctx.params, all_events=True)
     if shell:
         command = (" ".join(command),)
-    elif build is None:
+    elif options.build is None:
         # With --build the program may not exist until the build has made it.
         check_program(command[0])
     # Unlike entr, a change made during a run is never dropped: the last save always runs.
-    config = run_config(command, tree, RunOptions.of(ctx.params, all_events=True))
-    return _run(config, events)
+    config = run_config(command, tree, options)
+    return _run(config, options.events)
 
 
 def watch_tree(params: dict[str, Any], base: Path) -> WatchTree:

@@ -4,8 +4,10 @@ click's error classes, and a subcommand's parser run on a table of values (`reen
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
+import inspect
 import re
 import sys
 import types
@@ -25,6 +27,33 @@ _click_errors = sys.modules[typer.BadParameter.__module__]
 
 ClickUsageError: type[Exception] = _click_errors.UsageError
 ClickException: type[Exception] = _click_errors.ClickException
+
+
+F = typing.TypeVar("F", bound=typing.Callable[..., Any])
+
+
+def with_options(declared: type, before: str | None = None) -> typing.Callable[[F], F]:
+    """Add the options of the dataclass `declared`, from its field `ADDED_FROM` on, to a
+    command: typer reads a command's options from its signature (each parameter's annotation
+    and default), so the fields become keyword parameters after the command's own (before
+    its parameter `before`, if given: help lists a section where its first option is), and
+    the command receives them in its `**` parameter. Declared once, they are both commands'."""
+    hints = typing.get_type_hints(declared, include_extras=True)
+    fields = dataclasses.fields(declared)
+    first = [field.name for field in fields].index(declared.ADDED_FROM)  # type: ignore[attr-defined]
+    added = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
+                               annotation=hints[field.name]) for field in fields[first:]]
+
+    def add(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        at = [p.name for p in own].index(before) if before is not None else len(own)
+        after = [p.replace(kind=p.KEYWORD_ONLY) for p in own[at:]]
+        command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*own[:at], *added, *after])
+        return command
+
+    return add
 
 
 def subcommand(ctx: typer.Context, name: str) -> Any:

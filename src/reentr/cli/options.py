@@ -3,8 +3,9 @@ a configuration file's keys become their defaults."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 
@@ -12,6 +13,7 @@ from reentr import __version__, configfile
 from reentr.cli.compat import ENTR_MODE
 from reentr.cli.completion import complete_signal
 from reentr.config import (
+    Config,
     OnBusy,
     OnExit,
 )
@@ -375,3 +377,62 @@ NoDefaultIgnore = Annotated[
                        "never watched.)", rich_help_panel=FILTERING)
 ]
 
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """The options of a run that entr mode, `watch` and each service of `up` share, by their
+    parameter names, as the command line (or a configuration file) gave them: declared here
+    once, each field an option (its flags and help are in its type) with its default.
+
+    From `exit_on_exit` on, `compat.with_options` adds them to both commands, in this order.
+    The fields before it each command lists itself, in the order of its own help, with these
+    defaults; their help differs between the two (-s, -a) or they sit among that command's
+    own options."""
+
+    all_events: bool = False
+    dir_watch: int = 0
+    shell: bool = False
+    restart: bool = False
+    postpone: bool = False
+    clear: int = 0
+    non_interactive: bool = False
+    exit_on_exit: ExitOnExit = False
+    debounce: Debounce = f"{Config.debounce_ms}ms"
+    build: Build = None
+    on_busy: OnBusyOption = OnBusy.RESTART
+    on_exit: OnExitOption = OnExit.WAIT
+    signal_: Signal = None
+    stop_signal: StopSignal = "SIGTERM"
+    stop_timeout: StopTimeout = "5s"
+    delay_run: DelayRun = "0s"
+    ready_port: ReadyPort = None
+    ready_line: ReadyLine = None
+    ready_url: ReadyUrl = None
+    ready_notify: ReadyNotify = False
+    ready_timeout: ReadyTimeout = "30s"
+    socket_: Socket = None
+    handoff: Handoff = False
+    fd_store: FdStore = False
+    events: Events = None
+    no_loop_guard: NoLoopGuard = False
+    quiet: Quiet = False
+    verbose: Verbose = False
+    notify: Notify = False
+    no_config: NoConfig = False
+    config_file: ConfigFile = None
+
+    ADDED_FROM: ClassVar[str] = "exit_on_exit"
+    """The first of the fields that `compat.with_options` adds to both commands."""
+
+    @classmethod
+    def of(cls, params: dict[str, Any], **fixed: Any) -> RunOptions:
+        """The options among a command's parsed parameters (click has converted each to its
+        type); `fixed` overrides some (`watch` always runs again after a change in a run)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        given = {name: value for name, value in params.items() if name in names}
+        return cls(**{**given, **fixed})
+
+    def sockets(self) -> tuple[str, ...]:
+        """The `--socket` values given."""
+        return tuple(self.socket_ or ())

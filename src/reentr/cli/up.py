@@ -16,7 +16,6 @@ import typer
 
 from reentr import configfile, control, sockets
 from reentr.cli.commands import (
-    RunOptions,
     app,
     check_program,
     launcher_note,
@@ -29,7 +28,7 @@ from reentr.cli.commands import (
 )
 from reentr.cli.compat import Command, parse_defaults, subcommand
 from reentr.cli.completion import complete_service
-from reentr.cli.options import Events, NonInteractive, Quiet, Verbose, config_kinds
+from reentr.cli.options import Events, NonInteractive, Quiet, RunOptions, Verbose, config_kinds
 from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.graph import Graph
@@ -258,7 +257,7 @@ def _from_cwd(options: RunOptions, cwd: Path) -> RunOptions:
         if address.startswith("unix:") and not os.path.isabs(address[len("unix:"):]):
             address = "unix:" + str(cwd / address[len("unix:"):])
         return name + equals + address
-    return dataclasses.replace(options, socket_=tuple(based(text) for text in options.socket_))
+    return dataclasses.replace(options, socket_=[based(text) for text in options.sockets()])
 
 
 def _held(
