@@ -186,6 +186,12 @@ class Config:
     from `benchmarks/latency.py` (README): every detection waits this long, and an editor's
     save is still one change."""
 
+    @property
+    def runs_to_completion(self) -> bool:
+        """entr without `-r` (nor `--signal`): the utility runs to its end, is never stopped by
+        a change, and each start is a run rather than a restart."""
+        return not self.restart and self.signal is None
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 

@@ -202,7 +202,7 @@ def _request(config: Config, s: State, event: Event, out: list[Action]) -> State
             return _files_changed(config, s, event, out)
         case KeyPressed(key=" ") | RestartAsked():
             # entr reads keys only while it waits: a key during a (non -r) run is not queued.
-            if _runs_to_completion(config) and s.target.busy:
+            if config.runs_to_completion and s.target.busy:
                 return s
             return _changed(config, s, (), out)
         case KeyPressed(key="q"):
@@ -243,7 +243,7 @@ def _directory_altered(config: Config, s: State, out: list[Action]) -> State:
     if s.quitting is not None:
         return s
     out.append(Say(Note.DIRECTORY_ALTERED))
-    if _runs_to_completion(config):
+    if config.runs_to_completion:
         # entr runs the utility once more, then exits 2 (entr(1), -d).
         return _want(config, dataclasses.replace(
             s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), ())
@@ -359,7 +359,7 @@ def _observe(config: Config, s: State, event: Event) -> loops.Guard:
     guard = s.guard
     match event:
         case ProcessStarted(role=role, pid=pid, at_ns=at_ns):
-            if role is Role.BUILD or _runs_to_completion(config):
+            if role is Role.BUILD or config.runs_to_completion:
                 span = loops.Span.LIFE
             elif config.ready is not None:
                 span = loops.Span.STARTUP
@@ -373,11 +373,6 @@ def _observe(config: Config, s: State, event: Event) -> loops.Guard:
                 slot.pid == pid and slot.stopping for _, slot in _slots(s))
             return loops.ended(guard, pid, at_ns, by_itself=not stopped)
     return guard
-
-
-def _runs_to_completion(config: Config) -> bool:
-    """entr without `-r`: the utility runs to its end and is never stopped by a change."""
-    return not config.restart and config.signal is None
 
 
 def _want(config: Config, s: State, paths: tuple[str, ...]) -> State:
@@ -396,7 +391,7 @@ def _drops_changes(config: Config, s: State) -> bool:
     after the utility exited is kept, even while processes it left in its group are still
     being waited for (the next run starts once they are gone)."""
     target = s.target
-    return (_runs_to_completion(config) and (target.starting or target.leader_alive)
+    return (config.runs_to_completion and (target.starting or target.leader_alive)
             and not config.all_events)
 
 
@@ -519,7 +514,7 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
             return dataclasses.replace(s, want_start=False, incoming=Slot(phase=Phase.STARTING),
                                        changed=(), delay="")
     if t.busy:
-        if not _runs_to_completion(config):
+        if not config.runs_to_completion:
             s = _stop(config, s, Role.TARGET, out)
         return s
     if _delaying(config, s, out):

@@ -270,8 +270,7 @@ class Reporter:
 
     def _exited(self, name: str, status: int) -> None:
         config = self._config
-        runs_to_completion = not config.restart and config.signal is None
-        if config.shell and runs_to_completion:
+        if config.shell and config.runs_to_completion:
             # entr -s prints this on stdout after each run (entr.c, print_child_status).
             shell = os.path.basename(os.environ.get("SHELL", "/bin/sh"))
             verdict = (
@@ -280,13 +279,12 @@ class Reporter:
             )
             self._out.write(f"{shell} {verdict}\n")
             self._out.flush()
-        elif not runs_to_completion or status != 0:
+        elif not config.runs_to_completion or status != 0:
             self.line(f"{name} exited ({describe_status(status)})")
 
     def _what(self) -> str:
         """What one start of the target is called: a restart, or (entr without -r) a run."""
-        config = self._config
-        return "restart" if config.restart or config.signal is not None else "run"
+        return "run" if self._config.runs_to_completion else "restart"
 
     def _name(self, role: Role | None) -> str:
         if role is Role.BUILD:

@@ -578,9 +578,8 @@ class _Loop:
         the terminal as its stdin and as the foreground, as in a shell (and as in entr). With
         -r or --signal its stdin stays /dev/null, as in entr; so it does for services."""
         term, config = self.term, unit.config
-        if (role is not Role.TARGET or config.restart or config.signal is not None
-                or self.several or term is None or term.holder is not None
-                or not term.foreground()):
+        if (role is not Role.TARGET or not config.runs_to_completion or self.several
+                or term is None or term.holder is not None or not term.foreground()):
             return None
         return term.fd
 
