@@ -247,3 +247,42 @@ class EntrMode(Command):
 
 _COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 
+
+def completion_script(prog_name: str, complete_var: str, shell: str) -> str:
+    """typer's completion script for `shell` (not exported by typer)."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name=prog_name, complete_var=complete_var,
+                                 shell=shell).rstrip("\n") + "\n"
+
+
+Formatter = typing.Callable[[str, str], str]
+
+
+def answer_completion_with(*, zsh: Formatter, fish: Formatter,
+                           install_zsh: typing.Callable[..., Any]) -> None:
+    """Have typer answer zsh and fish with `zsh(value, help)` and `fish(value, help)` for each
+    candidate, and install zsh's script with `install_zsh`. typer's own answers pass each
+    description through rich's markup (which drops `[tool.reentr]` and `[co]`) and quote it so
+    that zsh loses every apostrophe; its zsh install appends a compinit line and a `zstyle`
+    of its own to ~/.zshrc, which changes every other command's completion. Its classes and
+    registry are not exported: a typer without them keeps its own answers."""
+    try:
+        from typer._completion_classes import FishComplete, ZshComplete
+    except ImportError:
+        return
+    registry = getattr(typer.completion, "shell_completion")  # noqa: B009 (not exported)
+
+    class _Zsh(ZshComplete):
+        def format_completion(self, item: Any) -> str:
+            return zsh(str(item.value), item.help or "")
+
+    class _Fish(FishComplete):
+        def format_completion(self, item: Any) -> str:
+            return fish(str(item.value), item.help or "")
+
+    registry.add_completion_class(_Zsh, "zsh")
+    registry.add_completion_class(_Fish, "fish")
+    from typer import _completion_shared
+
+    _completion_shared.install_zsh = install_zsh

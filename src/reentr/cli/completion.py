@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from reentr import configfile
+from reentr.cli import compat
 from reentr.config import signal_names
 from reentr.errors import ReentrError
 
@@ -26,10 +26,7 @@ COMPLETION_FILES = {"bash": "reentr.bash", "zsh": "_reentr", "fish": "reentr.fis
 
 def completion_script(shell: str) -> str:
     """The completion script for `shell`, from typer's completion machinery."""
-    from typer._completion_shared import get_completion_script
-
-    return get_completion_script(prog_name="reentr", complete_var="_REENTR_COMPLETE",
-                                 shell=shell).rstrip("\n") + "\n"
+    return compat.completion_script("reentr", "_REENTR_COMPLETE", shell)
 
 
 def complete_signal(incomplete: str) -> list[str]:
@@ -69,39 +66,27 @@ def _one_line(text: str) -> str:
 
 
 def install_classes() -> None:
-    """Answer zsh and fish with descriptions intact (call once the command is built: typer
-    registers its own classes then)."""
-    try:
-        from typer._completion_classes import FishComplete, ZshComplete
-    except ImportError:  # a typer without them: its own answers stand
-        return
-    registry = getattr(typer.completion, "shell_completion")  # noqa: B009 (not exported)
+    """Answer zsh and fish with descriptions intact, and install zsh's script with one line
+    (call once the command is built: typer registers its own answers then)."""
+    compat.answer_completion_with(zsh=_zsh_item, fish=_fish_item, install_zsh=_install_zsh)
 
-    class _Zsh(ZshComplete):
-        def format_completion(self, item: Any) -> str:
-            # The answer is one single-quoted word for `eval`: an apostrophe closes it,
-            # so it is written '\''; inside _arguments' ((value:description)) a colon in a
-            # value or a description is escaped, and a double quote too.
-            def quoted(text: str) -> str:
-                text = _one_line(text).replace("\\", "\\\\").replace('"', '\\"')
-                text = text.replace(":", "\\\\:").replace("$", "\\$").replace("`", "\\`")
-                return text.replace("'", "'\\''")
 
-            if item.help:
-                return f'"{quoted(item.value)}":"{quoted(item.help)}"'
-            return f'"{quoted(item.value)}"'
+def _zsh_item(value: str, help_text: str) -> str:
+    # The answer is one single-quoted word for `eval`: an apostrophe closes it, so it is
+    # written '\''; inside _arguments' ((value:description)) a colon in a value or a
+    # description is escaped, and a double quote too.
+    def quoted(text: str) -> str:
+        text = _one_line(text).replace("\\", "\\\\").replace('"', '\\"')
+        text = text.replace(":", "\\\\:").replace("$", "\\$").replace("`", "\\`")
+        return text.replace("'", "'\\''")
 
-    class _Fish(FishComplete):
-        def format_completion(self, item: Any) -> str:
-            return f"{item.value}\t{_one_line(item.help)}" if item.help else str(item.value)
+    if help_text:
+        return f'"{quoted(value)}":"{quoted(help_text)}"'
+    return f'"{quoted(value)}"'
 
-    registry.add_completion_class(_Zsh, "zsh")
-    registry.add_completion_class(_Fish, "fish")
-    from typer import _completion_shared
 
-    # typer's zsh install appends a compinit line and a `zstyle ... menu select` of its own
-    # to ~/.zshrc, which changes every other command's completion: reentr's adds one line.
-    _completion_shared.install_zsh = _install_zsh
+def _fish_item(value: str, help_text: str) -> str:
+    return f"{value}\t{_one_line(help_text)}" if help_text else value
 
 
 ZSH_LINE = ("(( $+functions[compdef] )) || { autoload -Uz compinit && compinit }; "
