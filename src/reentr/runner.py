@@ -63,7 +63,7 @@ from reentr.events import (
     TimerFired,
 )
 from reentr.graph import Graph
-from reentr.report import Reporter
+from reentr.report import Kind, Reporter
 from reentr.sockets import Held, Slots, Store, listen_env, wrap
 from reentr.timing import Summary
 
@@ -449,17 +449,17 @@ class _Loop:
         reporter = unit.reporter
         match event:
             case ProcessStarted(role=role, pid=pid):
-                reporter.event("spawned", role=role.value, pid=pid)
+                reporter.event(Kind.SPAWNED, role=role.value, pid=pid)
             case TargetReady(pid=pid):
-                reporter.event("ready", role=Role.TARGET.value, pid=pid)
+                reporter.event(Kind.READY, role=Role.TARGET.value, pid=pid)
             case TargetServes(pid=pid, at_ns=at_ns):
-                reporter.event("serves", role=Role.TARGET.value, pid=pid, seen=at_ns is not None)
+                reporter.event(Kind.SERVES, role=Role.TARGET.value, pid=pid, seen=at_ns is not None)
             case ReadyTimedOut(pid=pid):
                 assert unit.config.ready is not None
-                reporter.event("ready_timeout", role=Role.TARGET.value, pid=pid)
+                reporter.event(Kind.READY_TIMEOUT, role=Role.TARGET.value, pid=pid)
                 reporter.not_ready(pid, unit.config.ready)
             case ProcessExited(role=role, pid=pid, status=status):
-                reporter.event("exited", role=role.value, pid=pid, status=status)
+                reporter.event(Kind.EXITED, role=role.value, pid=pid, status=status)
                 if pid in unit.waiters:
                     unit.waiters[pid].cancel()
             case GroupEmptied(role=Role.TARGET, pid=pid):
@@ -471,11 +471,11 @@ class _Loop:
         match action:
             case Say(what=Note.CHANGED, paths=paths):
                 # What counted: not the runs' outputs, nor what the loop guard muted.
-                unit.reporter.event("change", paths=list(paths))
+                unit.reporter.event(Kind.CHANGE, paths=list(paths))
             case Start(role=role):
-                unit.reporter.event("start", role=role.value)
+                unit.reporter.event(Kind.START, role=role.value)
             case SignalGroup(role=role, pid=pid, signum=signum, stop=stop):
-                unit.reporter.event("signal", role=role.value, pid=pid, signal=signum.name,
+                unit.reporter.event(Kind.SIGNAL, role=role.value, pid=pid, signal=signum.name,
                                     stop=stop)
                 if stop and pid in unit.waiters:
                     unit.waiters[pid].cancel()

@@ -1,9 +1,8 @@
-"""Every line the user reads from reentr: status lines on stderr behind a stable `reentr:`
-prefix, and entr's `-s` status line on stdout. The target's own output is never touched."""
+"""Every status line the user reads from reentr: on stderr behind a stable `reentr:` prefix,
+and entr's `-s` status line on stdout. The target's own output is never touched."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -15,6 +14,7 @@ from typing import TextIO
 from reentr import loops
 from reentr.config import Config, Probe, ProbeKind, WatchTree
 from reentr.events import Note, Role, Say
+from reentr.report.stream import EventStream, Kind
 from reentr.timing import Summary, Timeline
 
 PREFIX = "reentr: "
@@ -45,9 +45,9 @@ class Reporter:
         self._config = config
         self._err = err or sys.stderr
         self._out = out or sys.stdout
-        self._events = events
+        self._stream = EventStream(events, service)
+        """`reentr up`: every event names the service it speaks for."""
         self._service = service
-        """`reentr up`: the service it speaks for, named in every event."""
         self._label = label
         """`reentr up`: what each of its lines begins with (the service's name, padded)."""
         self._serving_since: str | None = None
@@ -56,22 +56,15 @@ class Reporter:
         """`--notify`: sends a desktop notification (the runner gives it one that starts
         notify-send as one of reentr's own processes)."""
 
-    def event(self, name: str, **fields: object) -> None:
-        """One line of the `--events` stream: a JSON object with `event` and `time` (seconds
-        since the epoch) first. The schema is documented in the README and kept stable."""
-        if self._events is None:
-            return
-        record = {"event": name, "time": round(time.time(), 6), **fields}
-        if self._service is not None:
-            record["service"] = self._service
-        self._events.write(json.dumps(record) + "\n")
-        self._events.flush()
+    def event(self, kind: Kind, **fields: object) -> None:
+        """One object of the `--events` stream (`stream.py`)."""
+        self._stream.write(kind, **fields)
 
     def restarted(self, number: int, timeline: Timeline) -> None:
         """The line after each restart, and its `restart` event."""
         stages = timeline.stages_ms()
         total = timeline.total_ms()
-        self.event("restart", number=number, trigger=timeline.trigger, asked=timeline.asked,
+        self.event(Kind.RESTART, number=number, trigger=timeline.trigger, asked=timeline.asked,
                    total_ms=round(total, 3), **{f"{k}_ms": round(v, 3) for k, v in stages.items()},
                    builds=timeline.builds, cancelled_builds=timeline.cancelled,
                    superseded=timeline.superseded, kept_fds=timeline.kept)
@@ -251,7 +244,7 @@ class Reporter:
                            "change tries again")
 
     def _build_failed(self, status: int) -> None:
-        self.event("build_failed")
+        self.event(Kind.BUILD_FAILED)
         # Its output has just been shown, once, as it came (process.start).
         since = (f"still serving the build from {self._serving_since}"
                  if self._serving_since else "nothing is running yet")
