@@ -98,7 +98,7 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(Timer.GRACE, 10,
                              *gone(T, 10, -15)], [Start(T, "/p/b", ("/p/a", "/p/b"))]),
         # Grace expired: SIGKILL the group, once.
         (cfg(restart=True), [Began(), *started(T, 10), changed(), TimerFired(Timer.GRACE, 10)],
-         [Say(Note.KILLED, role=T, detail="5"), SignalGroup(T, 10, signal.SIGKILL)]),
+         [Say(Note.KILLED, role=T, seconds=5.0), SignalGroup(T, 10, signal.SIGKILL)]),
         (cfg(restart=True), [Began(), *started(T, 10), changed(), *gone(T, 10),
                              TimerFired(Timer.GRACE, 10)], []),
         # Without -r a change during a run is dropped; with -a it leads to one more run.
@@ -107,7 +107,7 @@ STOP = [SignalGroup(T, 10, signal.SIGTERM, stop=True), SetTimer(Timer.GRACE, 10,
          [Start(T, "/p/a", ("/p/a",))]),
         # --signal: signal the running target, start it if it is not running.
         (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), changed()],
-         [SignalGroup(T, 10, signal.SIGHUP), Say(Note.SIGNALLED, role=T, detail="SIGHUP")]),
+         [SignalGroup(T, 10, signal.SIGHUP), Say(Note.SIGNALLED, role=T, signum=signal.SIGHUP)]),
         (cfg(signal=signal.SIGHUP), [Began(), *started(T, 10), *gone(T, 10, 1), changed()],
          [Start(T, "/p/a", ("/p/a",))]),
         # Keys.
@@ -330,7 +330,7 @@ def test_handoff_starts_the_new_target_beside_the_old_and_stops_the_old_once_it_
         ProcessExited(T, 10, 0), GroupEmptied(T, 10),
     ])
     assert steps[2] == [Start(T, "/p/a", ("/p/a",))], "no stop before the new one is ready"
-    assert steps[4] == [Say(Note.HANDED_OFF, T, detail="10"),
+    assert steps[4] == [Say(Note.HANDED_OFF, T, pid=10),
                         SignalGroup(T, 10, signal.SIGTERM, stop=True),
                         SetTimer(Timer.GRACE, 10, 5.0)]
     assert steps[5] == steps[6] == []
@@ -341,7 +341,7 @@ def test_handoff_starts_the_new_target_beside_the_old_and_stops_the_old_once_it_
 def test_handoff_rolls_back_when_the_new_target_exits_before_it_is_ready() -> None:
     state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
                                  ProcessExited(T, 11, 3)])
-    assert steps[4] == [Say(Note.EXITED, T, status=3), Say(Note.ROLLED_BACK, T, detail="10"),
+    assert steps[4] == [Say(Note.EXITED, T, status=3), Say(Note.ROLLED_BACK, T, pid=10),
                         SignalGroup(T, 11, signal.SIGTERM, stop=True),
                         SetTimer(Timer.GRACE, 11, 5.0)]
     assert state.target.pid == 10 and state.target.leader_alive
@@ -350,7 +350,7 @@ def test_handoff_rolls_back_when_the_new_target_exits_before_it_is_ready() -> No
 def test_handoff_rolls_back_when_the_new_target_is_not_ready_in_time() -> None:
     state, steps = run(HANDOFF, [*SERVING, changed(), ProcessStarted(T, 11, 0),
                                  ReadyTimedOut(11), ProcessExited(T, 11, -15)])
-    assert steps[4] == [Say(Note.ROLLED_BACK, T, detail="10"),
+    assert steps[4] == [Say(Note.ROLLED_BACK, T, pid=10),
                         SignalGroup(T, 11, signal.SIGTERM, stop=True),
                         SetTimer(Timer.GRACE, 11, 5.0)]
     assert steps[5] == [], "its exit was asked for: no news"
@@ -367,7 +367,7 @@ def test_a_change_during_a_handoff_replaces_the_new_target_not_the_old() -> None
                         SetTimer(Timer.GRACE, 11, 5.0)]
     assert steps[6] == [Start(T, "/p/b", ("/p/b",))]
     assert steps[8] == [], "a stale target's readiness changes nothing"
-    assert steps[9][0] == Say(Note.HANDED_OFF, T, detail="10")
+    assert steps[9][0] == Say(Note.HANDED_OFF, T, pid=10)
     assert state.target.pid == 12
 
 

@@ -304,7 +304,14 @@ class Say:
     role: Role | None = None
     status: int | None = None
     detail: str = ""
+    """Words of the OS or the user's: a reason a start failed, a path, an address."""
     paths: tuple[str, ...] = ()
+    pid: int | None = None
+    """The target that serves (a handoff, a roll-back), if any."""
+    seconds: float | None = None
+    """How long it was given (`KILLED`: the stop timeout)."""
+    signum: int | None = None
+    """The signal sent (`SIGNALLED`)."""
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,16 @@ class Stop(enum.Enum):
     """SIGKILL was sent."""
 
 
+class Delay(enum.Enum):
+    """`--delay-run`'s wait before a start."""
+
+    NONE = "none"
+    """No wait has begun for the next start."""
+    WAITING = "waiting"
+    DONE = "done"
+    """The wait is over: the start may go."""
+
+
 @dataclass(frozen=True)
 class Slot:
     """The process group of one role: at most one at a time. A phase and a stop, so that no
@@ -148,8 +158,8 @@ class State:
     exit_after_run: int | None = None
     """`-d` without `-r`: run once more, then exit with this status."""
     exits_in_a_row: int = 0
-    delay: str = ""
-    """`--delay-run`: "waiting" while the wait before a start runs, "done" once it is over."""
+    delay: Delay = Delay.NONE
+    """`--delay-run`: where the wait before the next start is."""
     guard: loops.Guard = dataclasses.field(default_factory=loops.Guard)
     """The feedback-loop guard: paths the runs keep rewriting stop counting as changes."""
     made: outputs.Outputs = dataclasses.field(default_factory=outputs.Outputs)
@@ -278,7 +288,7 @@ def _process_event(config: Config, s: State, event: Event, out: list[Action]) ->
         case TargetReady(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
             return _handed_off(config, s, out)
         case ReadyTimedOut(pid=pid) if pid == s.incoming.pid and not s.incoming.stopping:
-            out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, detail=_serving(s)))
+            out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, pid=_serving(s)))
             return _stop_slot(config, s, s.incoming, out)
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
@@ -290,7 +300,7 @@ def _process_event(config: Config, s: State, event: Event, out: list[Action]) ->
 def _start_failed(config: Config, s: State, role: Role, reason: str, out: list[Action]) -> State:
     out.append(Say(Note.START_FAILED, role=role, detail=reason))
     if role is Role.TARGET and s.incoming.starting:
-        out.append(Say(Note.ROLLED_BACK, role=role, detail=_serving(s)))
+        out.append(Say(Note.ROLLED_BACK, role=role, pid=_serving(s)))
         return dataclasses.replace(s, incoming=Slot())
     return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
 
@@ -312,7 +322,7 @@ def _group_emptied(s: State, role: Role, pid: int, out: list[Action]) -> State:
 def _handed_off(config: Config, s: State, out: list[Action]) -> State:
     """The handoff: the new target is ready and serves; the old one is stopped."""
     old = s.target
-    out.append(Say(Note.HANDED_OFF, role=Role.TARGET, detail=_serving(s)))
+    out.append(Say(Note.HANDED_OFF, role=Role.TARGET, pid=_serving(s)))
     s = dataclasses.replace(s, target=s.incoming, incoming=Slot())
     if old.group_alive and old.pid is not None:
         s = dataclasses.replace(s, retiring=(*s.retiring, old))
@@ -462,14 +472,14 @@ def _timer(config: Config, s: State, name: Timer, pid: int, out: list[Action]) -
     if name is Timer.GRACE:
         for role, slot in _slots(s):
             if slot.pid == pid and slot.group_alive and not slot.killed:
-                out.append(Say(Note.KILLED, role=role, detail=f"{config.grace:g}"))
+                out.append(Say(Note.KILLED, role=role, seconds=config.grace))
                 out.append(SignalGroup(role, pid, signal.SIGKILL))
                 return _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
         return s
     if name is Timer.BACKOFF and s.quitting is None and not s.target.busy:
         return dataclasses.replace(s, want_start=True)
     if name is Timer.DELAY:
-        return dataclasses.replace(s, delay="done")
+        return dataclasses.replace(s, delay=Delay.DONE)
     return s
 
 
@@ -500,7 +510,7 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
     if config.signal is not None and t.leader_alive and t.pid is not None:
         if not t.stopping:
             out.append(SignalGroup(Role.TARGET, t.pid, config.signal))
-            out.append(Say(Note.SIGNALLED, role=Role.TARGET, detail=config.signal.name))
+            out.append(Say(Note.SIGNALLED, role=Role.TARGET, signum=config.signal))
         return dataclasses.replace(s, want_start=False, changed=())
     if config.handoff:
         if s.incoming.busy:
@@ -509,28 +519,28 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
         if t.leader_alive and not t.stopping:
             # The old target keeps serving until the new one is ready.
             if _delaying(config, s, out):
-                return dataclasses.replace(s, delay="waiting")
+                return dataclasses.replace(s, delay=Delay.WAITING)
             out.append(Start(Role.TARGET, s.trigger, s.changed))
             return dataclasses.replace(s, want_start=False, incoming=Slot(phase=Phase.STARTING),
-                                       changed=(), delay="")
+                                       changed=(), delay=Delay.NONE)
     if t.busy:
         if not config.runs_to_completion:
             s = _stop(config, s, Role.TARGET, out)
         return s
     if _delaying(config, s, out):
-        return dataclasses.replace(s, delay="waiting")
+        return dataclasses.replace(s, delay=Delay.WAITING)
     if config.clear:
         out.append(ClearScreen(config.clear))
     out.append(Start(Role.TARGET, s.trigger, s.changed))
     return dataclasses.replace(s, want_start=False, target=Slot(phase=Phase.STARTING), changed=(),
-                               delay="")
+                               delay=Delay.NONE)
 
 
 def _delaying(config: Config, s: State, out: list[Action]) -> bool:
     """Whether the start must wait for `--delay-run` first (its timer set once)."""
-    if not config.delay_run or s.delay == "done":
+    if not config.delay_run or s.delay is Delay.DONE:
         return False
-    if not s.delay:
+    if s.delay is Delay.NONE:
         out.append(SetTimer(Timer.DELAY, 0, config.delay_run))
     return True
 
@@ -545,7 +555,7 @@ def _handoff_exited(
         rollback = not incoming.stopping and s.quitting is None
         if rollback:
             out.append(Say(Note.EXITED, role=Role.TARGET, status=status))
-            out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, detail=_serving(s)))
+            out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, pid=_serving(s)))
         s = dataclasses.replace(s, incoming=dataclasses.replace(incoming, phase=Phase.LEFT))
         # Whatever it started goes with it.
         return _stop_slot(config, s, s.incoming, out) if rollback else s
@@ -554,9 +564,9 @@ def _handoff_exited(
         for slot in s.retiring))
 
 
-def _serving(s: State) -> str:
+def _serving(s: State) -> int | None:
     """The PID of the target that serves, for the handoff lines."""
-    return str(s.target.pid) if s.target.leader_alive and s.target.pid else ""
+    return s.target.pid if s.target.leader_alive and s.target.pid else None
 
 
 def _stop(config: Config, s: State, role: Role, out: list[Action]) -> State:

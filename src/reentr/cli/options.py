@@ -4,6 +4,7 @@ a configuration file's keys become their defaults."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -223,6 +224,15 @@ NoLoopGuard = Annotated[
 
 
 CONFIG_KEY = "reentr.config"
+"""Where a command's context notes the configuration file it read: its path, or `NO_FILE`."""
+
+
+class _Read(enum.Enum):
+    NO_FILE = "no file"
+    """`--no-config`, or none found: there is no file to read."""
+
+
+NO_FILE = _Read.NO_FILE
 
 
 def _config_options(ctx: Any, param: Any, value: Any) -> Any:
@@ -235,14 +245,14 @@ def _config_options(ctx: Any, param: Any, value: Any) -> Any:
     if param.name == "no_config":
         if value and ctx.meta.get(CONFIG_KEY):
             raise UsageError("give --config PATH or --no-config, not both")
-        ctx.meta[CONFIG_KEY] = "none" if value else ctx.meta.get(CONFIG_KEY)
+        ctx.meta[CONFIG_KEY] = NO_FILE if value else ctx.meta.get(CONFIG_KEY)
         return value
-    if ctx.meta.get(CONFIG_KEY) == "none":
+    if ctx.meta.get(CONFIG_KEY) is NO_FILE:
         if value is not None:
             raise UsageError("give --config PATH or --no-config, not both")
         return value
     found = configfile.given(value) if value is not None else configfile.find(Path.cwd())
-    ctx.meta[CONFIG_KEY] = str(found.path) if found else "none"
+    ctx.meta[CONFIG_KEY] = str(found.path) if found else NO_FILE
     if found is not None:
         ctx.default_map = configfile.defaults(found, config_kinds(ctx.command),
                                               _all_keys(ctx.find_root().command))

@@ -228,17 +228,17 @@ class Reporter:
                     "without --socket")
             case Note.KILLED:
                 self.error(
-                    f"{name} did not stop within {note.detail}s of "
+                    f"{name} did not stop within {note.seconds:g}s of "
                     f"{self._config.stop_signal.name if note.role is Role.TARGET else 'SIGTERM'}"
                     "; sent SIGKILL to its process group"
                 )
             case Note.SIGNALLED:
-                self.line(f"sent {note.detail} to {name}")
+                self.line(f"sent {signal.Signals(note.signum or 0).name} to {name}")
             case Note.HANDED_OFF:
-                if self._config.verbose and note.detail:
-                    self.line(f"handed off: stopping the old target (pid {note.detail})")
+                if self._config.verbose and note.pid:
+                    self.line(f"handed off: stopping the old target (pid {note.pid})")
             case Note.ROLLED_BACK:
-                serving = (f"the old target (pid {note.detail}) keeps serving" if note.detail
+                serving = (f"the old target (pid {note.pid}) keeps serving" if note.pid
                            else "nothing is serving")
                 self.error(f"rolled back: the new target is stopped; {serving}; the next "
                            "change tries again")
