@@ -299,3 +299,20 @@ def signal_names() -> list[str]:
 def shell_status(status: int) -> int:
     """A `Popen.returncode` as a shell reports it: the status, or 128+N for signal N."""
     return 128 - status if status < 0 else status
+
+
+def port_named(command: tuple[str, ...], shell: bool, specs: tuple[SocketSpec, ...]) -> str:
+    """The address of a held socket whose port the command names (`--port 8000`,
+    `127.0.0.1:8000`, `PORT=8000`), or that Django's `runserver` takes by default (8000): a
+    program told so binds that port itself, which reentr holds (see `Note.PORT_TAKEN`)."""
+    words = command[0].split() if shell else list(command)
+    for spec in specs:
+        if spec.path is not None or not spec.port:
+            continue
+        port = str(spec.port)
+        if any(w == port or w.endswith((f":{port}", f"={port}")) for w in words[1:]):
+            return spec.describe()
+        if port == "8000" and "runserver" in words and not any(
+                w[:1].isdigit() or ":" in w for w in words[words.index("runserver") + 1:]):
+            return spec.describe()
+    return ""

@@ -5,10 +5,12 @@ an ignored directory."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reentr.config import Config
 from reentr.ignore import RuleFile, Rules, parse
 
 TAG = "CACHEDIR.TAG"
@@ -131,3 +133,18 @@ def walk(
             elif not dirs_only and filter_.wants(prefix + entry.name):
                 yield Path(entry.path), False
         stack.extend(sorted(subdirs, reverse=True))
+
+
+def own_files(config: Config, events: str | None, cwd: str) -> frozenset[str]:
+    """The files whose changes reentr never reacts to: those it writes itself, and, with
+    `--build`, the program the build writes (a loop otherwise: build, write, change, build)."""
+    own = {spec.path for spec in config.sockets if spec.path is not None}
+    if events not in (None, "-"):
+        own.add(events)
+    if config.build is not None and not config.shell:
+        program = config.command[0]
+        found = os.path.join(cwd, program) if os.sep in program else shutil.which(program)
+        if found is not None:
+            own.add(found)
+    # Both spellings: a watched tree's root is resolved, a listed file is not.
+    return frozenset(f(path) for path in own for f in (os.path.abspath, os.path.realpath))

@@ -51,7 +51,6 @@ from reentr.config import (
     Config,
     Probe,
     ProbeKind,
-    SocketSpec,
     Sources,
     WatchList,
     WatchTree,
@@ -60,9 +59,10 @@ from reentr.config import (
     parse_probe,
     parse_signal,
     parse_socket,
+    port_named,
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
-from reentr.report import PREFIX, Reporter, shown
+from reentr.report import PREFIX, Reporter, launcher_note, shown
 from reentr.sources import read_watch_list
 
 app = typer.Typer(
@@ -180,23 +180,6 @@ _AS_GIVEN = sorted({field.name for field in dataclasses.fields(RunOptions)}
 """The options that are fields of `Config` by the same name."""
 
 
-def port_named(command: tuple[str, ...], shell: bool, specs: tuple[SocketSpec, ...]) -> str:
-    """The address of a held socket whose port the command names (`--port 8000`,
-    `127.0.0.1:8000`, `PORT=8000`), or that Django's `runserver` takes by default (8000): a
-    program told so binds that port itself, which reentr holds (see `Note.PORT_TAKEN`)."""
-    words = command[0].split() if shell else list(command)
-    for spec in specs:
-        if spec.path is not None or not spec.port:
-            continue
-        port = str(spec.port)
-        if any(w == port or w.endswith((f":{port}", f"={port}")) for w in words[1:]):
-            return spec.describe()
-        if port == "8000" and "runserver" in words and not any(
-                w[:1].isdigit() or ":" in w for w in words[words.index("runserver") + 1:]):
-            return spec.describe()
-    return ""
-
-
 def _run(config: Config, events: str | None) -> int:
     """Bind the `--socket` sockets, open the `--events` stream, then run."""
     from reentr import runner  # here, not at the top: --help and Tab need none of it
@@ -246,37 +229,12 @@ def store_note(limit: int) -> str:
             f"the hard limit of open files is {hard} (ulimit -Hn); raise it for more")
 
 
-_NODE_FIX = "run the program itself, as in -- node server.js"
-_LAUNCHERS = (
-    ("go", "run", "build, then run the binary, as in --build 'go build -o app .' -- ./app"),
-    ("npm", None, _NODE_FIX), ("yarn", None, _NODE_FIX), ("pnpm", None, _NODE_FIX),
-)
-"""Commands that run the program as a child of their own (`go run` after building it, a
-package manager's script through a shell): the command, the subcommand that does it (None:
-any), and what to run instead."""
-
-
-def launcher_note(config: Config) -> str | None:
-    """What to say when the command runs the program as a child of its own while reentr holds
-    sockets: the program's PID is then not LISTEN_PID, and a server that checks it (as
-    sd_listen_fds does) ignores the sockets and binds the port itself, which reentr holds."""
-    words = config.command[0].split() if config.shell else list(config.command)
-    if not config.sockets or len(words) < 2:
-        return None
-    name = os.path.basename(words[0])
-    fix = next((fix for launcher, subcommand, fix in _LAUNCHERS
-                if launcher == name and subcommand in (None, words[1])), None)
-    if fix is None:
-        return None
-    return (f"note: `{name} {words[1]}` runs your program as a child of its own, so "
-            f"LISTEN_PID names {name}, not your program; a server that checks it ignores the "
-            f"socket and binds the port itself (address already in use): {fix}")
-
-
 def with_own_files(config: Config, events: str | None, cwd: str = ".") -> Config:
     """`config` with what reentr itself writes left unwatched, and stdout kept for the event
     stream when it goes there; `cwd` is where the command runs."""
-    return dataclasses.replace(config, unwatched=_own_files(config, events, cwd),
+    from reentr.filters import own_files  # the rules (pathspec) only where used
+
+    return dataclasses.replace(config, unwatched=own_files(config, events, cwd),
                                stdout_to_stderr=events == "-")
 
 
@@ -362,7 +320,9 @@ def watch_mode(
     tree = watch_tree(ctx.params, Path.cwd())
     if list_:
         # The names exactly, as bytes: the list is for other programs (xargs, entr mode).
-        for line in watched_files(tree):
+        from reentr.explain import listed  # the rules (pathspec) only where used
+
+        for line in listed(tree):
             sys.stdout.buffer.write(os.fsencode(line) + b"\n")
         sys.stdout.flush()
         return ExitStatus.OK
@@ -400,21 +360,6 @@ def watch_tree(params: dict[str, Any], base: Path) -> WatchTree:
     )
 
 
-def watched_files(tree: WatchTree) -> list[str]:
-    """`--list`: every file under the trees that reentr would react to, relative to the
-    working directory when inside it, in git's order (byte order)."""
-    from reentr.filters import Filter, roots, walk  # the rules (pathspec) only where used
-    from reentr.ignore import Rules
-
-    found: set[str] = set()
-    for root, only in roots(tree.paths):
-        filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs, only)
-        found.update(str(path) for path, is_dir in walk(filter_, root) if not is_dir)
-    here = os.getcwd()
-    listed = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]
-    return sorted(listed, key=os.fsencode)
-
-
 @app.command(
     "explain",
     cls=Command,
@@ -437,48 +382,16 @@ def explain_mode(
     no_config: NoConfig = False,
     config_file: ConfigFile = None,
 ) -> int:
-    from reentr.filters import Filter, tagged_parent
-    from reentr.ignore import Rules, root_of
+    from reentr.explain import Explainer  # the rules (pathspec) only where used
 
     sources = _sources(ignore, no_gitignore, no_git_exclude, no_global_ignore, no_dot_ignore,
                        no_default_ignore)
-    filters: dict[Path, Filter] = {}  # one load per root, however many paths lie under it
+    explainer = Explainer(sources, _exts(ext), tuple(glob or ()), Path.cwd().resolve())
     status = ExitStatus.OK
-    here = Path.cwd().resolve()
     for path in paths:
-        target = Path(path).resolve()
-        missing = not os.path.lexists(target)
-        if missing:
+        said, exists = explainer.explain(path)
+        if not exists:
             status = ExitStatus.ERROR
-        is_dir = target.is_dir()
-        start = target if is_dir else target.parent
-        if start.is_relative_to(here):
-            # As `reentr watch` from here sees it: outside a repository its tree, and so its
-            # rules, start here (node_modules/ applies to node_modules/x/index.js).
-            start = here
-        root = root_of(start)
-        if root not in filters:
-            filters[root] = Filter(Rules.load(start, sources), _exts(ext), tuple(glob or ()))
-        filter_ = filters[root]
-        rules = filter_.rules
-        rel = rules.relative(target)
-        verdict = rules.explain(rel or "", is_dir) if rel else None
-        if verdict is None:
-            said = "watched (the root of the tree)"
-        elif verdict.ignored and verdict.rule is not None:
-            said = f"ignored by {verdict.rule.describe()}"
-            if verdict.directory and verdict.directory != f"{rel}/":
-                said += f" (its directory {verdict.directory} is ignored)"
-        elif cache := tagged_parent(rules, str(rel)):
-            said = f"ignored: its directory {cache} is tagged as a cache (CACHEDIR.TAG)"
-        elif not is_dir and not filter_.wants(str(rel)):
-            said = "not watched: it matches no --ext or --glob"
-        elif verdict.rule is not None:
-            said = f"watched: re-included by {verdict.rule.describe()}"
-        else:
-            said = "watched: no rule matches"
-        if missing:
-            said = f"no such file or directory; if it were a file: {said}"
         typer.echo(f"{shown(path)}: {said}")
     return status
 
@@ -560,21 +473,6 @@ def bench_mode(
     if json_path is not None:
         bench.write_json(results, json_path)
     return ExitStatus.OK
-
-
-def _own_files(config: Config, events: str | None, cwd: str) -> frozenset[str]:
-    """The files whose changes reentr never reacts to: those it writes itself, and, with
-    `--build`, the program the build writes (a loop otherwise: build, write, change, build)."""
-    own = {spec.path for spec in config.sockets if spec.path is not None}
-    if events not in (None, "-"):
-        own.add(events)
-    if config.build is not None and not config.shell:
-        program = config.command[0]
-        found = os.path.join(cwd, program) if os.sep in program else shutil.which(program)
-        if found is not None:
-            own.add(found)
-    # Both spellings: a watched tree's root is resolved, a listed file is not.
-    return frozenset(f(path) for path in own for f in (os.path.abspath, os.path.realpath))
 
 
 def _probe(

@@ -18,7 +18,6 @@ from reentr import configfile, control, sockets
 from reentr.cli.commands import (
     app,
     check_program,
-    launcher_note,
     open_events,
     run_config,
     store_note,
@@ -32,7 +31,7 @@ from reentr.cli.options import Events, NonInteractive, Quiet, RunOptions, Verbos
 from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.graph import Graph
-from reentr.report import Reporter, use_colour
+from reentr.report import Reporter, launcher_note, use_colour
 
 if TYPE_CHECKING:  # the runner is imported when a run starts: --help and Tab need none of it
     from reentr import runner

@@ -362,3 +362,30 @@ def describe_status(status: int) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
+
+
+_NODE_FIX = "run the program itself, as in -- node server.js"
+_LAUNCHERS = (
+    ("go", "run", "build, then run the binary, as in --build 'go build -o app .' -- ./app"),
+    ("npm", None, _NODE_FIX), ("yarn", None, _NODE_FIX), ("pnpm", None, _NODE_FIX),
+)
+"""Commands that run the program as a child of their own (`go run` after building it, a
+package manager's script through a shell): the command, the subcommand that does it (None:
+any), and what to run instead."""
+
+
+def launcher_note(config: Config) -> str | None:
+    """What to say when the command runs the program as a child of its own while reentr holds
+    sockets: the program's PID is then not LISTEN_PID, and a server that checks it (as
+    sd_listen_fds does) ignores the sockets and binds the port itself, which reentr holds."""
+    words = config.command[0].split() if config.shell else list(config.command)
+    if not config.sockets or len(words) < 2:
+        return None
+    name = os.path.basename(words[0])
+    fix = next((fix for launcher, subcommand, fix in _LAUNCHERS
+                if launcher == name and subcommand in (None, words[1])), None)
+    if fix is None:
+        return None
+    return (f"note: `{name} {words[1]}` runs your program as a child of its own, so "
+            f"LISTEN_PID names {name}, not your program; a server that checks it ignores the "
+            f"socket and binds the port itself (address already in use): {fix}")
