@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,3 +61,21 @@ def fifos(project: Path) -> Iterator[Path]:
     yield state
     for fd in readers:
         os.close(fd)
+
+
+Pair = Callable[[], tuple[int, socket.socket]]
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    """Makes a descriptor to store (one end of a socket pair) and the other end, which is
+    closed after the test."""
+    peers: list[socket.socket] = []
+
+    def make() -> tuple[int, socket.socket]:
+        kept, other = socket.socketpair()
+        peers.append(other)
+        return kept.detach(), other
+
+    yield make
+    for peer in peers:
+        peer.close()

@@ -1,6 +1,6 @@
-"""The file-descriptor store (`--fd-store`): systemd's protocol read as a table, the store's
-rules against real descriptors, and real servers (Python, Go) that keep their clients'
-connections and their state through restarts while clients talk to them.
+"""The file-descriptor store (`--fd-store`) end to end: real servers (Python, Go) that keep
+their clients' connections and their state through restarts while clients talk to them, and
+each rule of the store through reentr.
 
 Outside CI a machine without `go` skips the Go test and says why; in CI (`CI=true`, where
 `.ci/run` installs Debian's golang-go) a missing `go` fails it.
@@ -17,11 +17,12 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import Pair
 from helpers import (
     APPS,
     DEADLINE,
@@ -34,146 +35,14 @@ from helpers import (
     wait_for,
 )
 from reentr import sockets
-from reentr.ready.notify import Message, Notifier, parse
 
 pytestmark = [pytest.mark.timeout(240)]
 
 Start = Callable[..., Reentr]
+
 GO = shutil.which("go")
+
 STORER = APPS / "storer.py"
-
-
-# ---- the protocol, as a table (sd_notify(3)) ----
-
-@pytest.mark.parametrize(("text", "message"), [
-    (b"READY=1", Message(ready=True)),
-    (b"STATUS=starting\nREADY=1\n", Message(ready=True)),
-    (b"FDSTORE=1", Message(store=True, name="stored")),
-    (b"FDSTORE=1\nFDNAME=conn", Message(store=True, name="conn")),
-    (b"FDSTORE=1\nFDNAME=conn\nFDPOLL=0", Message(store=True, name="conn", poll=False)),
-    (b"FDSTOREREMOVE=1\nFDNAME=conn", Message(remove=True, name="conn")),
-    (b"READY=0\nFDSTORE=0", Message()),
-])
-def test_a_message_says_what_its_assignments_say(text: bytes, message: Message) -> None:
-    assert parse(text) == message
-
-
-@pytest.mark.parametrize(("text", "says"), [
-    (b"FDSTOREREMOVE=1", "needs FDNAME="),
-    (b"FDSTORE=1\nFDNAME=a:b", "is not a name"),
-    (b"FDSTORE=1\nFDNAME=", "is not a name"),
-    (b"FDSTORE=1\nFDNAME=" + b"x" * 256, "is not a name"),
-    (b"FDSTORE=1\nFDNAME=caf\xc3\xa9", "is not a name"),
-])
-def test_a_bad_name_is_refused_with_the_reason(text: bytes, says: str) -> None:
-    with pytest.raises(ValueError, match=says):
-        parse(text)
-
-
-# ---- the store, against real descriptors ----
-
-Slots = sockets.Slots
-
-
-@pytest.fixture
-def slots() -> Iterator[Slots]:
-    """Slots far above this process's own descriptors (a target's begin at 3)."""
-    made = sockets.Slots(8, base=900)
-    yield made
-    made.close()
-
-
-Pair = Callable[[], tuple[int, socket.socket]]
-
-
-@pytest.fixture
-def pair() -> Iterator[Pair]:
-    """Makes a descriptor to store (one end of a socket pair) and the other end, which is
-    closed after the test."""
-    peers: list[socket.socket] = []
-
-    def make() -> tuple[int, socket.socket]:
-        kept, other = socket.socketpair()
-        peers.append(other)
-        return kept.detach(), other
-
-    yield make
-    for peer in peers:
-        peer.close()
-
-
-def test_the_same_open_file_is_kept_once_under_its_first_name(pair: Pair) -> None:
-    store = sockets.Store()
-    fd, _other = pair()
-    store.add([fd, os.dup(fd)], "first", poll=True, by=1)
-    store.add([os.dup(fd)], "second", poll=True, by=1)
-    other, _other2 = pair()
-    store.add([other], "second", poll=True, by=1)
-    assert store.names() == ["first", "second"]
-    store.close()
-
-
-def test_the_limit_refuses_the_rest_and_closes_it(pair: Pair) -> None:
-    store = sockets.Store(limit=2)
-    made = [pair() for _ in range(3)]
-    refused = store.add([fd for fd, _ in made], "conn", poll=True, by=1)
-    assert refused == 1 and len(store) == 2
-    assert made[2][1].recv(1) == b""  # its peer sees the end: reentr holds no copy
-    store.close()
-
-
-def test_a_hang_up_drops_it_unless_it_is_not_polled(slots: Slots, pair: Pair) -> None:
-    store = sockets.Store()
-    polled, peer = pair()
-    unpolled, peer2 = pair()
-    state = os.memfd_create("state")  # not pollable: kept, polled or not
-    store.add([polled], "a", poll=True, by=1)
-    store.add([unpolled], "b", poll=False, by=1)
-    store.add([state], "state", poll=True, by=1)
-    peer.close()
-    peer2.close()
-    wait_for(lambda: select_readable(store.fileno()), what="the hang-up to be reported")
-    assert store.drop_hung_up() == ["a"]
-    store.returned(1)
-    numbers, names = store.lend(slots, 0)
-    assert names == ["b", "state"] and numbers == (900, 901)
-    store.lent(None)
-    slots.release(numbers)
-    store.close()
-
-
-def select_readable(fd: int) -> bool:
-    from reentr.signals import readable
-    return bool(readable([fd], 0))
-
-
-def test_what_a_running_target_holds_is_passed_to_no_other(slots: Slots, pair: Pair) -> None:
-    store = sockets.Store()
-    stored_by_old, _p1 = pair()
-    store.add([stored_by_old], "conn", poll=True, by=100)  # stored by target 100, running
-    assert store.lend(slots, 0) == ((), [])  # a handoff's new target: nothing
-    store.lent(200)
-    store.returned(100)  # the old one is gone
-    numbers, names = store.lend(slots, 1)  # after one held socket
-    assert names == ["conn"] and numbers == (901,)
-    store.lent(300)
-    slots.release(numbers)
-    assert store.lend(slots, 0) == ((), [])  # 300 runs and holds it
-    store.lent(None)
-    store.close()
-
-
-def test_closing_the_store_ends_every_connection_it_alone_holds(pair: Pair) -> None:
-    store = sockets.Store()
-    made = [pair() for _ in range(3)]
-    store.add([fd for fd, _ in made], "conn", poll=True, by=1)
-    store.close()
-    for _, peer in made:
-        peer.settimeout(DEADLINE)
-        assert peer.recv(1) == b""
-
-
-# ---- the notify socket: who may speak ----
 
 def _send(path: str, text: str, fds: list[int] = ()) -> None:  # type: ignore[assignment]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -182,71 +51,11 @@ def _send(path: str, text: str, fds: list[int] = ()) -> None:  # type: ignore[as
             else []
         sock.sendmsg([text.encode()], ancillary)
 
-
-def test_a_process_outside_the_targets_group_can_neither_store_nor_make_it_ready(
-        pair: Pair) -> None:
-    said: list[str] = []
-    store = sockets.Store()
-    notifier = Notifier(store, said.append)
-    readied: list[int] = []
-    target = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"],
-                              start_new_session=True)
-    try:
-        notifier.admit(target.pid)
-        notifier.expect(target.pid, readied.append)
-        fd, peer = pair()
-        _send(notifier.path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])  # from this test
-        os.close(fd)
-        wait_for(lambda: said, what="the refusal")
-        notifier.drain()
-        assert "not in the target's process group" in said[0]
-        assert len(store) == 0 and readied == []
-        peer.settimeout(DEADLINE)
-        assert peer.recv(1) == b""  # the descriptor it sent was closed
-    finally:
-        target.kill()
-        target.wait()
-        notifier.close()
-        store.close()
-
-
-def test_a_message_sent_before_reentr_knew_the_target_counts() -> None:
-    """A program can send before reentr has noted its PID: the message is kept until then."""
-    store = sockets.Store()
-    notifier = Notifier(store, lambda text: None)
-    code = ("import array, os, socket, sys, signal\n"
-            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
-            "s.connect(sys.argv[1])\n"
-            "fd = os.memfd_create('state')\n"
-            "s.sendmsg([b'FDSTORE=1\\nFDNAME=state\\nREADY=1'],"
-            " [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [fd]))])\n"
-            "print('sent', flush=True)\n"
-            "signal.pause()\n")
-    target = subprocess.Popen([sys.executable, "-c", code, notifier.path],
-                              start_new_session=True, stdout=subprocess.PIPE)
-    try:
-        assert target.stdout is not None and target.stdout.readline() == b"sent\n"
-        notifier.drain()
-        assert len(store) == 0  # not yet known as a target
-        readied: list[int] = []
-        notifier.admit(target.pid)
-        notifier.expect(target.pid, readied.append)
-        assert store.names() == ["state"] and len(readied) == 1
-    finally:
-        target.kill()
-        target.communicate()
-        notifier.close()
-        store.close()
-
-
-# ---- end to end, through reentr ----
-
 def _storer(tmp_path: Path, steps: str) -> Path:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "storer.py").write_text(STORER.read_text())
     edit(tmp_path / "app" / "do.txt", steps)
     return tmp_path / "app"
-
 
 def _got(proc: Reentr, number: int) -> tuple[int, str, int]:
     """What start `number` (from 1) said it inherited: count, names, its PID."""
@@ -255,10 +64,8 @@ def _got(proc: Reentr, number: int) -> tuple[int, str, int]:
     count, names, pid = [x for x in proc.out.lines if x.startswith("got ")][number - 1].split()[1:]
     return int(count), names, int(pid)
 
-
 def _done(proc: Reentr, number: int) -> None:
     wait_for(lambda: proc.out.lines.count("done") >= number, what=f"start #{number} to store")
-
 
 def test_remove_hang_up_no_poll_and_duplicates_through_restarts(
         reentr: Start, tmp_path: Path) -> None:
@@ -275,7 +82,6 @@ def test_remove_hang_up_no_poll_and_duplicates_through_restarts(
     assert _got(proc, 3)[:2] == (1, "b")  # c removed
     proc.err.expect(r"restart #2 spawned in \d+ ms .*kept 1 fd\)")
 
-
 def test_the_limit_refuses_what_goes_beyond_it_with_one_line(
         reentr: Start, tmp_path: Path) -> None:
     limit = sockets.store_limit(0)  # as reentr works it out on this machine
@@ -289,7 +95,6 @@ def test_the_limit_refuses_what_goes_beyond_it_with_one_line(
     assert _got(proc, 2)[0] == limit
     assert proc.err.count("the fd store is full") == 1
 
-
 def test_a_target_killed_by_sigkill_leaves_what_it_stored(reentr: Start, tmp_path: Path) -> None:
     app = _storer(tmp_path, "keep:b")
     proc = reentr(["watch", "-r", "--fd-store", "-w", "do.txt", "--", sys.executable,
@@ -302,7 +107,6 @@ def test_a_target_killed_by_sigkill_leaves_what_it_stored(reentr: Start, tmp_pat
                     "their clients wait")
     edit(app / "do.txt", "")
     assert _got(proc, 2)[:2] == (1, "b")
-
 
 def test_an_outsider_cannot_store_nor_make_the_target_ready(
         reentr: Start, tmp_path: Path, pair: Pair) -> None:
@@ -324,7 +128,6 @@ def test_an_outsider_cannot_store_nor_make_the_target_ready(
     edit(app / "do.txt", "ready")
     assert _got(proc, 2)[:2] == (0, "-")
 
-
 def test_the_store_with_handoff_is_refused_with_the_reason(tmp_path: Path) -> None:
     """What the old target stores as it stops could only reach the start after the next."""
     done = subprocess.run([*REENTR, "watch", "--handoff", "--socket", str(free_port()),
@@ -344,7 +147,6 @@ def test_the_store_with_handoff_is_refused_with_the_reason(tmp_path: Path) -> No
                           timeout=DEADLINE)
     assert done.returncode == 1 and "[services.a]" in done.stderr
     assert "--fd-store passes what the old target stores" in done.stderr
-
 
 class LineClient:
     """One TCP connection to the server, kept open: a line every 10 ms, each answer
@@ -395,7 +197,6 @@ class LineClient:
             self.file.close()
             self.sock.close()
 
-
 class FreshClient:
     """A new connection every 10 ms, one line each: every failure recorded."""
 
@@ -423,7 +224,6 @@ class FreshClient:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(DEADLINE)
-
 
 def _through_restarts(proc: Reentr, port: int, set_version: Callable[[str], None],
                       restarts: int, first_timeout: float = DEADLINE) -> None:
@@ -469,7 +269,6 @@ def _through_restarts(proc: Reentr, port: int, set_version: Callable[[str], None
     proc.wait()
     assert all(client.ends() for client in staying)  # reentr closed every stored descriptor
 
-
 def test_a_python_server_keeps_its_connections_and_state_through_10_restarts(
         reentr: Start, tmp_path: Path) -> None:
     app = tmp_path / "app"
@@ -481,7 +280,6 @@ def test_a_python_server_keeps_its_connections_and_state_through_10_restarts(
                    "--ready-notify", "-w", "version.txt", "--", sys.executable, "app.py"],
                   files="", cwd=app, exits=True)
     _through_restarts(proc, port, lambda v: edit(app / "version.txt", f"{v}\n"), 10)
-
 
 def test_a_go_server_keeps_its_connections_and_state_through_10_restarts(
         reentr: Start, tmp_path: Path) -> None:
@@ -506,7 +304,6 @@ def test_a_go_server_keeps_its_connections_and_state_through_10_restarts(
                           main.read_text()))
 
     _through_restarts(proc, port, set_version, 10, first_timeout=120)
-
 
 def test_two_services_of_reentr_up_each_keep_their_own(reentr: Start, tmp_path: Path) -> None:
     root = tmp_path / "proj"
@@ -543,7 +340,6 @@ def test_two_services_of_reentr_up_each_keep_their_own(reentr: Start, tmp_path: 
     proc.signal(signal.SIGTERM)
     proc.wait()
     assert all(client.ends() for client in clients.values())
-
 
 def test_without_the_store_a_target_that_stores_is_told_so_once(
         reentr: Start, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""A command that writes into its own tree: the loop guard (as tables, then end to end),
-reentr's own files, the program a build writes, and builds run as a shell would."""
+"""A command that writes into its own tree, end to end: the loop guard, reentr's own files,
+the program a build writes, and builds run as a shell would."""
 
 from __future__ import annotations
 
@@ -11,88 +11,11 @@ from pathlib import Path
 import pytest
 
 from helpers import Reentr, edit, wait_for
-from reentr import loops
-from reentr.loops import ROUNDS, Guard, Span
-from reentr.runner import _exec_form
+from reentr.loops import ROUNDS
 
 Start = Callable[..., Reentr]
-MS = 1_000_000
-
-
-# The guard as tables ---------------------------------------------------------------------------
-
-
-def _after(guard: Guard, *steps: tuple[str, int, int]) -> Guard:
-    """Feed the guard `(what, pid, at_ms)` steps: start-life, start-startup, start-self,
-    ready, exit (by itself) and stop (stopped by reentr)."""
-    kinds = {"start-life": Span.LIFE, "start-startup": Span.STARTUP,
-             "start-self": Span.SELF_EXIT}
-    for what, pid, at in steps:
-        if what in kinds:
-            guard = loops.started(guard, pid, kinds[what], at * MS)
-        elif what == "ready":
-            guard = loops.ready(guard, pid, at * MS)
-        else:
-            guard = loops.ended(guard, pid, at * MS, by_itself=what == "exit")
-    return guard
-
-
-@pytest.mark.parametrize(("steps", "written_ms", "own"), [
-    # A build, or a utility that runs to completion: its whole life.
-    ([("start-life", 1, 100)], 150, True),
-    ([("start-life", 1, 100), ("exit", 1, 200)], 199, True),
-    ([("start-life", 1, 100), ("exit", 1, 200)], 201, False),
-    ([("start-life", 1, 100), ("stop", 1, 200)], 150, True),
-    ([("start-life", 1, 100)], 50, False),
-    # The coarse clock of file times: a write just after the start may be stamped before it.
-    ([("start-life", 1, 100)], 95, True),
-    # A restarted target with a probe: until it is ready.
-    ([("start-startup", 1, 100)], 150, True),
-    ([("start-startup", 1, 100), ("ready", 1, 120)], 119, True),
-    ([("start-startup", 1, 100), ("ready", 1, 120)], 121, False),
-    # Without a probe: only if it ended by itself; a running one has no start-up span.
-    ([("start-self", 1, 100)], 150, False),
-    ([("start-self", 1, 100), ("exit", 1, 200)], 150, True),
-    ([("start-self", 1, 100), ("stop", 1, 200)], 150, False),
-])
-def test_a_write_is_the_runs_own_only_within_their_spans(
-    steps: list[tuple[str, int, int]], written_ms: int, own: bool
-) -> None:
-    assert loops.own(_after(Guard(), *steps), written_ms * MS) is own
-
-
-def test_a_path_is_muted_after_the_runs_rewrote_it_rounds_times_in_a_row() -> None:
-    guard = Guard()
-    for round_ in range(1, ROUNDS + 1):
-        guard = _after(guard, ("start-life", round_, round_ * 1000),
-                       ("exit", round_, round_ * 1000 + 10))
-        guard, kept, muted = loops.sift(guard, ("/p/out", "/p/user"),
-                                        (round_ * 1000 * MS + 5 * MS, (round_ * 1000 - 500) * MS))
-        assert "/p/user" in kept  # written between the runs: the user's
-        if round_ < ROUNDS:
-            assert kept == ("/p/out", "/p/user") and muted == ()
-        else:
-            assert kept == ("/p/user",) and muted == ("/p/out",)
-    # Muted for good: even a write outside every span no longer counts.
-    _, kept, muted = loops.sift(guard, ("/p/out",), (10 * MS,))
-    assert kept == () and muted == ()
-
-
-def test_a_change_between_the_runs_resets_the_count() -> None:
-    guard = Guard()
-    for round_ in range(1, 2 * ROUNDS):
-        guard = _after(guard, ("start-life", round_, round_ * 1000),
-                       ("exit", round_, round_ * 1000 + 10))
-        written = round_ * 1000 + (5 if round_ % 2 else 500)  # in a run every other round
-        guard, kept, muted = loops.sift(guard, ("/p/f",), (written * MS,))
-        assert kept == ("/p/f",) and muted == ()
-
-
-# End to end ------------------------------------------------------------------------------------
 
 WRITES_ITS_TREE = ["sh", "-c", "echo ran; exec date +%N > out.txt"]
-"""Prints, then writes and exits at once: the write is the last thing the run does."""
-
 
 def _runs_ended(proc: Reentr) -> int:
     """Once every run started so far has exited and printed: how many there were."""
@@ -106,7 +29,6 @@ def _runs_ended(proc: Reentr) -> int:
         return starts if starts == exits and proc.out.count("^ran$") == starts else None
 
     return wait_for(settled, what="every run to end")
-
 
 @pytest.mark.parametrize("mode", ["-a", "-r"])
 def test_a_command_that_writes_into_its_tree_runs_at_most_four_times(
@@ -133,7 +55,6 @@ def test_a_command_that_writes_into_its_tree_runs_at_most_four_times(
     assert proc.out.count("^ran$") == runs + 1
     assert proc.err.count("while a run could write it") == 1
 
-
 def test_an_edit_of_the_muted_path_is_ignored_but_others_run(
     reentr: Start, project: Path
 ) -> None:
@@ -150,7 +71,6 @@ def test_an_edit_of_the_muted_path_is_ignored_but_others_run(
     assert proc.wait() == -signal.SIGINT
     assert proc.out.count("^ran$") == runs + 1
 
-
 def test_no_loop_guard_keeps_reacting(reentr: Start, project: Path) -> None:
     (project / "out.txt").write_text("")
     proc = reentr(["-n", "-a", "--no-loop-guard", *WRITES_ITS_TREE], files=["out.txt"])
@@ -158,7 +78,6 @@ def test_no_loop_guard_keeps_reacting(reentr: Start, project: Path) -> None:
     proc.signal(signal.SIGINT)
     assert proc.wait() == -signal.SIGINT
     assert "while a run could write it" not in proc.err.text()
-
 
 @pytest.mark.parametrize("mode", ["entr", "watch"])
 def test_the_events_file_inside_the_tree_causes_no_run(
@@ -184,7 +103,6 @@ def test_the_events_file_inside_the_tree_causes_no_run(
     assert sum(r["event"] == "start" for r in starts) == 3
     assert proc.out.count("^ran$") == 3
 
-
 def test_a_build_is_run_as_a_shell_would(reentr: Start, project: Path) -> None:
     proc = reentr(["-n", "--build", "exit 3", "-r", "sh", "-c", "sleep 60"])
     proc.err.expect(r"build failed \(exit status 3\); nothing is running yet; the next "
@@ -192,25 +110,6 @@ def test_a_build_is_run_as_a_shell_would(reentr: Start, project: Path) -> None:
     proc.signal(signal.SIGINT)
     assert proc.wait() == -signal.SIGINT
     assert "not found" not in proc.err.text()
-
-
-@pytest.mark.parametrize(("command", "expected"), [
-    ("make", "exec make"),
-    ("go build -o app .", "exec go build -o app ."),
-    ("exit 3", "exit 3"),
-    ("cd src && make", "cd src && make"),
-    ("make > log", "make > log"),
-    ("CC=clang make", "CC=clang make"),
-    ("no-such-program-here --flag", "no-such-program-here --flag"),
-    ("make 'a b'", "make 'a b'"),
-    ("echo $HOME", "echo $HOME"),
-    ("true", "exec true"),
-    ("wait", "wait"),
-    ("", ""),
-])
-def test_exec_is_prepended_only_to_a_single_external_program(command: str, expected: str) -> None:
-    assert _exec_form(command, None) == expected
-
 
 def test_the_program_a_build_writes_is_looked_up_after_the_build(
     reentr: Start, project: Path
@@ -229,7 +128,6 @@ def test_the_program_a_build_writes_is_looked_up_after_the_build(
     assert proc.out.count("^serving") == 2
     assert proc.err.count("restart #") == 1
 
-
 def test_a_build_that_does_not_write_the_program_says_so_and_keeps_watching(
     reentr: Start, project: Path
 ) -> None:
@@ -244,14 +142,12 @@ def test_a_build_that_does_not_write_the_program_says_so_and_keeps_watching(
     proc.signal(signal.SIGINT)
     assert proc.wait() == -signal.SIGINT
 
-
 def test_without_a_build_a_missing_program_is_refused_up_front(
     reentr: Start, project: Path
 ) -> None:
     proc = reentr(["watch", "-n", "-r", "--", "./app"], files="")
     assert proc.wait() == 1
     assert proc.err.text() == "reentr: cannot run './app': no such executable file"
-
 
 def test_a_program_without_a_probe_that_writes_its_tree_as_it_starts_is_told_why_it_loops(
     reentr: Start, project: Path

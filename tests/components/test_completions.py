@@ -14,7 +14,7 @@ import pytest
 
 from reentr.cli.completion import COMPLETION_FILES, completion_script
 
-COMPLETIONS = Path(__file__).parent.parent / "completions"
+COMPLETIONS = Path(__file__).parent.parent.parent / "completions"
 PATH = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
 """So that the scripts find the reentr under test, as they find an installed one."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
              ROOT / "benchmarks" / "README.md"]
 
@@ -19,7 +19,7 @@ def test_every_test_the_guarantees_table_names_exists() -> None:
     table = readme.split("## What reentr guarantees", 1)[1].split("\n## ", 1)[0]
     named = re.findall(r"`(test_\w+)`", table)
     assert len(named) >= 15
-    defined = {match for path in (ROOT / "tests").glob("test_*.py")
+    defined = {match for path in (ROOT / "tests").rglob("test_*.py")
                for match in re.findall(r"^def (test_\w+)\(", path.read_text(), re.MULTILINE)}
     assert [name for name in named if name not in defined] == []
 

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import REENTR
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent.parent / "golden"
 COMMANDS = {"reentr": [], "watch": ["watch"], "bench": ["bench"], "explain": ["explain"],
             "up": ["up"], "restart": ["restart"]}
 

@@ -196,6 +196,6 @@ def test_django_runserver_under_socket_is_told_it_cannot_take_the_held_socket(
 
 @pytest.mark.parametrize("built", KINDS, indirect=True)
 def test_the_readmes_toolchain_lines_are_the_ones_tested(built: Project) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text()
     assert f"`{readme_line(built)}`" in readme
     assert "`reentr watch -r -- python manage.py runserver --noreload`" in readme

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "reentr"
+SRC = Path(__file__).resolve().parents[2] / "src" / "reentr"
 
 OWNERS = [
     # (what, the only modules that may do it)
