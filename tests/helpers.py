@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import array
 import fcntl
 import http.client
 import json
@@ -345,3 +346,12 @@ class Hammer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(DEADLINE)
+
+
+def notify(path: str, text: str, fds: Sequence[int] = ()) -> None:
+    """Send one sd_notify message (`text`, with `fds` attached) to the socket at `path`, as a
+    program outside the target would."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(path)
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        sock.sendmsg([text.encode()], rights)

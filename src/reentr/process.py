@@ -133,10 +133,16 @@ def _reaped(pid: int) -> bool:
 
 def _processes() -> Iterator[tuple[int, int, int, bytes, bytes]]:
     """(pid, parent pid, process group, state, command name) of every process /proc shows."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
-                yield found
+    # Listed whole before the first is given: a caller that stops early (`any`) leaves no
+    # directory open behind it.
+    try:
+        with os.scandir("/proc") as entries:
+            pids = [int(entry.name) for entry in entries if entry.name.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        if (found := _stat(pid)) is not None:
+            yield found
 
 
 def _stat(pid: int) -> tuple[int, int, int, bytes, bytes] | None:

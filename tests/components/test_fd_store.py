@@ -3,9 +3,7 @@ processes: duplicates, the limit, hang-ups, who holds what, who may speak."""
 
 from __future__ import annotations
 
-import array
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import Pair
-from helpers import DEADLINE, wait_for
+from helpers import DEADLINE, notify, wait_for
 from reentr import sockets
 from reentr.ready.notify import Notifier
 
@@ -93,12 +91,6 @@ def test_closing_the_store_ends_every_connection_it_alone_holds(pair: Pair) -> N
         peer.settimeout(DEADLINE)
         assert peer.recv(1) == b""
 
-def _send(path: str, text: str, fds: list[int] = ()) -> None:  # type: ignore[assignment]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(path)
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds \
-            else []
-        sock.sendmsg([text.encode()], ancillary)
 
 def test_a_process_outside_the_targets_group_can_neither_store_nor_make_it_ready(
         pair: Pair) -> None:
@@ -112,7 +104,7 @@ def test_a_process_outside_the_targets_group_can_neither_store_nor_make_it_ready
         notifier.admit(target.pid)
         notifier.expect(target.pid, readied.append)
         fd, peer = pair()
-        _send(notifier.path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])  # from this test
+        notify(notifier.path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])  # from this test
         os.close(fd)
         wait_for(lambda: said, what="the refusal")
         notifier.drain()

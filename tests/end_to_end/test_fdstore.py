@@ -8,7 +8,6 @@ Outside CI a machine without `go` skips the Go test and says why; in CI (`CI=tru
 
 from __future__ import annotations
 
-import array
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from helpers import (
     event_records,
     free_port,
     free_ports,
+    notify,
     wait_for,
 )
 from reentr import sockets
@@ -44,12 +44,6 @@ GO = shutil.which("go")
 
 STORER = APPS / "storer.py"
 
-def _send(path: str, text: str, fds: list[int] = ()) -> None:  # type: ignore[assignment]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(path)
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds \
-            else []
-        sock.sendmsg([text.encode()], ancillary)
 
 def _storer(tmp_path: Path, steps: str) -> Path:
     (tmp_path / "app").mkdir()
@@ -119,7 +113,7 @@ def test_an_outsider_cannot_store_nor_make_the_target_ready(
     path = wait_for(lambda: next((x.split()[1] for x in proc.out.lines if x.startswith("done")),
                                  None), what="the notify socket's path")
     fd, peer = pair()
-    _send(path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])
+    notify(path, "READY=1\nFDSTORE=1\nFDNAME=intruder", [fd])
     os.close(fd)
     proc.err.expect(r"refused a message of pid \d+, which is not in the target's process group")
     proc.err.expect(r"was not ready within 3s")  # the outsider's READY=1 did not count
