@@ -177,6 +177,15 @@ class JobStopped:
 
 
 @dataclass(frozen=True)
+class Warned:
+    """A thread has something to tell the user (the notify socket refused a message, the
+    guardian was replaced): the loop says it, in the service's name when it has one."""
+
+    text: str
+    service: str | None = None
+
+
+@dataclass(frozen=True)
 class TargetReady:
     """The readiness probe succeeded for the target `pid`."""
 
@@ -251,6 +260,7 @@ Event = (
     | ProcessExited
     | GroupEmptied
     | JobStopped
+    | Warned
     | TargetReady
     | TargetServes
     | ReadyTimedOut

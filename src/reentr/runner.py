@@ -61,6 +61,7 @@ from reentr.events import (
     TargetReady,
     TargetServes,
     TimerFired,
+    Warned,
 )
 from reentr.graph import Graph
 from reentr.report import Kind, Reporter
@@ -262,7 +263,7 @@ class _Loop:
         self.exits_seen: set[int] = set()
         """The children whose leader's `ProcessExited` the loop has processed."""
         self.term: terminal.Terminal | None = None
-        self.guardian = process.Guardian(reporter.error)
+        self.guardian = process.Guardian(lambda text: self.events.put(Warned(text)))
         for speaker in (reporter, *(unit.reporter for unit in self.units)):
             speaker.desktop = partial(process.notify_desktop, self.guardian)
         self.crowd = services.crowd(self.graph, [unit.config.ready is not None
@@ -283,7 +284,8 @@ class _Loop:
                 probe = unit.config.ready
                 if (probe is not None and probe.kind is ProbeKind.NOTIFY) or (
                         unit.service.store is not None):
-                    unit.notifier = ready.Notifier(unit.service.store, unit.reporter.error)
+                    unit.notifier = ready.Notifier(unit.service.store, partial(
+                        self._warn, unit.service.name))
                     stack.callback(unit.notifier.close)
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             trees = [(unit.service.name or "", unit.config.watch) for unit in self.units
@@ -307,6 +309,10 @@ class _Loop:
         held: list[Event] = []
         while status is None:
             event = self.events.get()
+            if isinstance(event, Warned):  # a thread's line, said by the loop
+                unit = self.by_name.get(event.service or "")
+                (unit.reporter if unit is not None else self.reporter).error(event.text)
+                continue
             if isinstance(event, JobStopped) or event == SignalReceived(signal.SIGTSTP):
                 self._suspend()  # Ctrl-Z: job control, which decides nothing
                 continue
@@ -427,6 +433,10 @@ class _Loop:
             case Restarted(number=number, timeline=timeline):
                 unit.summary.add(timeline)
                 unit.reporter.restarted(number, timeline)
+
+    def _warn(self, service: str | None, text: str) -> None:
+        """From a thread: a line for the user, which the loop says (`Warned`)."""
+        self.events.put(Warned(text, service))
 
     def _say_kept(self, unit: _Unit) -> None:
         """After a target's end with no start to follow (it exited by itself): what the fd
