@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,11 +137,14 @@ def walk(
 
 
 def own_files(config: Config, events: str | None, cwd: str) -> frozenset[str]:
-    """The files whose changes reentr never reacts to: those it writes itself, and, with
-    `--build`, the program the build writes (a loop otherwise: build, write, change, build)."""
+    """The files whose changes reentr never reacts to: those it writes itself (the event
+    stream, a Unix socket, the files its stdout and stderr are redirected to: `reentr ... 2>
+    err.log` in the tree would otherwise restart on its own lines), and, with `--build`, the
+    program the build writes (a loop otherwise: build, write, change, build)."""
     own = {spec.path for spec in config.sockets if spec.path is not None}
     if events not in (None, "-"):
         own.add(events)
+    own.update(_redirected_to())
     if config.build is not None and not config.shell:
         program = config.command[0]
         found = os.path.join(cwd, program) if os.sep in program else shutil.which(program)
@@ -148,3 +152,15 @@ def own_files(config: Config, events: str | None, cwd: str) -> frozenset[str]:
             own.add(found)
     # Both spellings: a watched tree's root is resolved, a listed file is not.
     return frozenset(f(path) for path in own for f in (os.path.abspath, os.path.realpath))
+
+
+def _redirected_to() -> set[str]:
+    """The regular files reentr's stdout and stderr write to, if any (Linux's /proc)."""
+    found = set()
+    for fd in (1, 2):
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                found.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # closed, or no /proc
+            continue
+    return found

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from helpers import Reentr, edit, wait_for
+from helpers import DEADLINE, REENTR, Reentr, edit, stays_false, wait_for
 from reentr.loops import ROUNDS
 
 Start = Callable[..., Reentr]
@@ -163,3 +165,27 @@ def test_a_program_without_a_probe_that_writes_its_tree_as_it_starts_is_told_why
     proc.signal(signal.SIGINT)
     proc.wait()
     assert proc.err.count(r"changed just as the program started") == 1
+
+
+def test_reentrs_own_output_redirected_into_the_tree_is_no_change(project: Path) -> None:
+    """`reentr watch ... 2> err.log` inside the watched tree: reentr's own lines (and the
+    command's) are written there, and must not restart the command."""
+    log = project / "err.log"
+    events = project.parent / "events.jsonl"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [*REENTR, "watch", "-n", "-r", "--events", str(events), "--", sys.executable, "-c",
+             "import signal, sys; print('up', file=sys.stderr, flush=True); signal.pause()"],
+            cwd=project, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            start_new_session=True)
+    try:
+        wait_for(lambda: log.read_text().count("up") == 1, what="the first start")
+        edit(project / "a.txt", "edited\n")
+        wait_for(lambda: log.read_text().count("up") == 2, what="the restart for the edit")
+        stays_false(lambda: log.read_text().count("up") > 2, 1.0,
+                    what="a restart for reentr's own lines")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(DEADLINE)
+    assert [json.loads(x)["paths"] for x in events.read_text().splitlines()
+            if json.loads(x)["event"] == "change"] == [[str(project / "a.txt")]]

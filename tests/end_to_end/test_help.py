@@ -2,7 +2,8 @@
 one-line answers to a mistyped option.
 
 After a deliberate change of the help, write the new text with
-`REENTR_GOLDEN=write python -m pytest tests/test_help.py` and read the diff before committing.
+`REENTR_GOLDEN=write python -m pytest tests/end_to_end/test_help.py` and read the diff before
+committing.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def test_help_is_the_golden_text(name: str) -> None:
     golden = GOLDEN / f"help-{name}.txt"
     if os.environ.get("REENTR_GOLDEN") == "write":
         golden.write_text(shown.stdout)
-    assert shown.stdout == golden.read_text()
+    assert shown.stdout == golden.read_text(), (
+        f"{golden.name} differs from the help: if the change is meant, write it again with "
+        "REENTR_GOLDEN=write python -m pytest tests/end_to_end/test_help.py and read the diff")
 
 
 @pytest.mark.parametrize("args", [["--install-completion", "--help"],

@@ -51,6 +51,18 @@ def test_every_link_between_the_documents_leads_somewhere(document: Path) -> Non
     assert broken == []
 
 
+@pytest.mark.parametrize("document", [*DOCUMENTS, ROOT / ".ci" / "run"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_of_the_project_a_document_names_is_there(document: Path) -> None:
+    """Paths written as text (`tests/end_to_end/test_up.py`), which the link check above does
+    not see: a file moved must take its mentions along."""
+    named = set(re.findall(
+        r"(?<![\w/.])((?:tests|src/reentr|benchmarks|docs|completions)/[\w/.-]+\.\w+)",
+        document.read_text()))
+    placeholders = {"benchmarks/NAME.py"}
+    assert sorted(path for path in named - placeholders if not (ROOT / path).exists()) == []
+
+
 def test_the_readme_is_a_reference_of_at_most_400_lines() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) <= 400
 
