@@ -95,6 +95,9 @@ def main() -> None:
                      for s in steps]
         if shutil.which("entr"):
             watchers.append(("entr 5.x", ["entr", "-n"], True))
+        onchange = install_onchange(work)
+        if onchange is not None:
+            watchers.append(("onchange (npm)", [onchange, "{file}", "--"], False))
         rows = {}
         for label, command, stdin in watchers:
             rows[label] = spawn_latency(work, command, stdin, stamp, args.runs)
@@ -113,8 +116,43 @@ def main() -> None:
         print(f"   reentr's own stages, p50 ms: {stages}")
         print("\nTargets: change->spawn p50 <= 10 ms with 1 run per save; idle CPU <= 1 %; "
               "server ratio <= 1.15; printed vs outside p50 <= 3 ms.")
+        print_peer_ratios(rows, f"reentr --debounce {chosen}ms")
 
 
+
+
+def install_onchange(work: Path) -> str | None:
+    """onchange (a Node watcher, the fastest peer measured) from the npm registry into a
+    folder of the run's; None, said, where npm or the registry is not there."""
+    npm = shutil.which("npm")
+    if npm is None:
+        print("   (npm is not installed: onchange's row is left out)")
+        return None
+    folder = work / "onchange"
+    done = subprocess.run([npm, "install", "--silent", "--prefix", str(folder), "onchange"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    binary = folder / "node_modules" / ".bin" / "onchange"
+    if done.returncode != 0 or not binary.exists():
+        print(f"   (onchange could not be installed: {done.stderr.strip()[:100]})")
+        return None
+    return str(binary)
+
+
+def print_peer_ratios(rows: dict[str, dict[str, object]], ours: str) -> None:
+    """The change -> spawn targets against the peers of the same run: below the fastest
+    peer, and at most 2 x the reference (the floor)."""
+    def p50(label: str) -> float:
+        return statistics.median(rows[label]["latencies"])  # type: ignore[arg-type]
+
+    floor = p50("reference (inotify)")
+    mine = p50(ours)
+    print(f"   {ours}: {mine / floor:.2f} x the reference (target <= 2)", end="")
+    peers = [label for label in rows if label.startswith(("onchange", "entr"))]
+    if peers:
+        fastest = min(peers, key=p50)
+        print(f", {mine / p50(fastest):.2f} x {fastest}, the fastest peer (target < 1)")
+    else:
+        print(" (no peer was there to compare with)")
 
 
 def build_stamp(work: Path) -> list[str]:
