@@ -70,24 +70,37 @@ def test_a_signal_reaches_the_whole_group_grandchildren_included(
     queue.close()
 
 
-def test_the_descriptors_passed_are_the_only_ones_a_child_gets(
-        guardian: process.Guardian) -> None:
+_PASSING = textwrap.dedent("""
+    import os, sys
+    from reentr import process
+    from reentr.events import GroupEmptied, Role
+    from reentr.runner import EventQueue
+    # One descriptor as reentr could inherit it from its shell (inheritable), one of its own.
+    inherited_r, inherited_w = os.pipe()
+    os.set_inheritable(inherited_r, True)
+    own_r, own_w = os.pipe()
     kept_r, kept_w = os.pipe()
-    other_r, other_w = os.pipe()
+    process.own_descriptors()
+    guardian = process.Guardian()
     queue = EventQueue()
-    process.start(Role.TARGET, [sys.executable, "-c",
-                                f"import os; os.write({kept_w}, b'k'); "
-                                f"print(sorted(int(f) for f in os.listdir('/proc/self/fd')))"],
-                  queue, dict(os.environ), guardian, pass_fds=(kept_w,),
-                  on_line=lambda line: None)
+    report = ("import os, sys; w = int(sys.argv[1]); os.write(w, repr([fd for fd in "
+              "range(3, 1024) if fd != w and os.path.lexists(f'/proc/self/fd/{fd}')]).encode())")
+    process.start(Role.TARGET, [sys.executable, "-c", report, str(kept_w)], queue,
+                  dict(os.environ), guardian, pass_fds=(kept_w,))
     os.close(kept_w)
-    os.close(other_w)
-    assert os.read(kept_r, 1) == b"k"
-    assert not os.get_inheritable(other_r)  # reentr's own stay close-on-exec
-    _next(queue, GroupEmptied)
-    for fd in (kept_r, other_r):
-        os.close(fd)
-    queue.close()
+    print(os.read(kept_r, 4096).decode(), flush=True)
+    while not isinstance(queue.get(), GroupEmptied):
+        pass
+    guardian.close()
+""")
+
+
+def test_the_descriptors_passed_are_the_only_ones_a_child_gets() -> None:
+    """Whatever else reentr holds, of its own or inherited from its shell, a child gets only
+    what it is given (and its stdin, stdout and stderr)."""
+    done = subprocess.run([sys.executable, "-c", _PASSING], capture_output=True, text=True,
+                          timeout=DEADLINE, check=False)
+    assert done.stdout.split() == ["[]"], done.stderr
 
 
 _IN_A_SUBREAPER = textwrap.dedent("""
