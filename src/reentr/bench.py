@@ -25,7 +25,7 @@ from reentr.timing import percentile
 T = TypeVar("T")
 
 MODES = {
-    "plain": ["-r", "--ready-port", "{port}"],
+    "plain": ["-r", "--ready-url", "http://127.0.0.1:{port}/"],
     "signal": ["--signal", "SIGHUP", "--ready-port", "{port}"],
     "socket": ["-r", "--socket", "{port}", "--ready-url", "http://127.0.0.1:{port}/"],
     "handoff": ["--handoff", "--socket", "{port}", "--ready-url", "http://127.0.0.1:{port}/"],
@@ -34,7 +34,10 @@ MODES = {
 and `handoff` an app that serves on the socket it inherits (LISTEN_FDS), and for `handoff`
 one whose answer names its PID (the new target's readiness): the sample app does all three.
 With the socket held, reentr's own socket completes every connect, so a port probe would
-prove nothing: those modes probe the URL."""
+prove nothing: those modes probe the URL. So does `plain`, where the port would do, but where
+a server that binds it before it can answer (gunicorn's master, before its workers boot)
+would be reported ready early: the outside observer waits for an answer, and so must the
+figure bench prints beside it."""
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.001
 """The client sends its next request this long after the previous one ended."""
