@@ -551,8 +551,8 @@ class _Loop:
         self, unit: _Unit, role: Role
     ) -> tuple[tuple[int, ...], list[str], tuple[int, ...]]:
         """What a start of the target inherits at 3, 4, ...: the held sockets, then what the
-        store keeps that no running target holds (after reading every message the old
-        target sent); their names; and the numbers of the stored ones."""
+        store keeps that no running target holds; their names; and the numbers of the
+        stored ones."""
         service = unit.service
         if role is not Role.TARGET:
             return (), [], ()
@@ -561,7 +561,8 @@ class _Loop:
         names = held.names() if held is not None else []
         if service.store is None or service.slots is None or unit.notifier is None:
             return passed, names, ()
-        unit.notifier.drain()
+        # What the old target stored as it stopped was read when its group ended
+        # (`Notifier.ended`, before the policy's start).
         kept, stored = service.store.lend(service.slots, len(passed))
         return (*passed, *kept), [*names, *stored], kept
 

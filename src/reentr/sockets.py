@@ -93,18 +93,8 @@ class Held:
         return None
 
     def names(self) -> list[str]:
-        """Their names in `LISTEN_FDNAMES`, in order."""
+        """Their names in `LISTEN_FDNAMES`, in order (see `listen_env`)."""
         return [spec.name for spec in self.specs]
-
-    def env(self) -> dict[str, str]:
-        """The variables every start of the target gets (`LISTEN_PID` comes from `wrap`)."""
-        return listen_env(self.names())
-
-    def wrap(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None
-    ) -> list[str]:
-        """`argv` run through the exec wrapper that sets `LISTEN_PID` (see `wrap`)."""
-        return wrap(argv, env, cwd)
 
     def close(self) -> None:
         for sock in self._sockets:
@@ -231,8 +221,10 @@ _STARTING = 0
 class Store:
     """The file-descriptor store of one target (systemd's: sd_notify(3) `FDSTORE=1`): the
     descriptors the target hands over, kept for as long as reentr runs, and passed to each
-    start after the held sockets, in the order stored, except those a running target holds
-    (the old one of a `--handoff`): no descriptor is ever passed to two running targets.
+    start after the held sockets, in the order stored, except those a running target holds.
+    The policy starts a target only once the last one's group is gone (and `--fd-store`
+    refuses `--handoff`), so that is a guard, not a rule anything relies on: no descriptor is
+    ever passed to two running targets.
 
     The notify thread adds and removes, the loop lends: every method takes the lock.
     """

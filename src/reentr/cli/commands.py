@@ -194,11 +194,7 @@ def _run(config: Config, events: str | None) -> int:
         reporter = Reporter(config, events=stream)
         if (note := launcher_note(config)) is not None:
             reporter.line(note)
-        store = None
-        if slots is not None:
-            store = stack.enter_context(contextlib.closing(sockets.Store(limit)))
-            if limit < sockets.STORE_MAX:
-                reporter.line(store_note(limit))
+        store = open_store(stack, config, limit, reporter)
         return runner.run(config, reporter, sockets=held, store=store, slots=slots)
 
 
@@ -220,13 +216,21 @@ def store_slots(
     return slots, limit
 
 
-def store_note(limit: int) -> str:
-    """The line that says the store keeps fewer than `STORE_MAX` here, and why."""
-    import resource  # only for this line
+def open_store(
+    stack: contextlib.ExitStack, config: Config, limit: int, reporter: Reporter
+) -> sockets.Store | None:
+    """The run's file-descriptor store, if it keeps one (`--fd-store`), closed with `stack`;
+    one line says when it keeps fewer than `STORE_MAX` here, and why."""
+    if not config.fd_store:
+        return None
+    if limit < sockets.STORE_MAX:
+        import resource  # only for this line
 
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    return (f"--fd-store keeps at most {limit} descriptors here (not {sockets.STORE_MAX}): "
-            f"the hard limit of open files is {hard} (ulimit -Hn); raise it for more")
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        reporter.line(f"--fd-store keeps at most {limit} descriptors here (not "
+                      f"{sockets.STORE_MAX}): the hard limit of open files is {hard} "
+                      "(ulimit -Hn); raise it for more")
+    return stack.enter_context(contextlib.closing(sockets.Store(limit)))
 
 
 def with_own_files(config: Config, events: str | None, cwd: str = ".") -> Config:

@@ -19,8 +19,8 @@ from reentr.cli.commands import (
     app,
     check_program,
     open_events,
+    open_store,
     run_config,
-    store_note,
     store_slots,
     watch_tree,
     with_own_files,
@@ -151,11 +151,7 @@ def _runnable(
     reporter = Reporter(config, events=stream, service=service.name, label=label)
     if (note := launcher_note(config)) is not None:
         reporter.line(note)
-    store = None
-    if config.fd_store:
-        store = stack.enter_context(contextlib.closing(sockets.Store(limit)))
-        if limit < sockets.STORE_MAX:
-            reporter.line(store_note(limit))
+    store = open_store(stack, config, limit, reporter)
     return runner.Service(
         config, reporter, dict(os.environ), sock, store=store, slots=slots,
         name=service.name, depends_on=service.depends_on, cwd=str(service.cwd),

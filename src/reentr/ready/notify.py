@@ -93,7 +93,7 @@ class Notifier:
     can make a target ready or store anything. `READY=1` makes that target ready; with a
     `store` (`--fd-store`), `FDSTORE=1` keeps the descriptors sent with it, and
     `FDSTOREREMOVE=1` drops them. The runner reads every message a target sent before it
-    starts the next one (`drain`): a target that stores its connections as it stops loses
+    starts the next one (`ended`): a target that stores its connections as it stops loses
     none to that race.
     """
 
@@ -149,8 +149,8 @@ class Notifier:
             self._expected.pop(pid, None)
 
     def drain(self) -> None:
-        """Take every message sent so far (before a start: what the old target stored as it
-        stopped is passed to the new one)."""
+        """Take every message sent so far (`ended`: what the old target stored as it stopped
+        is in the store before the new one starts)."""
         with self._lock:
             calls = self._read()
         for call in calls:
