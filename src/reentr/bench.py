@@ -20,6 +20,7 @@ from typing import TextIO, TypeVar
 
 from reentr import process
 from reentr.errors import ReentrError
+from reentr.records import record
 from reentr.timing import percentile
 
 T = TypeVar("T")
@@ -64,7 +65,7 @@ class Result:
     """The restarts reentr reported in all (one per edit when it counts right)."""
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """What to bench: the command (None: the sample app), where it listens, what to edit."""
 
@@ -117,7 +118,7 @@ def write_json(results: list[Result], path: str) -> None:
         Path(path).write_text(text + "\n")
 
 
-@dataclass(frozen=True)
+@record
 class _Request:
     began: int
     ended: int

@@ -5,14 +5,15 @@ from __future__ import annotations
 import enum
 import re
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from signal import Signals
 
 from reentr.errors import UsageError
+from reentr.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Sources:
     """Which ignore sources apply: each has an off switch on the command line."""
 
@@ -45,7 +46,7 @@ class OnExit(str, enum.Enum):
     QUIT = "quit"
 
 
-@dataclass(frozen=True)
+@record
 class WatchList:
     """entr mode's watch set: the regular files listed on stdin, and directories for `-d`."""
 
@@ -73,7 +74,7 @@ class ProbeKind(str, enum.Enum):
     """The target sends `READY=1` to `$NOTIFY_SOCKET` (systemd's sd_notify protocol)."""
 
 
-@dataclass(frozen=True)
+@record
 class Probe:
     """A readiness probe: what `ready.py` waits for after each start of the target."""
 
@@ -87,7 +88,7 @@ class Probe:
         return f"--ready-{self.kind.value} {self.text}".rstrip()
 
 
-@dataclass(frozen=True)
+@record
 class SocketSpec:
     """A listening socket that reentr binds once and passes to every start (`--socket`)."""
 
@@ -105,7 +106,7 @@ class SocketSpec:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@record
 class WatchTree:
     """`reentr watch`'s watch set: directory trees, filtered by ignore rules and includes."""
 
@@ -118,7 +119,7 @@ class WatchTree:
     """Poll every this many seconds instead of using inotify (`--poll`)."""
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """Everything a run needs, built once by `cli/` and never changed."""
 

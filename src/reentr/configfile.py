@@ -10,7 +10,6 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ else:  # pragma: no cover (Python 3.10)
 from reentr.config import parse_duration, parse_signal, parse_socket
 from reentr.dotenv import parse_env, parse_procfile
 from reentr.errors import UsageError
+from reentr.records import record
 
 NAMES = ("reentr.toml", "pyproject.toml")
 """Looked for in this order in each directory, from the working directory up."""
@@ -37,7 +37,7 @@ class Kind:
     COMMAND = "a command: a string, or a list of strings"
 
 
-@dataclass(frozen=True)
+@record
 class Found:
     path: Path
     table: Mapping[str, Any]
@@ -61,7 +61,7 @@ SERVICE_KEYS = ("depends-on", "cwd", "env", "env-file")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-@dataclass(frozen=True)
+@record
 class Service:
     """One `[services.NAME]` table of `reentr up`."""
 

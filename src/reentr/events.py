@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import signal
-from dataclasses import dataclass
 from typing import Protocol
 
+from reentr.records import record
 from reentr.timing import Timeline
 
 
@@ -56,7 +56,7 @@ class Note(str, enum.Enum):
 # Events ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Began:
     """The loop started and the watch is in place (under `reentr up`: the service's
     dependencies are ready too)."""
@@ -64,7 +64,7 @@ class Began:
     service: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Traits:
     """What a changed path's content and the tree's history say of who wrote it, as the
     watcher saw them (`outputs.py` judges). The defaults say nothing."""
@@ -94,7 +94,7 @@ class Traits:
         return self.read and not (self.gone or self.empty or self.binary or self.generated)
 
 
-@dataclass(frozen=True)
+@record
 class FilesChanged:
     """A batch of changes to watched files, gathered by the watcher."""
 
@@ -116,22 +116,22 @@ class FilesChanged:
         return self.written_ns or (self.detected_ns,) * len(self.paths)
 
 
-@dataclass(frozen=True)
+@record
 class DirectoryAltered:
     """`-d`: a watched directory gained or lost an entry."""
 
 
-@dataclass(frozen=True)
+@record
 class KeyPressed:
     key: str
 
 
-@dataclass(frozen=True)
+@record
 class SignalReceived:
     signum: int
 
 
-@dataclass(frozen=True)
+@record
 class ProcessStarted:
     role: Role
     pid: int
@@ -140,14 +140,14 @@ class ProcessStarted:
     """How many descriptors of the store (`--fd-store`) it was given."""
 
 
-@dataclass(frozen=True)
+@record
 class ProcessStartFailed:
     role: Role
     reason: str
     service: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ProcessExited:
     """The process group's leader exited; others in its group may still be running."""
 
@@ -161,7 +161,7 @@ class ProcessExited:
     """When reentr saw it exit, on the monotonic clock."""
 
 
-@dataclass(frozen=True)
+@record
 class GroupEmptied:
     """The last live process of the group led by `pid` is gone."""
 
@@ -169,14 +169,14 @@ class GroupEmptied:
     pid: int
 
 
-@dataclass(frozen=True)
+@record
 class JobStopped:
     """A utility that holds the terminal was stopped by it (Ctrl-Z): the job stops with it."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record
 class Warned:
     """A thread has something to tell the user (the notify socket refused a message, the
     guardian was replaced): the loop says it, in the service's name when it has one."""
@@ -185,7 +185,7 @@ class Warned:
     service: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class TargetReady:
     """The readiness probe succeeded for the target `pid`."""
 
@@ -193,7 +193,7 @@ class TargetReady:
     at_ns: int
 
 
-@dataclass(frozen=True)
+@record
 class TargetServes:
     """`--handoff`: after the target `pid` was ready and its predecessor was told to stop, a
     connection to the held socket was taken by a process of its group (`at_ns`), which is
@@ -204,14 +204,14 @@ class TargetServes:
     at_ns: int | None
 
 
-@dataclass(frozen=True)
+@record
 class ReadyTimedOut:
     """The target `pid` did not become ready within the probe's timeout."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record
 class TimerFired:
     name: Timer
     pid: int
@@ -220,12 +220,12 @@ class TimerFired:
     became of the process it names (the back-off's target is gone, a delay names none)."""
 
 
-@dataclass(frozen=True)
+@record
 class WatcherFailed:
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class Released:
     """`reentr up`: the services that the held change's service depends on serve again: it
     may stop its old target and start the new one."""
@@ -234,7 +234,7 @@ class Released:
     at_ns: int
 
 
-@dataclass(frozen=True)
+@record
 class RestartAsked:
     """`reentr restart NAME`, from another terminal, asked the running `reentr up` to restart
     a service; or space did, for each service in dependency order (`by_key`)."""
@@ -274,7 +274,7 @@ Event = (
 # Actions --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Start:
     role: Role
     trigger: str | None = None
@@ -283,7 +283,7 @@ class Start:
     """Every file changed since the target last started, the leading edge first."""
 
 
-@dataclass(frozen=True)
+@record
 class SignalGroup:
     """Send `signum` to the whole process group of `pid`."""
 
@@ -294,19 +294,19 @@ class SignalGroup:
     """This is the stop signal of a stop with escalation, not `--signal`."""
 
 
-@dataclass(frozen=True)
+@record
 class SetTimer:
     name: Timer
     pid: int
     seconds: float
 
 
-@dataclass(frozen=True)
+@record
 class ClearScreen:
     level: int
 
 
-@dataclass(frozen=True)
+@record
 class Say:
     """A status line for the user; `report.py` words it."""
 
@@ -324,7 +324,7 @@ class Say:
     """The signal sent (`SIGNALLED`)."""
 
 
-@dataclass(frozen=True)
+@record
 class Triggered:
     """A change (or the space key) was accepted: a restart's timeline begins."""
 
@@ -332,7 +332,7 @@ class Triggered:
     """The change, less the paths the loop guard mutes: the first of them is the trigger."""
 
 
-@dataclass(frozen=True)
+@record
 class Restarted:
     """Restart number `number` has served: its line, its `restart` event, its summary row."""
 
@@ -340,7 +340,7 @@ class Restarted:
     timeline: Timeline
 
 
-@dataclass(frozen=True)
+@record
 class Exit:
     status: int
 

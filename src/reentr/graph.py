@@ -11,10 +11,11 @@ keeps, and does what it is told.
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass
+
+from reentr.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Graph:
     order: tuple[str, ...]
     """The services, each after those it depends on (as configfile.services orders them)."""

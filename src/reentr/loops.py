@@ -25,9 +25,9 @@ of such a start is said once: such a loop reaches that at once and never stops.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-from dataclasses import dataclass
+
+from reentr.records import evolve, record
 
 ROUNDS = 3
 """How many of a path's changes in a row may be the runs' own before it stops counting
@@ -53,7 +53,7 @@ class Span(enum.Enum):
     """A restarted target without a probe: its life, but only if it ends by itself."""
 
 
-@dataclass(frozen=True)
+@record
 class Run:
     pid: int
     kind: Span
@@ -61,7 +61,7 @@ class Run:
     end_ns: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Guard:
     runs: tuple[Run, ...] = ()
     rounds: tuple[tuple[str, int], ...] = ()
@@ -78,7 +78,7 @@ def started(guard: Guard, pid: int, kind: Span, at_ns: int) -> Guard:
     """A process of reentr's started at `at_ns`."""
     kept = tuple(r for r in guard.runs
                  if r.end_ns is None or at_ns - r.end_ns < KEEP_NS)
-    return dataclasses.replace(guard, runs=(*kept, Run(pid, kind, at_ns)))
+    return evolve(guard, runs=(*kept, Run(pid, kind, at_ns)))
 
 
 def ready(guard: Guard, pid: int, at_ns: int) -> Guard:
@@ -90,14 +90,14 @@ def ended(guard: Guard, pid: int, at_ns: int, *, by_itself: bool) -> Guard:
     """The process `pid` exited at `at_ns`, on its own or because reentr stopped it."""
     if not by_itself:
         # Stopped by reentr: a target without a probe never had a start-up span.
-        guard = dataclasses.replace(guard, runs=tuple(
+        guard = evolve(guard, runs=tuple(
             r for r in guard.runs if not (r.pid == pid and r.kind is Span.SELF_EXIT)))
     return _end(guard, pid, at_ns, (Span.LIFE, Span.STARTUP, Span.SELF_EXIT))
 
 
 def _end(guard: Guard, pid: int, at_ns: int, kinds: tuple[Span, ...]) -> Guard:
-    return dataclasses.replace(guard, runs=tuple(
-        dataclasses.replace(r, end_ns=at_ns)
+    return evolve(guard, runs=tuple(
+        evolve(r, end_ns=at_ns)
         if r.pid == pid and r.end_ns is None and r.kind in kinds else r
         for r in guard.runs))
 
@@ -152,7 +152,7 @@ def sift(
             muted_now.append(path)
         else:
             kept.append(path)
-    guard = dataclasses.replace(guard, rounds=tuple(rounds.items()),
+    guard = evolve(guard, rounds=tuple(rounds.items()),
                                 storms=tuple(storms.items()),
                                 muted=guard.muted | frozenset(muted_now),
                                 stormed=guard.stormed | frozenset(stormed))

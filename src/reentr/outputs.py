@@ -25,10 +25,10 @@ what this does not catch.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from reentr.events import Traits
 from reentr.loops import SLACK_NS, Guard, Span
+from reentr.records import record
 
 START_NS = 5_000_000_000
 """How long a program without a readiness probe counts as starting: its first 5 s (Django's
@@ -46,7 +46,7 @@ class Window(enum.Enum):
     make a directory then."""
 
 
-@dataclass(frozen=True)
+@record
 class Outputs:
     files: frozenset[str] = frozenset()
     dirs: frozenset[str] = frozenset()

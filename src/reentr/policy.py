@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import signal
-from dataclasses import dataclass
 
 from reentr import loops, outputs, restarts
 from reentr.config import Config, OnBusy, OnExit, shell_status
@@ -49,6 +48,7 @@ from reentr.events import (
     Triggered,
     WatcherFailed,
 )
+from reentr.records import evolve, record
 
 BACKOFF_FIRST = 0.1
 """Seconds before the first `--on-exit restart`; doubles per exit in a row, up to BACKOFF_MAX."""
@@ -94,7 +94,7 @@ class Delay(enum.Enum):
     """The wait is over: the start may go."""
 
 
-@dataclass(frozen=True)
+@record
 class Slot:
     """The process group of one role: at most one at a time. A phase and a stop, so that no
     impossible state (a group alive without a pid, a start in flight with one) can be written."""
@@ -129,7 +129,7 @@ class Slot:
         return self.phase is not Phase.EMPTY
 
 
-@dataclass(frozen=True)
+@record
 class State:
     target: Slot = Slot()
     """The target that serves."""
@@ -189,11 +189,11 @@ def step(
     """Decide what `event`, taken at `now` (monotonic ns), means: the next state, and the
     actions for the runner to carry out, the report of a restart that it completes included."""
     actions: list[Action] = []
-    state = dataclasses.replace(state, guard=_observe(config, state, event))
+    state = evolve(state, guard=_observe(config, state, event))
     state = _apply(config, state, event, actions)
     state = _advance(config, state, actions)
     clock, actions = restarts.observe(config, state.clock, event, actions, now)
-    return dataclasses.replace(state, clock=clock), actions
+    return evolve(state, clock=clock), actions
 
 
 def _apply(config: Config, s: State, event: Event, out: list[Action]) -> State:
@@ -223,7 +223,7 @@ def _request(config: Config, s: State, event: Event, out: list[Action]) -> State
             return _directory_altered(config, s, out)
         case WatcherFailed(reason=reason):
             out.append(Say(Note.WATCHER_FAILED, detail=reason))
-            return dataclasses.replace(s, quitting=ExitStatus.ERROR)
+            return evolve(s, quitting=ExitStatus.ERROR)
     return s  # another key
 
 
@@ -237,7 +237,7 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
     if config.loop_guard:
         guard, paths, muted = loops.sift(s.guard, paths, event.written())
         stormed = sorted(guard.stormed - s.guard.stormed)
-        s = dataclasses.replace(s, guard=guard)
+        s = evolve(s, guard=guard)
         out.extend(Say(Note.LOOP, detail=path) for path in muted)
         out.extend(Say(Note.STORM, detail=path) for path in stormed)
         if not paths:
@@ -255,9 +255,9 @@ def _directory_altered(config: Config, s: State, out: list[Action]) -> State:
     out.append(Say(Note.DIRECTORY_ALTERED))
     if config.runs_to_completion:
         # entr runs the utility once more, then exits 2 (entr(1), -d).
-        return _want(config, dataclasses.replace(
+        return _want(config, evolve(
             s, exit_after_run=ExitStatus.DIRECTORY_ALTERED), ())
-    return dataclasses.replace(s, quitting=ExitStatus.DIRECTORY_ALTERED)
+    return evolve(s, quitting=ExitStatus.DIRECTORY_ALTERED)
 
 
 _PROCESS_EVENTS = (ProcessStarted, ProcessStartFailed, ProcessExited, GroupEmptied, TargetReady,
@@ -270,7 +270,7 @@ def _process_event(config: Config, s: State, event: Event, out: list[Action]) ->
         case ProcessStarted(role=role, pid=pid):
             started = Slot(pid, Phase.RUNNING)
             if role is Role.TARGET and s.incoming.starting:
-                return dataclasses.replace(s, incoming=started)
+                return evolve(s, incoming=started)
             return _set(s, role, started)
         case ProcessStartFailed(role=role, reason=reason):
             return _start_failed(config, s, role, reason, out)
@@ -281,7 +281,7 @@ def _process_event(config: Config, s: State, event: Event, out: list[Action]) ->
             if slot.pid != pid:
                 return s
             ours = slot.stopping or s.quitting is not None
-            s = _set(s, role, dataclasses.replace(slot, phase=Phase.LEFT))
+            s = _set(s, role, evolve(slot, phase=Phase.LEFT))
             return _exited(config, s, role, status, out, ran_s=ran_s, ours=ours)
         case GroupEmptied(role=role, pid=pid):
             return _group_emptied(s, role, pid, out)
@@ -293,7 +293,7 @@ def _process_event(config: Config, s: State, event: Event, out: list[Action]) ->
         case TimerFired(name=name, pid=pid):
             return _timer(config, s, name, pid, out)
         case Released():
-            return dataclasses.replace(s, held=False)
+            return evolve(s, held=False)
     return s
 
 
@@ -301,16 +301,16 @@ def _start_failed(config: Config, s: State, role: Role, reason: str, out: list[A
     out.append(Say(Note.START_FAILED, role=role, detail=reason))
     if role is Role.TARGET and s.incoming.starting:
         out.append(Say(Note.ROLLED_BACK, role=role, pid=_serving(s)))
-        return dataclasses.replace(s, incoming=Slot())
+        return evolve(s, incoming=Slot())
     return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
 
 
 def _group_emptied(s: State, role: Role, pid: int, out: list[Action]) -> State:
     """The last process of a group is gone: its slot is free."""
     if role is Role.TARGET and s.incoming.pid == pid:
-        return dataclasses.replace(s, incoming=Slot())
+        return evolve(s, incoming=Slot())
     if role is Role.TARGET and s.target.pid != pid:
-        return dataclasses.replace(s, retiring=tuple(
+        return evolve(s, retiring=tuple(
             slot for slot in s.retiring if slot.pid != pid))
     if _get(s, role).pid != pid:
         return s
@@ -323,9 +323,9 @@ def _handed_off(config: Config, s: State, out: list[Action]) -> State:
     """The handoff: the new target is ready and serves; the old one is stopped."""
     old = s.target
     out.append(Say(Note.HANDED_OFF, role=Role.TARGET, pid=_serving(s)))
-    s = dataclasses.replace(s, target=s.incoming, incoming=Slot())
+    s = evolve(s, target=s.incoming, incoming=Slot())
     if old.group_alive and old.pid is not None:
-        s = dataclasses.replace(s, retiring=(*s.retiring, old))
+        s = evolve(s, retiring=(*s.retiring, old))
         s = _stop_slot(config, s, old, out)
     return s
 
@@ -336,7 +336,7 @@ def _without_outputs(
     """The change less what reentr's runs made (see `outputs.py`), said once per find."""
     made, kept, new = outputs.sift(s.made, s.guard, event.paths, event.written(),
                                    event.traits)
-    s = dataclasses.replace(s, made=made, unsaid=(*s.unsaid, *new))
+    s = evolve(s, made=made, unsaid=(*s.unsaid, *new))
     if not s.build.busy:
         s = _say_outputs(s, out)
     if len(kept) == len(event.paths):
@@ -352,14 +352,14 @@ def _say_outputs(s: State, out: list[Action]) -> State:
     if not s.unsaid:
         return s
     out.append(Say(Note.OUTPUTS, paths=s.unsaid))
-    return dataclasses.replace(s, unsaid=())
+    return evolve(s, unsaid=())
 
 
 def _only(event: FilesChanged, paths: tuple[str, ...]) -> FilesChanged:
     """`event` with only `paths` (in their order there), their write times and traits."""
     index = {path: i for i, path in enumerate(event.paths)}
     written = event.written()
-    return dataclasses.replace(
+    return evolve(
         event, paths=paths, written_ns=tuple(written[index[p]] for p in paths),
         traits=tuple(event.traits[index[p]] for p in paths) if event.traits else ())
 
@@ -388,10 +388,10 @@ def _observe(config: Config, s: State, event: Event) -> loops.Guard:
 def _want(config: Config, s: State, paths: tuple[str, ...]) -> State:
     if paths:
         changed = tuple(dict.fromkeys((*s.changed, *paths)))
-        s = dataclasses.replace(s, trigger=paths[0], changed=changed)
+        s = evolve(s, trigger=paths[0], changed=changed)
     if config.build is not None:
-        return dataclasses.replace(s, want_build=True)
-    return dataclasses.replace(s, want_start=True)
+        return evolve(s, want_build=True)
+    return evolve(s, want_start=True)
 
 
 def _drops_changes(config: Config, s: State) -> bool:
@@ -413,10 +413,10 @@ def _changed(
         return s
     out.append(Triggered(change))
     if change is not None and change.held:
-        s = dataclasses.replace(s, held=True)
+        s = evolve(s, held=True)
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
-        s = dataclasses.replace(s, build_stale=True)
-    return _want(config, dataclasses.replace(s, exits_in_a_row=0), paths)
+        s = evolve(s, build_stale=True)
+    return _want(config, evolve(s, exits_in_a_row=0), paths)
 
 
 def quit_status(signum: int) -> ExitStatus:
@@ -429,13 +429,13 @@ def quit_status(signum: int) -> ExitStatus:
 def _quit(s: State, status: int, out: list[Action]) -> State:
     if s.quitting is not None:
         # A second Ctrl-C: no more grace for anyone, nor for a process still to start.
-        s = dataclasses.replace(s, killing=True)
+        s = evolve(s, killing=True)
         for role, slot in _slots(s):
             if slot.group_alive and not slot.killed and slot.pid is not None:
                 out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
-                s = _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
+                s = _put(s, slot, evolve(slot, stop=Stop.KILLED))
         return s
-    return dataclasses.replace(s, quitting=status)
+    return evolve(s, quitting=status)
 
 
 def _exited(
@@ -444,27 +444,27 @@ def _exited(
 ) -> State:
     if role is Role.BUILD:
         if ours or s.build_stale:
-            return dataclasses.replace(s, build_stale=False)
+            return evolve(s, build_stale=False)
         if status != 0:
             out.append(Say(Note.BUILD_FAILED, role=role, status=status))
             return s
         out.append(Say(Note.BUILD_SUCCEEDED, role=role, status=status))
-        return dataclasses.replace(s, want_start=True)
+        return evolve(s, want_start=True)
     if ours:
         return s
     out.append(Say(Note.EXITED, role=role, status=status))
     if config.port_named and status != 0 and ran_s < PORT_HINT_S and not s.said_port:
         out.append(Say(Note.PORT_TAKEN, role=role, detail=config.port_named))
-        s = dataclasses.replace(s, said_port=True)
+        s = evolve(s, said_port=True)
     if s.exit_after_run is not None and not s.want_start:
-        return dataclasses.replace(s, quitting=s.exit_after_run)
+        return evolve(s, quitting=s.exit_after_run)
     if config.exit_on_exit or config.on_exit is OnExit.QUIT:
-        return dataclasses.replace(s, quitting=shell_status(status))
+        return evolve(s, quitting=shell_status(status))
     if config.on_exit is OnExit.RESTART and not s.want_start:
         in_a_row = 0 if ran_s >= STABLE_RUN else s.exits_in_a_row
         delay = min(BACKOFF_FIRST * 2**in_a_row, BACKOFF_MAX)
         out.append(SetTimer(Timer.BACKOFF, _get(s, role).pid or 0, delay))
-        return dataclasses.replace(s, exits_in_a_row=in_a_row + 1)
+        return evolve(s, exits_in_a_row=in_a_row + 1)
     return s
 
 
@@ -474,12 +474,12 @@ def _timer(config: Config, s: State, name: Timer, pid: int, out: list[Action]) -
             if slot.pid == pid and slot.group_alive and not slot.killed:
                 out.append(Say(Note.KILLED, role=role, seconds=config.grace))
                 out.append(SignalGroup(role, pid, signal.SIGKILL))
-                return _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
+                return _put(s, slot, evolve(slot, stop=Stop.KILLED))
         return s
     if name is Timer.BACKOFF and s.quitting is None and not s.target.busy:
-        return dataclasses.replace(s, want_start=True)
+        return evolve(s, want_start=True)
     if name is Timer.DELAY:
-        return dataclasses.replace(s, delay=Delay.DONE)
+        return evolve(s, delay=Delay.DONE)
     return s
 
 
@@ -497,7 +497,7 @@ def _advance(config: Config, s: State, out: list[Action]) -> State:
     if s.want_build and not s.want_start:
         if not s.build.busy:
             out.append(Start(Role.BUILD, s.trigger, s.changed))
-            s = dataclasses.replace(
+            s = evolve(
                 s, want_build=False, build=Slot(phase=Phase.STARTING), build_stale=False
             )
         elif config.on_busy is OnBusy.RESTART:
@@ -511,7 +511,7 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
         if not t.stopping:
             out.append(SignalGroup(Role.TARGET, t.pid, config.signal))
             out.append(Say(Note.SIGNALLED, role=Role.TARGET, signum=config.signal))
-        return dataclasses.replace(s, want_start=False, changed=())
+        return evolve(s, want_start=False, changed=())
     if config.handoff:
         if s.incoming.busy:
             # A newer change: the new target that is still starting is already out of date.
@@ -519,20 +519,20 @@ def _swap_target(config: Config, s: State, out: list[Action]) -> State:
         if t.leader_alive and not t.stopping:
             # The old target keeps serving until the new one is ready.
             if _delaying(config, s, out):
-                return dataclasses.replace(s, delay=Delay.WAITING)
+                return evolve(s, delay=Delay.WAITING)
             out.append(Start(Role.TARGET, s.trigger, s.changed))
-            return dataclasses.replace(s, want_start=False, incoming=Slot(phase=Phase.STARTING),
+            return evolve(s, want_start=False, incoming=Slot(phase=Phase.STARTING),
                                        changed=(), delay=Delay.NONE)
     if t.busy:
         if not config.runs_to_completion:
             s = _stop(config, s, Role.TARGET, out)
         return s
     if _delaying(config, s, out):
-        return dataclasses.replace(s, delay=Delay.WAITING)
+        return evolve(s, delay=Delay.WAITING)
     if config.clear:
         out.append(ClearScreen(config.clear))
     out.append(Start(Role.TARGET, s.trigger, s.changed))
-    return dataclasses.replace(s, want_start=False, target=Slot(phase=Phase.STARTING), changed=(),
+    return evolve(s, want_start=False, target=Slot(phase=Phase.STARTING), changed=(),
                                delay=Delay.NONE)
 
 
@@ -556,11 +556,11 @@ def _handoff_exited(
         if rollback:
             out.append(Say(Note.EXITED, role=Role.TARGET, status=status))
             out.append(Say(Note.ROLLED_BACK, role=Role.TARGET, pid=_serving(s)))
-        s = dataclasses.replace(s, incoming=dataclasses.replace(incoming, phase=Phase.LEFT))
+        s = evolve(s, incoming=evolve(incoming, phase=Phase.LEFT))
         # Whatever it started goes with it.
         return _stop_slot(config, s, s.incoming, out) if rollback else s
-    return dataclasses.replace(s, retiring=tuple(
-        dataclasses.replace(slot, phase=Phase.LEFT) if slot.pid == pid else slot
+    return evolve(s, retiring=tuple(
+        evolve(slot, phase=Phase.LEFT) if slot.pid == pid else slot
         for slot in s.retiring))
 
 
@@ -580,11 +580,11 @@ def _stop_slot(config: Config, s: State, slot: Slot, out: list[Action]) -> State
     role = Role.BUILD if slot.pid == s.build.pid else Role.TARGET
     if s.killing:
         out.append(SignalGroup(role, slot.pid, signal.SIGKILL))
-        return _put(s, slot, dataclasses.replace(slot, stop=Stop.KILLED))
+        return _put(s, slot, evolve(slot, stop=Stop.KILLED))
     signum = config.stop_signal if role is Role.TARGET else signal.SIGTERM
     out.append(SignalGroup(role, slot.pid, signum, stop=True))
     out.append(SetTimer(Timer.GRACE, slot.pid, config.grace))
-    return _put(s, slot, dataclasses.replace(slot, stop=Stop.SENT))
+    return _put(s, slot, evolve(slot, stop=Stop.SENT))
 
 
 def _slots(s: State) -> list[tuple[Role, Slot]]:
@@ -598,12 +598,12 @@ def _put(s: State, old: Slot, new: Slot) -> State:
     replaced by `new`."""
     assert old.pid is not None, "only a slot with a process is ever replaced"
     if old.pid == s.build.pid:
-        return dataclasses.replace(s, build=new)
+        return evolve(s, build=new)
     if old.pid == s.target.pid:
-        return dataclasses.replace(s, target=new)
+        return evolve(s, target=new)
     if old.pid == s.incoming.pid:
-        return dataclasses.replace(s, incoming=new)
-    return dataclasses.replace(s, retiring=tuple(
+        return evolve(s, incoming=new)
+    return evolve(s, retiring=tuple(
         new if r.pid == old.pid else r for r in s.retiring))
 
 
@@ -613,5 +613,5 @@ def _get(s: State, role: Role) -> Slot:
 
 def _set(s: State, role: Role, slot: Slot) -> State:
     if role is Role.BUILD:
-        return dataclasses.replace(s, build=slot)
-    return dataclasses.replace(s, target=slot)
+        return evolve(s, build=slot)
+    return evolve(s, target=slot)

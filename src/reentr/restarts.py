@@ -24,9 +24,6 @@ one that may itself not be ready yet.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 from reentr.config import Config
 from reentr.events import (
     Action,
@@ -50,10 +47,11 @@ from reentr.events import (
     TargetServes,
     Triggered,
 )
+from reentr.records import evolve, record
 from reentr.timing import Timeline
 
 
-@dataclass(frozen=True)
+@record
 class Starting:
     pid: int | None
     """None until it is spawned (targets are spawned in the order they are started)."""
@@ -64,7 +62,7 @@ class Starting:
     """`--handoff`: when it became ready; its restart is reported once it takes connections."""
 
 
-@dataclass(frozen=True)
+@record
 class Clock:
     served: bool = False
     """A start has served: every start that serves from now on is a restart."""
@@ -100,7 +98,7 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
     match event:
         case Began() if config.postpone:
             # Nothing starts before the first change: every start answers one, and is counted.
-            return dataclasses.replace(c, served=True)
+            return evolve(c, served=True)
         case ProcessStarted(role=Role.TARGET):
             return _spawned(config, c, event, done)
         case ProcessStartFailed(role=Role.TARGET):
@@ -116,13 +114,13 @@ def _event(config: Config, c: Clock, event: Event, now: int, done: list[Action])
             return _ended(c, pid, done)
         case Released(at_ns=at):
             # What it waited for serves again: its swap may go on (the build may be done).
-            return dataclasses.replace(
-                c, pending=None if c.pending is None else dataclasses.replace(
+            return evolve(
+                c, pending=None if c.pending is None else evolve(
                     c.pending, taken=at),
-                building=None if c.building is None else dataclasses.replace(
+                building=None if c.building is None else evolve(
                     c.building, taken=at))
         case ProcessExited(role=Role.BUILD, status=0, at_ns=at) if c.building is not None:
-            return dataclasses.replace(c, building=dataclasses.replace(
+            return evolve(c, building=evolve(
                 c.building, build_done=at or now))
         case GroupEmptied(role=Role.TARGET, pid=pid) if pid == c.stopped_pid:
             return _old_gone(config, c, now)
@@ -136,7 +134,7 @@ def _spawned(config: Config, c: Clock, started: ProcessStarted, done: list[Actio
     if waiting is None:
         return c
     timeline = waiting.timeline
-    spawned = Starting(started.pid, None if timeline is None else dataclasses.replace(
+    spawned = Starting(started.pid, None if timeline is None else evolve(
         timeline, spawned=started.at_ns, kept=started.kept))
     c = _replace_starting(c, waiting, spawned)
     return _served(c, spawned, started.at_ns, done) if config.ready is None else c
@@ -148,7 +146,7 @@ def _ready(config: Config, c: Clock, pid: int, at: int, done: list[Action]) -> C
         return c
     if config.handoff and c.served and entry.timeline is not None:
         # A restart, reported once it takes connections (the old target stops now).
-        return _replace_starting(c, entry, dataclasses.replace(entry, ready_at=at))
+        return _replace_starting(c, entry, evolve(entry, ready_at=at))
     return _served(c, entry, at, done)
 
 
@@ -164,9 +162,9 @@ def _ended(c: Clock, pid: int, done: list[Action]) -> Clock:
 def _old_gone(config: Config, c: Clock, now: int) -> Clock:
     """The stopped target's group is gone: the next start's `old exited` stamp."""
     following = _following(config, c)
-    c = dataclasses.replace(c, stopped_pid=None)
+    c = evolve(c, stopped_pid=None)
     if following is not None and following.old_exited is None:
-        c = _put_following(config, c, dataclasses.replace(following, old_exited=now))
+        c = _put_following(config, c, evolve(following, old_exited=now))
     return c
 
 
@@ -179,10 +177,10 @@ def _action(
         case Start(role=Role.BUILD):
             return _build_started(c, now)
         case SignalGroup(role=Role.BUILD, stop=True) if c.building is not None:
-            return dataclasses.replace(c, building=None, builds=c.builds + c.building.builds,
+            return evolve(c, building=None, builds=c.builds + c.building.builds,
                                        cancelled=c.cancelled + c.building.cancelled + 1)
         case Say(what=Note.BUILD_FAILED):
-            return dataclasses.replace(c, building=None, builds=0, cancelled=0)
+            return evolve(c, building=None, builds=0, cancelled=0)
         case Start(role=Role.TARGET):
             return _target_started(config, c, now)
         case SignalGroup(role=Role.TARGET, pid=pid, stop=True):
@@ -203,9 +201,9 @@ def _triggered(c: Clock, event: Event, files: FilesChanged | None, now: int) -> 
                  else "key")
         change = Timeline(now, now, asked=asked)
     if c.pending is not None:  # a stop already on its way serves the newer change too
-        change = dataclasses.replace(change, stop_sent=c.pending.stop_sent,
+        change = evolve(change, stop_sent=c.pending.stop_sent,
                                      old_exited=c.pending.old_exited)
-    return dataclasses.replace(c, pending=change)
+    return evolve(c, pending=change)
 
 
 def _build_started(c: Clock, now: int) -> Clock:
@@ -214,23 +212,23 @@ def _build_started(c: Clock, now: int) -> Clock:
         builds, cancelled = builds + c.building.builds, cancelled + c.building.cancelled
     content = c.pending
     if content is None:
-        return dataclasses.replace(c, building=None, builds=builds, cancelled=cancelled)
+        return evolve(c, building=None, builds=builds, cancelled=cancelled)
     # Work given up for older changes was being done when this change was seen.
     began = content.detected if builds else now
-    return dataclasses.replace(c, pending=None, builds=0, cancelled=0, building=(
-        dataclasses.replace(content, build_started=began, builds=builds + 1,
+    return evolve(c, pending=None, builds=0, cancelled=0, building=(
+        evolve(content, build_started=began, builds=builds + 1,
                             cancelled=cancelled)))
 
 
 def _target_started(config: Config, c: Clock, now: int) -> Clock:
     if config.build is not None:
-        content, c = c.building, dataclasses.replace(c, building=None)
+        content, c = c.building, evolve(c, building=None)
     else:
-        content, c = c.pending, dataclasses.replace(c, pending=None)
+        content, c = c.pending, evolve(c, pending=None)
     if content is not None:
-        content = dataclasses.replace(content, start=now,
+        content = evolve(content, start=now,
                                       superseded=content.superseded + c.superseded)
-    return dataclasses.replace(c, starting=(*c.starting, Starting(None, content)), superseded=0)
+    return evolve(c, starting=(*c.starting, Starting(None, content)), superseded=0)
 
 
 def _target_stopped(config: Config, c: Clock, pid: int, now: int, done: list[Action]) -> Clock:
@@ -242,14 +240,14 @@ def _target_stopped(config: Config, c: Clock, pid: int, now: int, done: list[Act
     if entry is not None:
         # Stopped before it served: the start that replaces it counts it.
         replaced = 0 if entry.timeline is None else 1 + entry.timeline.superseded
-        c = dataclasses.replace(_replace_starting(c, entry, None),
+        c = evolve(_replace_starting(c, entry, None),
                                 superseded=c.superseded + replaced)
     following = _following(config, c)
     if config.handoff or following is None:
         return c  # under --handoff the old target stops after the new one serves
     if following.stop_sent is None:
-        c = _put_following(config, c, dataclasses.replace(following, stop_sent=now))
-    return dataclasses.replace(c, stopped_pid=pid)
+        c = _put_following(config, c, evolve(following, stop_sent=now))
+    return evolve(c, stopped_pid=pid)
 
 
 def _signalled(config: Config, c: Clock, now: int, done: list[Action]) -> Clock:
@@ -257,9 +255,9 @@ def _signalled(config: Config, c: Clock, now: int, done: list[Action]) -> Clock:
     content = c.building if config.build is not None else c.pending
     if content is None:
         return c
-    c = dataclasses.replace(c, building=None) if config.build is not None else \
-        dataclasses.replace(c, pending=None)
-    return _report(c, dataclasses.replace(content, ready=now), done)
+    c = evolve(c, building=None) if config.build is not None else \
+        evolve(c, pending=None)
+    return _report(c, evolve(content, ready=now), done)
 
 
 def _following(config: Config, c: Clock) -> Timeline | None:
@@ -272,8 +270,8 @@ def _following(config: Config, c: Clock) -> Timeline | None:
 
 def _put_following(config: Config, c: Clock, timeline: Timeline) -> Clock:
     if config.build is not None:
-        return dataclasses.replace(c, building=timeline)
-    return dataclasses.replace(c, pending=timeline)
+        return evolve(c, building=timeline)
+    return evolve(c, pending=timeline)
 
 
 def _unspawned(c: Clock) -> Starting | None:
@@ -287,17 +285,17 @@ def _find(c: Clock, pid: int) -> Starting | None:
 
 def _replace_starting(c: Clock, old: Starting, new: Starting | None) -> Clock:
     entries = (new if entry is old else entry for entry in c.starting)
-    return dataclasses.replace(c, starting=tuple(e for e in entries if e is not None))
+    return evolve(c, starting=tuple(e for e in entries if e is not None))
 
 
 def _served(c: Clock, entry: Starting, at: int, done: list[Action]) -> Clock:
     """A start has served: the first to serve is not a restart, nor is one that holds no
     new change; any other is."""
     first = not c.served
-    c = dataclasses.replace(_replace_starting(c, entry, None), served=True)
+    c = evolve(_replace_starting(c, entry, None), served=True)
     if first or entry.timeline is None:
         return c
-    return _report(c, dataclasses.replace(entry.timeline, ready=at), done)
+    return _report(c, evolve(entry.timeline, ready=at), done)
 
 
 def _switched(c: Clock, entry: Starting, at: int | None, done: list[Action]) -> Clock:
@@ -305,10 +303,10 @@ def _switched(c: Clock, entry: Starting, at: int | None, done: list[Action]) -> 
     connection it took (`at`), or as of its readiness when none was seen."""
     assert entry.timeline is not None and entry.ready_at is not None
     c = _replace_starting(c, entry, None)
-    return _report(c, dataclasses.replace(entry.timeline, ready=entry.ready_at, served=at), done)
+    return _report(c, evolve(entry.timeline, ready=entry.ready_at, served=at), done)
 
 
 def _report(c: Clock, timeline: Timeline, done: list[Action]) -> Clock:
     number = c.number + 1
     done.append(Restarted(number, timeline))
-    return dataclasses.replace(c, number=number)
+    return evolve(c, number=number)

@@ -19,7 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from pathlib import Path
 
@@ -64,6 +64,7 @@ from reentr.events import (
     Warned,
 )
 from reentr.graph import Graph
+from reentr.records import record
 from reentr.report import Kind, Reporter
 from reentr.sockets import Held, Slots, Store, listen_env, wrap
 from reentr.timing import Summary
@@ -141,7 +142,7 @@ class EventQueue:
         os.close(self.wake_fd)
 
 
-@dataclass(frozen=True)
+@record
 class Service:
     """One program reentr runs and restarts, with its build: a single run's, or one of the
     services of `reentr up`."""

@@ -19,9 +19,7 @@ event goes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from reentr.errors import ExitStatus
 from reentr.events import (
@@ -47,9 +45,10 @@ from reentr.events import (
 )
 from reentr.graph import Graph
 from reentr.policy import quit_status
+from reentr.records import evolve, record
 
 
-@dataclass(frozen=True)
+@record
 class Member:
     """What the decisions know of one service."""
 
@@ -71,7 +70,7 @@ class Member:
     """The services it was said to wait for."""
 
 
-@dataclass(frozen=True)
+@record
 class Crowd:
     graph: Graph
     members: tuple[Member, ...]
@@ -106,7 +105,7 @@ class Crowd:
                 if all(getattr(m, fact) == value for fact, value in facts.items())}
 
 
-@dataclass(frozen=True)
+@record
 class Tell:
     """Give `event` to the service's policy now."""
 
@@ -114,14 +113,14 @@ class Tell:
     event: Event
 
 
-@dataclass(frozen=True)
+@record
 class Again:
     """Put `event` back on the queue, before anything else."""
 
     event: Event
 
 
-@dataclass(frozen=True)
+@record
 class Run:
     """Start the process that service `name`'s policy asked for (a build let through)."""
 
@@ -129,7 +128,7 @@ class Run:
     start: Start
 
 
-@dataclass(frozen=True)
+@record
 class Waits:
     """Say, once, that service `name` waits for `other`, which is not running and was never
     ready."""
@@ -138,7 +137,7 @@ class Waits:
     other: str
 
 
-@dataclass(frozen=True)
+@record
 class Finished:
     """Every service has ended: the run exits with `status`."""
 
@@ -159,8 +158,8 @@ def build(c: Crowd, name: str, start: Start) -> tuple[Crowd, list[Decision]]:
     """Service `name`'s policy asks for a build: it runs now if fewer than `cap` do, else it
     waits its turn (its policy sees a slow start meanwhile)."""
     if not c.several or (len(c.building) < c.cap and not c.queued):
-        return dataclasses.replace(c, building=c.building | {name}), [Run(name, start)]
-    return dataclasses.replace(c, queued=(*c.queued, (name, start))), []
+        return evolve(c, building=c.building | {name}), [Run(name, start)]
+    return evolve(c, queued=(*c.queued, (name, start))), []
 
 
 def route(c: Crowd, event: Event, owner: str | None = None) -> tuple[Crowd, list[Decision]]:
@@ -175,10 +174,10 @@ def route(c: Crowd, event: Event, owner: str | None = None) -> tuple[Crowd, list
             return c, []
         case FilesChanged(scope=name) if name in c.graph.order and _waits(c, name):
             # Its build runs beside theirs; only its swap waits (`advance` releases it).
-            return dataclasses.replace(c, holding=c.holding | {name}), [
-                Tell(name, dataclasses.replace(event, held=True))]
+            return evolve(c, holding=c.holding | {name}), [
+                Tell(name, evolve(event, held=True))]
         case RestartAsked(service=name) if name in c.graph.order and _waits(c, name):
-            return dataclasses.replace(c, deferred=(*c.deferred, (name, event))), []
+            return evolve(c, deferred=(*c.deferred, (name, event))), []
         case RestartAsked(service=name) if name in c.graph.order:
             return c, _restart(c, name, event)
         case FilesChanged(scope=name) | ProcessStartFailed(service=name) | Began(
@@ -199,12 +198,12 @@ def _asked(c: Crowd, event: KeyPressed | SignalReceived) -> tuple[Crowd, list[De
     match event:
         case KeyPressed(key=" "):
             # Every service in dependency order: each once those it needs serve again.
-            return dataclasses.replace(c, choosing=False), [
+            return evolve(c, choosing=False), [
                 Again(RestartAsked(name, by_key=True)) for name in c.graph.order]
         case KeyPressed(key="r"):
-            return dataclasses.replace(c, choosing=True), []
+            return evolve(c, choosing=True), []
         case KeyPressed(key=key) if c.choosing and key.isdigit():
-            c = dataclasses.replace(c, choosing=False)
+            c = evolve(c, choosing=False)
             number = int(key)
             if 1 <= number <= len(c.members):
                 return c, _restart(c, c.graph.order[number - 1], KeyPressed(" "))
@@ -212,7 +211,7 @@ def _asked(c: Crowd, event: KeyPressed | SignalReceived) -> tuple[Crowd, list[De
             return _quit(c, ExitStatus.OK, event), []
         case SignalReceived(signum=signum):
             if c.quitting is not None:  # a second Ctrl-C: no more grace for anyone
-                return dataclasses.replace(c, killing=event), [
+                return evolve(c, killing=event), [
                     Tell(m.name, event) for m in c.members if m.told and not m.done]
             return _quit(c, quit_status(signum), event), []
     return c, []
@@ -224,15 +223,15 @@ def stepped(
     """What service `name`'s policy made of `event`: its exit status if it has ended, whether
     a restart of it is under way and whether its target runs."""
     if isinstance(event, GroupEmptied | ProcessStartFailed) and event.role is Role.BUILD:
-        c = dataclasses.replace(c, building=c.building - {name})
-    m = dataclasses.replace(c.member(name), restarting=restarting, running=running)
+        c = evolve(c, building=c.building - {name})
+    m = evolve(c.member(name), restarting=restarting, running=running)
     if status is not None:
-        m = dataclasses.replace(m, done=True)
+        m = evolve(m, done=True)
         if c.quitting is None:
             c = _quit(c, status, KeyPressed("q"))
     if not m.ready and (isinstance(event, TargetReady) or (
             isinstance(event, ProcessStarted) and event.role is Role.TARGET and not m.probe)):
-        m = dataclasses.replace(m, ready=True)
+        m = evolve(m, ready=True)
     c = _put(c, m)
     failed = isinstance(event, ProcessStartFailed) or (isinstance(event, ProcessExited) and (
         event.role is Role.TARGET or event.status != 0))
@@ -242,7 +241,7 @@ def stepped(
     for other in c.graph.blocked(name, c.names(began=True)):
         waiting = c.member(other)
         if name not in waiting.waited:
-            c = _put(c, dataclasses.replace(waiting, waited=waiting.waited | {name}))
+            c = _put(c, evolve(waiting, waited=waiting.waited | {name}))
             said.append(Waits(other, name))
     return c, said
 
@@ -253,24 +252,24 @@ def advance(c: Crowd, now_ns: int) -> tuple[Crowd, list[Decision]]:
     out: list[Decision] = []
     released = [(name, e) for name, e in c.deferred if not _waits(c, name)]
     if released:
-        c = dataclasses.replace(c, deferred=tuple(d for d in c.deferred if d not in released))
+        c = evolve(c, deferred=tuple(d for d in c.deferred if d not in released))
         out.extend(Again(e) for _, e in released)
     while c.queued and (len(c.building) < c.cap or c.quitting is not None):
         # In turn; all at once on the way out, where each is stopped as it starts.
         (name, start), rest = c.queued[0], c.queued[1:]
-        c = dataclasses.replace(c, queued=rest, building=c.building | {name})
+        c = evolve(c, queued=rest, building=c.building | {name})
         out.append(Run(name, start))
     free = {name for name in c.holding if not _waits(c, name)}
     if free:
-        c = dataclasses.replace(c, holding=c.holding - free)
+        c = evolve(c, holding=c.holding - free)
         out.extend(Tell(name, Released(name, now_ns)) for name in c.graph.order if name in free)
     for name in c.graph.startable(c.names(began=True), c.names(ready=True), c.names(told=True)):
-        c = _put(c, dataclasses.replace(c.member(name), began=True))
+        c = _put(c, evolve(c.member(name), began=True))
         out.append(Tell(name, Began(name if c.several else None)))
     if c.stopping is not None:
         told = [c.stopping] if c.killing is None else [c.stopping, c.killing]
         for name in c.graph.stoppable(c.names(told=True), c.names(done=True)):
-            c = _put(c, dataclasses.replace(c.member(name), told=True))
+            c = _put(c, evolve(c.member(name), told=True))
             if not c.member(name).done:
                 out.extend(Tell(name, event) for event in told)
     if not out and all(m.done for m in c.members):
@@ -293,9 +292,9 @@ def _restart(c: Crowd, name: str, asked: Event) -> list[Decision]:
 def _quit(c: Crowd, status: int, event: Event) -> Crowd:
     """End the run with `status`: each service is told `event` once every service that
     depends on it is gone."""
-    return dataclasses.replace(c, quitting=status, stopping=event)
+    return evolve(c, quitting=status, stopping=event)
 
 
 def _put(c: Crowd, m: Member) -> Crowd:
     index = c.graph.order.index(m.name)
-    return dataclasses.replace(c, members=(*c.members[:index], m, *c.members[index + 1:]))
+    return evolve(c, members=(*c.members[:index], m, *c.members[index + 1:]))

@@ -16,12 +16,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from reentr.records import record
+
 STAGES = ("detect", "wait", "build", "stop", "spawn", "ready", "switch", "other")
 """`other` is the time of the restart that is in none of the stages before it (the short gaps
 between them), so the stages always add up to the total."""
 
 
-@dataclass(frozen=True)
+@record
 class Timeline:
     """The stamps of one restart, in monotonic nanoseconds.
 

@@ -19,6 +19,7 @@ from reentr.config import (
     OnExit,
 )
 from reentr.errors import UsageError
+from reentr.records import record
 
 RUNNING = "Running"
 
@@ -389,7 +390,7 @@ NoDefaultIgnore = Annotated[
 
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RunOptions:
     """The options of a run that entr mode, `watch` and each service of `up` share, by their
     parameter names, as the command line (or a configuration file) gave them: declared here

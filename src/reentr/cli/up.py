@@ -31,6 +31,7 @@ from reentr.cli.options import Events, NonInteractive, Quiet, RunOptions, Verbos
 from reentr.config import Config
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.graph import Graph
+from reentr.records import record
 from reentr.report import Reporter, launcher_note, use_colour
 
 if TYPE_CHECKING:  # the runner is imported when a run starts: --help and Tab need none of it
@@ -124,7 +125,7 @@ def up_mode(
         return runner.run_services(listed, whole, reporter, serve, str(found.path.resolve()))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Run:
     """The keys of the whole run (`reentr up`'s own options, or the file's top level)."""
 

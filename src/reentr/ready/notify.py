@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import partial
 
 from reentr import process
+from reentr.records import record
 from reentr.signals import start_thread
 from reentr.sockets import Store
 
@@ -35,7 +36,7 @@ DEFAULT_NAME = "stored"
 """sd_notify(3): the name of stored descriptors sent without `FDNAME=`."""
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Message:
     """The fields of one notify message that reentr acts on (`STATUS=` and others are read
     and left alone, as a service manager that shows no status would)."""

@@ -1,0 +1,111 @@
+"""reentr's immutable records (events, actions, states, configuration): `@record` makes a
+frozen dataclass, and `evolve` is its `dataclasses.replace`, both at a fraction of the cost.
+
+`@dataclass(frozen=True)` compiles six methods per class, one `exec` each: about 1 ms a class
+on the project's machine, and reentr has some sixty, so they were a fifth of the time from
+the command to the first watch. `@record` lets `dataclasses` find the fields (so `fields()`,
+`replace()` and pattern matching work as with any dataclass), compiles only `__init__`, and
+takes equality, hashing, `repr` and immutability from shared functions: the same behaviour
+as `frozen=True` (equal when of the same class with equal fields, `FrozenInstanceError` on
+assignment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform(**_: object) -> Callable[[_Class], _Class]:
+        return lambda cls: cls
+
+_Class = TypeVar("_Class", bound=type)
+_Record = TypeVar("_Record")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
+def record(cls: _Class) -> _Class:
+    """`@dataclass(frozen=True)` for `cls`, with one method compiled instead of six."""
+    dataclasses.dataclass(init=False, repr=False, eq=False)(cls)  # the fields, in place
+    fields = dataclasses.fields(cls)
+    cls.__init__ = _init(cls, fields)  # type: ignore[misc]
+    names = tuple(field.name for field in fields)
+    key: Callable[[Any], Any] = operator.attrgetter(*names) if names else lambda _: ()
+
+    def __eq__(self: Any, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return bool(key(self) == key(other))
+
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
+
+    def __repr__(self: Any) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{cls.__qualname__}({shown})"
+
+    for method in (__eq__, __hash__, __repr__):
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        setattr(cls, method.__name__, method)
+    cls.__setattr__ = _frozen_setattr  # type: ignore[assignment]
+    cls.__delattr__ = _frozen_delattr  # type: ignore[assignment]
+    return cls
+
+
+def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
+    """The `__init__` that `dataclasses` would write for a frozen class, compiled once."""
+    scope: dict[str, Any] = {"_set": object.__setattr__, "_MISSING": dataclasses.MISSING}
+    params, body = [], []
+    for field in fields:
+        name = field.name
+        if field.default is not dataclasses.MISSING:
+            scope[f"_default_{name}"] = field.default
+            value = f"_default_{name}"
+        elif field.default_factory is not dataclasses.MISSING:
+            scope[f"_factory_{name}"] = field.default_factory
+            value = f"_factory_{name}()"
+        else:
+            value = ""
+        if not field.init:
+            body.append(f"_set(self, {name!r}, {value})")
+            continue
+        if field.default_factory is not dataclasses.MISSING:
+            params.append(f"{name}=_MISSING")
+            body.append(f"_set(self, {name!r}, {value} if {name} is _MISSING else {name})")
+        else:
+            params.append(f"{name}={value}" if value else name)
+            body.append(f"_set(self, {name!r}, {name})")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    source = (f"def __init__(self, {', '.join(params)}):\n    "
+              + "\n    ".join(body or ["pass"]) + "\n")
+    exec(source, scope)
+    init: Callable[..., None] = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _frozen_setattr(self: object, name: str, value: object) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: object, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def evolve(obj: _Record, **changes: Any) -> _Record:
+    """A copy of a record with `changes`: `dataclasses.replace` without calling `__init__`.
+    The policy's states are rebuilt a dozen times per event, and on the path from a change to
+    its start `replace` cost 0.2 ms of them (11 us a call, this 1)."""
+    fields = obj.__dataclass_fields__  # type: ignore[attr-defined]
+    unknown = changes.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field {', '.join(sorted(unknown))}")
+    copy = object.__new__(type(obj))
+    copy.__dict__.update(obj.__dict__)
+    copy.__dict__.update(changes)
+    return copy
