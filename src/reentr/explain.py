@@ -17,7 +17,7 @@ def listed(tree: WatchTree) -> list[str]:
     found: set[str] = set()
     for root, only in roots(tree.paths):
         filter_ = Filter(Rules.load(root, tree.sources), tree.exts, tree.globs, only)
-        found.update(str(path) for path, is_dir in walk(filter_, root) if not is_dir)
+        found.update(path for path, is_dir in walk(filter_, root) if not is_dir)
     here = os.getcwd()
     relative = [os.path.relpath(p) if p.startswith(here + os.sep) else p for p in found]
     return sorted(relative, key=os.fsencode)

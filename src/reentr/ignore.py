@@ -25,6 +25,7 @@ from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
 from reentr import process
 from reentr.config import Sources
+from reentr.records import evolve, record
 
 BUILTIN = (
     # Version control.
@@ -50,7 +51,7 @@ BUILTIN = (
 _NAMED_GROUP = re.compile(r"\(\?P<[a-z_]+>")
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     source: str
     """Where the rule was written: a path relative to the root (`.gitignore`, `src/.ignore`,
@@ -59,14 +60,20 @@ class Rule:
     pattern: str
     """The line as written, without its line ending."""
     negated: bool
-    regex: re.Pattern[str]
+    expression: str
+    """The regex that matches exactly the paths the line matches (see `_expression`); compiled
+    only when a path matches its file's joined regex (`RuleFile.any`)."""
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return _compiled(self.expression)
 
     def describe(self) -> str:
         """`source:line:pattern`, as `git check-ignore -v` prints it."""
         return f"{self.source}:{self.line}:{self.pattern}"
 
 
-@dataclass(frozen=True)
+@record
 class RuleFile:
     """The rules of one source, which apply to paths under `base` ("" or "dir/")."""
 
@@ -90,15 +97,25 @@ class RuleFile:
 
 def parse(text: str, source: str, base: str = "") -> RuleFile:
     """The rules in an ignore file's text; lines that are blank, comments, or that git
-    would not accept either, are skipped."""
+    would not accept either, are skipped. One regex is compiled here, all the rules joined:
+    each rule's own is compiled when a path first matches it (a start compiled sixty)."""
     rules = []
     for number, raw in enumerate(text.split("\n"), start=1):
         line = _trim(raw[:-1] if raw.endswith("\r") else raw)  # a CR only before the end
-        regex = _compile(line)
-        if regex is not None:
-            rules.append(Rule(source, number, line, line.startswith("!"), regex))
-    joined = "|".join(f"(?:{_NAMED_GROUP.sub('(?:', r.regex.pattern)})" for r in rules)
-    return RuleFile(base, tuple(rules), re.compile(joined) if rules else None)
+        expression = _expression(line)
+        if expression is not None:
+            rules.append(Rule(source, number, line, line.startswith("!"), expression))
+    try:
+        joined = re.compile(_joined(rules)) if rules else None
+    except re.error:  # one of them is refused: find which
+        rules = [evolve(rule, expression=valid) for rule in rules
+                 if (valid := _valid(rule.pattern, rule.expression)) is not None]
+        joined = re.compile(_joined(rules)) if rules else None
+    return RuleFile(base, tuple(rules), joined)
+
+
+def _joined(rules: list[Rule]) -> str:
+    return "|".join(f"(?:{_NAMED_GROUP.sub('(?:', rule.expression)})" for rule in rules)
 
 
 def _trim(line: str) -> str:
@@ -110,27 +127,39 @@ def _trim(line: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(line: str) -> re.Pattern[str] | None:
+def _expression(line: str) -> str | None:
     """A regex that matches exactly the paths the line matches (directories with a trailing
     slash), searched from the start of a path relative to the rule's directory."""
     if not line.strip(" ") or line.startswith("#"):
         return None
     try:
-        pattern = GitIgnoreSpecPattern(line)
-    except re.error:
-        # A reversed range (`[z-a]`), which Python's re refuses: git reads it as its first
-        # character alone.
-        return _compile(_unreverse(line)) if _unreverse(line) != line else None
+        source, include = GitIgnoreSpecPattern.pattern_to_regex(line)
     except ValueError:
         return None  # e.g. a trailing backslash: git matches nothing with it either
-    if pattern.include is None or pattern.regex is None:
+    if include is None or source is None:
         return None
-    source = pattern.regex.pattern
     body = line.lstrip("!").rstrip(" ")
     if body.endswith("/**") and not body.endswith("\\/**"):
         # pathspec folds `dir/**` into `dir/`; git's `dir/**` is everything *inside* dir.
         source += ".+"
-    return re.compile(f"(?:{source})\\Z")
+    return f"(?:{source})\\Z"
+
+
+def _valid(line: str, expression: str) -> str | None:
+    """`expression` if Python's re takes it; for a reversed range (`[z-a]`), which it refuses,
+    the expression of what git reads there, the range's first character alone."""
+    try:
+        _compiled(expression)
+    except re.error:
+        fixed = _unreverse(line)
+        again = _expression(fixed) if fixed != line else None
+        return None if again is None else _valid(fixed, again)
+    return expression
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expression: str) -> re.Pattern[str]:
+    return re.compile(expression)
 
 
 def _unreverse(line: str) -> str:
@@ -192,7 +221,7 @@ def _member(line: str, i: int) -> tuple[str, int]:
     return line[i], i + 1
 
 
-@dataclass(frozen=True)
+@record
 class Verdict:
     ignored: bool
     rule: Rule | None

@@ -56,7 +56,7 @@ class Tree:
             filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs,
                              only)
             self.filters.append((str(path), filter_))
-            self.dirs.update(str(d) for d, _ in self._walk(filter_, path, dirs_only=True))
+            self.dirs.update(d for d, _ in self._walk(filter_, path, dirs_only=True))
         # The deepest path first, so a path inside another one uses its own filter.
         self.filters.sort(key=lambda item: -len(item[0]))
 
@@ -111,10 +111,10 @@ class Tree:
         `rescan` counts the files already there as changed."""
         self.fresh.add(path)
         self.born.setdefault(path, _birth(path))
-        self.dirs.update(str(d) for d, _ in self._walk(filter_, Path(path), dirs_only=True))
+        self.dirs.update(d for d, _ in self._walk(filter_, Path(path), dirs_only=True))
 
     def _walk(self, filter_: Filter, start: Path, *, dirs_only: bool = False
-              ) -> Iterator[tuple[Path, bool]]:
+              ) -> Iterator[tuple[str, bool]]:
         return walk(filter_, start, dirs_only=dirs_only, unreadable=self.unreadable,
                     root=str(start) in self.roots)
 
@@ -139,10 +139,10 @@ class Tree:
                 continue
             for found, is_dir in self._walk(filter_, Path(root)):
                 if not is_dir:
-                    files.append(str(found))
-                elif str(found) not in self.dirs:
-                    self.dirs.add(str(found))
-                    self.fresh.add(str(found))
+                    files.append(found)
+                elif found not in self.dirs:
+                    self.dirs.add(found)
+                    self.fresh.add(found)
                     added = True
         return files, added
 
