@@ -6,18 +6,49 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-from watchfiles._rust_notify import RustNotify
+from typing import TYPE_CHECKING
 
 from reentr import signals
 from reentr.errors import ReentrError
 from reentr.report import Reporter, shown, some
 from reentr.watch.poller import Poller
+
+
+def _load_rust_notify() -> type:
+    """watchfiles' `RustNotify`, from its extension module alone. Importing it the usual way
+    first runs the package's `__init__`, which imports watchfiles' asyncio and subprocess
+    front ends (anyio, multiprocessing): 10-15 ms of reentr's start, for classes reentr never
+    uses. Should the package's layout ever change, the usual import is taken instead."""
+    name = "watchfiles._rust_notify"
+    try:
+        spec = importlib.util.find_spec("watchfiles")
+        assert spec is not None and spec.submodule_search_locations
+        folder = spec.submodule_search_locations[0]
+        found = [n for n in os.listdir(folder)
+                 if n.startswith("_rust_notify.") and n.endswith((".so", ".pyd"))]
+        module_spec = importlib.util.spec_from_file_location(name, os.path.join(folder, found[0]))
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        sys.modules.setdefault(name, module)
+        return module.RustNotify  # type: ignore[no-any-return]
+    except (ImportError, OSError, AssertionError, IndexError, AttributeError):
+        from watchfiles._rust_notify import RustNotify as usual
+        return usual
+
+
+if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
+else:
+    RustNotify = _load_rust_notify()
+
 
 _LIMITED_POLL_S = 0.5
 """How often the poller looks while the inotify limit keeps inotify out."""
