@@ -39,11 +39,18 @@ class Lists:
 
     def __init__(self) -> None:
         self._dir: str | None = None
+        self._last: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {}
+        """What each command's file holds, and its variables."""
 
     def env(self, key: str, paths: tuple[str, ...]) -> dict[str, str]:
         """The two variables for a start of the command `key` (a role, under a service's name):
         the file is replaced whole (written aside, then renamed), so a process that still
-        reads the previous list reads all of it."""
+        reads the previous list reads all of it. The same list as the last start's (the same
+        file saved again) is not written again, unless its file is gone: writing it took
+        0.3 ms of the path from a save to its start."""
+        last = self._last.get(key)
+        if last is not None and last[0] == paths and os.path.exists(last[1][FILE_VARIABLE]):
+            return dict(last[1])
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="reentr-changed-")
         path = os.path.join(self._dir, key)
@@ -51,9 +58,12 @@ class Lists:
         with open(aside, "wb") as out:
             out.writelines(os.fsencode(p) + b"\n" for p in paths)
         os.replace(aside, path)
-        return {VARIABLE: bounded(paths), FILE_VARIABLE: path}
+        variables = {VARIABLE: bounded(paths), FILE_VARIABLE: path}
+        self._last[key] = (paths, variables)
+        return dict(variables)
 
     def close(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+            self._last.clear()

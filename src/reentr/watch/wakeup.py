@@ -152,11 +152,14 @@ class Wakeup:
         now = time.monotonic()
         if self.burst is None:
             self.burst = self.began = now
-            contended = _cpu_contended()
             pause = now - self.acted
+            # The load is read only where it decides: an edit long after the last one (the
+            # common case) begins at `quiet_s` without it.
+            recent = pause < _WIDEST_S or now - self.cut <= _KEEP_S
+            contended = recent and _cpu_contended()
             if contended and pause < _WIDEST_S:  # likely more of the last burst, cut short
                 self.window = min(max(self.window, _WIDEN * pause), self._widest())
-            elif now - self.cut > _KEEP_S or not contended:
+            elif not contended:
                 self.window = self.quiet_s
         self.last = now
         while self.last < self.burst + self.gather_s and self._take(self.window):
