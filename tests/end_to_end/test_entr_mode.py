@@ -142,6 +142,46 @@ def test_runs_then_runs_again_on_each_change(reentr: Start, project: Path) -> No
     proc.out.expect(r"^run$")
 
 
+def test_an_event_that_leaves_the_file_as_it_was_starts_nothing(
+    reentr: Start, project: Path
+) -> None:
+    # vim sets a file's mode again after its fsync; when the fsync outlasts the quiet window
+    # (a busy disk), that event comes alone. entr runs only for a new mode; so does reentr.
+    proc = reentr(["-n", "-p", *RUN, "/_"], exits=True)
+    proc.err.expect(r"watching 2 files")
+    edit(project / "a.txt", "saved")
+    proc.out.expect(rf"^run {project / 'a.txt'}$")
+    proc.run_ended()
+    mode = (project / "a.txt").stat().st_mode & 0o7777
+    os.chmod(project / "a.txt", mode)
+    edit(project / "b.txt", "marker")  # its run comes after anything the chmod started
+    proc.out.expect(rf"^run {project / 'b.txt'}$")
+    proc.run_ended()
+    os.chmod(project / "a.txt", mode ^ 0o100)  # a new mode is a change
+    proc.out.expect(rf"^run {project / 'a.txt'}$")
+    assert proc.out.count(r"^run") == 3
+
+
+@pytest.mark.skipif(shutil.which("vim") is None, reason="needs vim (.ci/run installs it)")
+@pytest.mark.parametrize("backupcopy", ["auto", "yes"])
+def test_each_vim_save_is_one_run(reentr: Start, project: Path, backupcopy: str) -> None:
+    # vim's own way: a swap file beside the file, a rename or an in-place write, an fsync,
+    # then its mode set again (backupcopy=yes writes in place, auto through a new file).
+    proc = reentr(["-n", "-p", *RUN, "/_"], exits=True)
+    proc.err.expect(r"watching 2 files")
+    for number in range(1, 6):
+        subprocess.run(
+            ["vim", "-u", "NONE", "-i", "NONE", "-N", "-es", "-c", f"set backupcopy={backupcopy}",
+             "-c", f"normal Gosave {number}", "-c", "wq", "a.txt"],
+            cwd=project, timeout=30, check=True, stdin=subprocess.DEVNULL)
+        proc.out.expect(rf"^run {project / 'a.txt'}$")
+        proc.run_ended()
+    edit(project / "b.txt", "marker")
+    proc.out.expect(rf"^run {project / 'b.txt'}$")
+    assert proc.out.count(r"^run") == 6
+    assert (project / "a.txt").read_text().endswith("save 5\n")
+
+
 def test_delete_triggers_a_run(reentr: Start, project: Path) -> None:
     proc = reentr(["-n", *RUN], exits=True)
     proc.out.expect(r"^run$")

@@ -24,6 +24,7 @@ from reentr.errors import ReentrError
 from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
 from reentr.report import Reporter
 from reentr.watch.backend import RETRY_S, Notify, some_dirs, utf8
+from reentr.watch.contents import Contents
 from reentr.watch.listing import altered, entries
 from reentr.watch.poller import ADDED, DELETED, MODIFIED, Poller
 from reentr.watch.traits import traits
@@ -127,6 +128,7 @@ class _Gatherer:
         self.reported: dict[str, int] = {}
         """The modification time of each path of the last batch (see `_recover`)."""
         self.woken = False
+        self.contents = Contents()
 
     def arm(self) -> None:
         """After the watch changed: the kernel wakeup is set on the new one."""
@@ -229,16 +231,24 @@ class _Gatherer:
         kept = {name: paths for name, paths in kept.items() if paths}
         if not kept:
             return
-        self.reported = _mtimes(list(dict.fromkeys(p for paths in kept.values() for p in paths)))
+        changed, contents = self.contents.sift(
+            list(dict.fromkeys(p for paths in kept.values() for p in paths)))
+        if not changed:
+            return  # a file left as it was: its mode set again, say (`contents.py`)
+        self.reported = _mtimes(changed)
         created = {path for change, path in batch if change == ADDED}
         tree = self.tree
+        still = set(changed)
+        kept = {name: [p for p in paths if p in still] for name, paths in kept.items()}
         for name, paths in kept.items():
+            if not paths:
+                continue
             stamped = _leading_edge_first(paths, self.reported, self.order, detected_ns)
             ordered = tuple(p for p, _ in stamped)
             self.events.put(FilesChanged(
                 ordered, detected_ns, tuple(w for _, w in stamped), scope=name,
                 traits=traits(ordered, created, tree.born if tree else {},
-                              tree.roots if tree else ())))
+                              tree.roots if tree else (), contents)))
         self.wakeup.mattered()  # after the event: it reads the machine's load
 
 

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 
 from reentr.events import Traits
 from reentr.filters import cache_tagged
+from reentr.records import evolve
 
 SNIFF = 8000
 """How much of a file is read: git's test for a binary file looks at its first 8,000 bytes
@@ -29,11 +29,14 @@ _TOP = 1024
 
 
 def traits(
-    paths: Iterable[str], created: set[str], born: Mapping[str, int], roots: Iterable[str]
+    paths: Iterable[str], created: set[str], born: Mapping[str, int], roots: Iterable[str],
+    contents: Mapping[str, bytes] | None = None,
 ) -> tuple[Traits, ...]:
     """The traits of each path: `created` are those the batch saw made, `born` the directories
     that appeared while reentr watched (with when), `roots` the watched trees (a cache tag is
-    looked for up to them; none in entr mode)."""
+    looked for up to them; none in entr mode); `contents`, what was already read of some
+    files (`contents.py`), which are not opened again."""
+    contents = contents or {}
     tops = tuple(roots)
     tagged: dict[str, str | None] = {}
     by_dir: dict[str, Traits] = {}
@@ -49,7 +52,9 @@ def traits(
                 cache=_cache(directory, tops, tagged) if tops else None)
         trait = here if path not in created else Traits(
             created=True, born=here.born, named=here.named, cache=here.cache)
-        if count < MOST:
+        if path in contents:
+            trait = _judged(trait, contents[path][:SNIFF])
+        elif count < MOST:
             trait = _read(path, trait)
         found.append(trait)
     return tuple(found)
@@ -60,11 +65,16 @@ def _read(path: str, trait: Traits) -> Traits:
         with open(path, "rb") as file:
             head = file.read(SNIFF)
     except FileNotFoundError:
-        return dataclasses.replace(trait, gone=True)
+        return evolve(trait, gone=True)
     except OSError:
         return trait  # a directory, a FIFO, a file that may not be read: nothing known
-    return dataclasses.replace(trait, read=True, empty=not head, binary=b"\0" in head,
-                               generated=any(mark in head[:_TOP] for mark in _MARKS))
+    return _judged(trait, head)
+
+
+def _judged(trait: Traits, head: bytes) -> Traits:
+    """What the first `SNIFF` bytes of a file say."""
+    return evolve(trait, read=True, empty=not head, binary=b"\0" in head,
+                  generated=any(mark in head[:_TOP] for mark in _MARKS))
 
 
 def _born(path: str, born: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
