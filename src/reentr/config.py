@@ -182,10 +182,11 @@ class Config:
     `--socket` file) and, with `--build`, the target's executable, which the build writes."""
     gather_ms: int = 1600
     """The longest a burst of changes is gathered before reentr acts on it."""
-    debounce_ms: int = 2
-    """`--debounce`: a burst ends once no file event has come for this long. 2 ms is chosen
-    from `benchmarks/latency.py` (README): every detection waits this long, and an editor's
-    save is still one change."""
+    debounce_ms: int = 1
+    """`--debounce`: a burst ends once no file event has come for this long. 1 ms is chosen
+    from `benchmarks/latency.py` and `benchmarks/storm.py`: every detection waits this long,
+    and an editor's save, a burst of writes and a 200-file checkout are still one change each
+    (an event that leaves a file as it was never counts: `watch/contents.py`)."""
 
     @property
     def runs_to_completion(self) -> bool:
