@@ -71,7 +71,7 @@ def main() -> None:
         watchers = [("reference (inotify)", [sys.executable, "-c", REFERENCE, "."]),
                     ("reentr watch", reentr)]
         launches: dict[str, list[float]] = {label: [] for label, _ in watchers}
-        rows = {}
+        rows: dict[str, tuple[int, int, float]] = {}
         for round_ in range(args.rounds):
             for label, argv in watchers:
                 first, watches, rss_kb, cpu = measure(argv, root, full=round_ == 0)
