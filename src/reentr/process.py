@@ -28,17 +28,24 @@ _ETXTBSY_TRIES = 10
 """entr retries exec on ETXTBSY too: a build may still be closing the binary it just wrote."""
 
 
-_GUARDIAN = """
-import os, signal, sys
-groups = set()
-for line in sys.stdin:
-    (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
-for pgid in groups:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
+_GUARDIAN = r"""
+groups=" "
+while IFS= read -r line; do
+    case $line in
+        +*) groups="$groups${line#+} " ;;
+        -*) pgid=" ${line#-} "
+            case $groups in
+                *"$pgid"*) groups="${groups%%"$pgid"*} ${groups#*"$pgid"}" ;;
+            esac ;;
+    esac
+done
+for pgid in $groups; do
+    kill -s KILL -- "-$pgid" 2>/dev/null
+done
 """
+"""The guardian, in the POSIX shell: it reads `+PGID` and `-PGID` lines until EOF, then kills
+what is still listed. (A Python one took 10 ms of CPU at every start, beside the programs
+starting on the same cores, and 8 MB more memory.)"""
 
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -200,7 +207,7 @@ class Guardian:
 
     def _start(self) -> subprocess.Popen[bytes]:
         popen = self.own(subprocess.Popen(
-            [sys.executable, "-S", "-c", _GUARDIAN], stdin=subprocess.PIPE,
+            ["/bin/sh", "-c", _GUARDIAN], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, start_new_session=True,
         ))
         start_thread(self._watch, popen, name="reentr-guardian")

@@ -159,7 +159,7 @@ def test_a_killed_guardian_is_said_and_replaced_so_a_sigkill_still_takes_the_chi
     proc = reentr(["-r", sys.executable, "-c", show_pid])
     target = int(proc.out.expect(r"^pid (\d+)$").group(1))
     guardian = next(pid for pid, cmdline in _children(proc.proc.pid)
-                    if b"\0-S\0-c\0" in cmdline)
+                    if cmdline.startswith(b"/bin/sh\0-c\0"))
     os.kill(guardian, signal.SIGKILL)
     proc.err.expect(rf"the guardian \(pid {guardian}\) ended \(killed by SIGKILL\); another one "
                     r"\(pid \d+\) now holds its 1 process group$")
