@@ -5,7 +5,9 @@ each with a `ready-url` probe), in three shapes: ten in a line (each starts alon
 tree of services that each first wait 200 ms, as one does for its database (what starts
 together then waits side by side instead of competing for the cores).
 
-For each it prints:
+First, against a Procfile runner: ten processes of one Procfile, from the command to all ten
+running, reentr up and honcho in turn, best of five (`procfile.py`; #32's target: <= 1.15 x
+honcho). Then, for each shape, it prints:
 - first spawn -> all ready: from the moment reentr spawns the first service to the last one's
   readiness, against the longest chain of the services' own start-up times (each measured
   alone, from spawn to its first answer, in the same run; target <= 1.1 x), and against a
@@ -34,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import procfile
 import shared_change
 from common import (
     Observer,
@@ -236,6 +239,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
     runs = parser.parse_args().runs
+    # Against a Procfile runner, honcho, on ten processes of one Procfile (procfile.py).
+    procfile.compare(5)
     compile_reentr()  # its start-up as installed (see common.py)
     with tempfile.TemporaryDirectory(prefix="reentr-services-") as tmp:
         work = Path(tmp)
