@@ -4,10 +4,10 @@ frozen dataclass, and `evolve` is its `dataclasses.replace`, both at a fraction 
 `@dataclass(frozen=True)` compiles six methods per class, one `exec` each: about 1 ms a class
 on the project's machine, and reentr has some sixty, so they were a fifth of the time from
 the command to the first watch. `@record` lets `dataclasses` find the fields (so `fields()`,
-`replace()` and pattern matching work as with any dataclass), compiles only `__init__`, and
-takes equality, hashing, `repr` and immutability from shared functions: the same behaviour
-as `frozen=True` (equal when of the same class with equal fields, `FrozenInstanceError` on
-assignment).
+`replace()` and pattern matching work as with any dataclass), compiles only `__init__`, when
+the first instance is made, and takes equality, hashing, `repr` and immutability from shared
+functions: the same behaviour as `frozen=True` (equal when of the same class with equal
+fields, `FrozenInstanceError` on assignment).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def record(cls: _Class) -> _Class:
     """`@dataclass(frozen=True)` for `cls`, with one method compiled instead of six."""
     dataclasses.dataclass(init=False, repr=False, eq=False)(cls)  # the fields, in place
     fields = dataclasses.fields(cls)
-    cls.__init__ = _init(cls, fields)  # type: ignore[misc]
+    cls.__init__ = _first_init(cls, fields)  # type: ignore[misc]
     names = tuple(field.name for field in fields)
     key: Callable[[Any], Any] = operator.attrgetter(*names) if names else lambda _: ()
 
@@ -54,6 +54,21 @@ def record(cls: _Class) -> _Class:
     cls.__setattr__ = _frozen_setattr  # type: ignore[assignment]
     cls.__delattr__ = _frozen_delattr  # type: ignore[assignment]
     return cls
+
+
+def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
+    """An `__init__` that compiles the real one at the class's first instance, and puts it in
+    its place: most classes are not made before reentr watches, and some never are."""
+
+    owner: Any = cls
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if owner.__init__ is __init__:
+            owner.__init__ = _init(cls, fields)
+        owner.__init__(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
 
 
 def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
