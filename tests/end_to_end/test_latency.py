@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,32 @@ def test_events_to_stdout_keep_stdout_pure_json(
     records = [json.loads(line) for line in proc.out.lines if line]
     assert [r["event"] for r in records].count("restart") == 1
     assert proc.err.count(r"^built$") == 2 and proc.err.count(r"started") == 2
+
+
+def test_a_program_reading_the_watched_files_does_not_hold_a_change_back(
+    reentr: Start, project: Path
+) -> None:
+    # A server that reads a file beside its sources on every request, a test runner, a
+    # program reading its own sources as it starts: each read was an inotify event, which held
+    # the quiet window open, and a change waited out the 1.6 s a burst may be gathered.
+    proc = reentr(["-r", "-q", "--events", "-", *TARGET])
+    proc.err.expect(r"started")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nopen(sys.argv[1]).read()\nprint('reading', "
+         "flush=True)\nwhile True:\n    open(sys.argv[1]).read()", str(project / "b.txt")],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+        edit(project / "a.txt", "x")
+        wait_for(lambda: '"restart"' in proc.out.text(), what="the restart event")
+    finally:
+        reader.kill()
+        reader.wait()
+        assert reader.stdout is not None
+        reader.stdout.close()
+    restart = next(r for r in map(json.loads, filter(None, proc.out.lines))
+                   if r["event"] == "restart")
+    assert restart["detect_ms"] < 800, restart  # the reads never counted
 
 
 def test_events_to_a_path_that_cannot_be_written(reentr: Start, project: Path) -> None:

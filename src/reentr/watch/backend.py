@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib.util
 import os
 import shutil
@@ -13,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reentr import signals
 from reentr.errors import ReentrError
@@ -167,9 +168,14 @@ class Notify:
         # ignore_permission_denied=False: with True, watchfiles also swallows the inotify
         # limit, and the directories past it would go unwatched without a word.
         names = [self.aliases.name(d) for d in dirs]
+        before = inotify_fds()
         with signals.blocked():  # RustNotify starts its own thread here
-            return RustNotify(names, debug=False, force_polling=False, poll_delay_ms=0,
-                              recursive=False, ignore_permission_denied=False)
+            current = RustNotify(names, debug=False, force_polling=False, poll_delay_ms=0,
+                                 recursive=False, ignore_permission_denied=False)
+        new = inotify_fds() - before
+        if len(new) == 1:
+            _without_reads(new.pop(), names)
+        return current
 
     def replace(self, dirs: list[str]) -> bool:
         """Watch `dirs` from now on. The new watch is in place before the old one goes, unless
@@ -215,6 +221,50 @@ class Notify:
     def close(self) -> None:
         self.current.close()
         self.aliases.close()
+
+
+_WRITES = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+"""inotify(7): IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE,
+IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF: what notify asks for, less IN_OPEN, IN_ACCESS and
+IN_CLOSE_NOWRITE."""
+
+
+def _without_reads(fd: int, names: list[str]) -> None:
+    """Ask the kernel for no event when a watched file is only opened or read. notify asks for
+    them, and watchfiles drops them, but each one still woke reentr (`wakeup.py`) and, coming
+    again before the quiet window ended, held it open: a client polling a server that reads a
+    file beside its sources on each request, or a program reading its own sources as it
+    starts, kept a change from being seen for up to the 1.6 s a burst may last. Adding a
+    watch for a path already watched replaces its mask (inotify_add_watch(2)); a path whose
+    watch cannot be changed keeps notify's."""
+    libc = _libc()
+    if libc is None:
+        return
+    for name in names:
+        libc.inotify_add_watch(fd, os.fsencode(name), _WRITES)
+
+
+@functools.cache
+def _libc() -> Any:
+    if sys.platform != "linux":
+        return None
+    import ctypes  # only here: it costs startup time (process.py imports it on Linux too)
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def inotify_fds() -> set[int]:
+    """This process's inotify descriptors (reentr opens none but RustNotify's)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
+                    found.add(int(name))
+    return found
 
 
 def _at_limit(error: BaseException) -> bool:

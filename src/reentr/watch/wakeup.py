@@ -3,7 +3,6 @@ and the quiet window that ends a burst widens on a loaded machine."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import math
 import os
@@ -12,6 +11,8 @@ import struct
 import sys
 import threading
 import time
+
+from reentr.watch.backend import inotify_fds
 
 _PACE_S = 0.001
 """While `Wakeup` is in force, RustNotify's step is 0 and `is_set` paces it: it steps every
@@ -85,7 +86,7 @@ class Wakeup:
         if sys.platform != "linux":
             return False
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGIO})
-        fds = _inotify_fds()
+        fds = inotify_fds()
         if not fds:
             return False
         owner = struct.pack("ii", _F_OWNER_TID, threading.get_native_id())
@@ -122,7 +123,7 @@ class Wakeup:
 
     def mattered(self) -> None:
         """The burst just taken held a change that matters (not only ignored files, nor only
-        reads, which wake the watcher too). If, on a loaded machine, it began soon after the
+        events that left the files as they were). If, on a loaded machine, it began soon after the
         last such burst (which was cut short) or needed a wider window, the window is kept
         for a while."""
         uneven = self.began - self.acted < _WIDEST_S or self.window > self.quiet_s
@@ -194,14 +195,3 @@ def _cpu_contended() -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return running - 1 > (os.cpu_count() or 1)
-
-
-def _inotify_fds() -> set[int]:
-    """This process's inotify descriptors: RustNotify's, old and new (reentr opens no other)."""
-    found = set()
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc/self/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
-                    found.add(int(name))
-    return found
