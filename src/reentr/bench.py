@@ -20,6 +20,7 @@ from typing import TextIO, TypeVar
 
 from reentr import process
 from reentr.errors import ReentrError
+from reentr.ready import sockdiag
 from reentr.records import record
 from reentr.timing import percentile
 
@@ -41,6 +42,9 @@ would be reported ready early: the outside observer waits for an answer, and so 
 figure bench prints beside it."""
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.001
+_IDENTIFY_NS = 2_000_000_000
+"""How long after reentr reported a restart the bench looks for an answer from the new target
+before it counts from the report instead."""
 """The client sends its next request this long after the previous one ended."""
 
 
@@ -55,6 +59,8 @@ class Edit:
     """The longest any request took meanwhile: how long a client stalled."""
     printed_total_ms: float | None = None
     """What reentr itself printed for this restart (its `--events` stream)."""
+    second_observer_ms: float | None = None
+    """`--observers 2`: edit -> served as the second client measured it."""
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Plan:
     edit: Path | None
     runs: int
     modes: tuple[str, ...]
+    observers: int = 1
 
 
 def run(plan: Plan, out: TextIO) -> list[Result]:
@@ -93,7 +100,8 @@ def run(plan: Plan, out: TextIO) -> list[Result]:
                   f"polls 127.0.0.1:{port} every {POLL_S * 1000:g} ms\n")
         out.flush()
         out.write(f"\nedit → served, ms{'':<10}{'p50':>7}{'p95':>7}{'max':>7}   failed requests"
-                  "   longest stall   printed vs measured, p50   restarts reported\n")
+                  "   longest stall   printed vs measured, p50   restarts reported"
+                  + ("   observer vs observer, p50" if plan.observers > 1 else "") + "\n")
         results = []
         try:
             for mode in plan.modes:
@@ -124,27 +132,59 @@ class _Request:
     ended: int
     body: str | None
     """None: the request failed."""
+    group: int | None = None
+    """The process group of reentr's target whose process answered, when known."""
 
 
 class _Client:
-    """Polls GET / in a thread; remembers each request: when it began and ended, and the
-    answer."""
+    """Polls GET / in a thread; remembers each request: when it began and ended, the answer,
+    and which of the target's process groups (`groups`, the newest last) answered it."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, groups: Callable[[], list[int]] = list):
         self.port = port
+        self.groups = groups
         self.lock = threading.Lock()
         self.log: list[_Request] = []
         self.stop = threading.Event()
+        self.identifies = sys.platform == "linux"
+        """Whether the answering process is looked up (sock_diag): until the kernel refuses."""
         self.thread = threading.Thread(target=self._run, daemon=True, name="reentr-bench-client")
         self.thread.start()
 
     def _run(self) -> None:
         while not self.stop.is_set():
             began = time.monotonic_ns()
-            body = _get(self.port)
+            body, group = self._get()
             with self.lock:
-                self.log.append(_Request(began, time.monotonic_ns(), body))
+                self.log.append(_Request(began, time.monotonic_ns(), body, group))
             self.stop.wait(POLL_S)
+
+    def _get(self) -> tuple[str | None, int | None]:
+        """GET /: the answer (None if the request failed), and which group took it."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2.0)
+        try:
+            connection.connect()
+            group = self._group(connection.sock)
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            body = response.read().decode(errors="replace") if response.status < 400 else None
+            return body, group if body is not None else None
+        except (OSError, http.client.HTTPException):
+            return None, None
+        finally:
+            connection.close()
+
+    def _group(self, connection: socket.socket | None) -> int | None:
+        """Which target group took the connection, looked up once it is taken and before the
+        request goes (a few tenths of a millisecond): see `sockdiag.holder`."""
+        groups = self.groups()
+        if not self.identifies or connection is None or not groups:
+            return None
+        try:
+            return sockdiag.holder(connection, groups, wait_s=2.0)
+        except OSError:
+            self.identifies = False  # no sock_diag here: served is known another way
+            return None
 
     def since(self, t_ns: int) -> list[_Request]:
         with self.lock:
@@ -153,18 +193,6 @@ class _Client:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5.0)
-
-
-def _get(port: int) -> str | None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
-    try:
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        return response.read().decode(errors="replace") if response.status < 400 else None
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        connection.close()
 
 
 def _bench_mode(
@@ -182,20 +210,27 @@ def _bench_mode(
     # Your app runs where you are, as you would run it; the sample app in the bench's folder.
     cwd = work if sample else Path.cwd()
     with _reentr(argv, edited, cwd, work / f"reentr-{mode}.log") as log, \
-            _polling(port) as client:
+            _polling(port, restarts.targets, plan.observers) as clients:
+        client = clients[0]
         _wait(partial(_answered, client, events, log), "the app to answer", log)
         for number in range(1, plan.runs + 1):
             content = str(number).encode() if sample else edited.read_bytes()
             before = time.monotonic_ns()
             edited.write_bytes(content)
             version = content.decode() if sample else None
-            served = _wait(partial(_served_at, client, before, version, restarts, number),
+            served = _wait(partial(_served_at, client, before, version, restarts, number,
+                                   signalled=mode == "signal"),
                            f"edit {number} to be served", log)
             meanwhile = [r for r in client.since(before) if r.began < served]
             failed = sum(1 for r in meanwhile if r.body is None)
             longest = max((r.ended - r.began for r in meanwhile), default=0)
-            result.edits.append(Edit(round((served - before) / 1e6, 3), failed,
-                                     round(longest / 1e6, 3)))
+            edit = Edit(round((served - before) / 1e6, 3), failed, round(longest / 1e6, 3))
+            for other in clients[1:]:
+                seen = _wait(partial(_served_at, other, before, version, restarts, number,
+                                     signalled=mode == "signal"),
+                             f"edit {number} to be seen by the second client", log)
+                edit.second_observer_ms = round((seen - before) / 1e6, 3)
+            result.edits.append(edit)
             _wait(partial(restarts.done_ns, number), "reentr's report", log)
     totals = restarts.totals()  # reentr has exited: every restart it reported is written
     for edit, total in zip(result.edits, totals, strict=False):
@@ -205,20 +240,40 @@ def _bench_mode(
 
 
 def _served_at(
-    client: _Client, before: int, version: str | None, restarts: _Restarts, number: int
+    client: _Client, before: int, version: str | None, restarts: _Restarts, number: int,
+    *, signalled: bool = False,
 ) -> int | None:
     """When the first answer with the edit's result arrived: the outside `ready`. (Not when
     its request began: with the socket held, a request made during the restart waits in the
     backlog and is answered by the new target.)
 
     The sample app names its version, so that is the first answer with the new version. Any
-    other app: the first answer to a request made after reentr reported the restart.
+    other app: the first answer from the process group of the target started for the edit,
+    as the kernel tells who holds each connection (Linux); elsewhere, or under `--signal`
+    (the same process reloads), the first answer to a request made after reentr reported
+    the restart, which leans on reentr's own report.
     """
     if version is not None:
         for request in client.since(before):
             if request.body is not None and request.body.split()[0] == version:
                 return request.ended
         return None
+    if client.identifies and not signalled:
+        started = restarts.targets()
+        if len(started) <= number:
+            return None  # the target for this edit has not started yet
+        new = started[number]  # the first start is number 0
+        # A request made a little before the edit may wait in the socket's queue for the new
+        # target (the HTTP timeout is 2 s).
+        for request in client.since(before - 2_000_000_000):
+            if request.group == new:
+                return request.ended
+        done = restarts.done_ns(number)
+        if done is None or time.monotonic_ns() - done < _IDENTIFY_NS:
+            return None
+        # Answers, but none known to come from the new target (its processes' descriptors
+        # cannot be read, say): the figure leans on reentr's report from now on.
+        client.identifies = False
     done = restarts.done_ns(number)
     return None if done is None else _answer(client, done)
 
@@ -235,27 +290,39 @@ class _Restarts:
 
     def __init__(self, path: Path):
         self.path = path
+        self._lock = threading.Lock()  # the client's thread reads it too (`targets`)
         self._offset = 0
         self._partial = b""
         self._done: dict[int, tuple[int, float]] = {}
         """Restart number -> (when reentr reported it, monotonic ns; the total it printed)."""
+        self._targets: list[int] = []
+        """The PID (and process group) of each start of the target, in order."""
 
     def _read(self) -> None:
-        try:
-            with open(self.path, "rb") as stream:
-                stream.seek(self._offset)
-                chunk = stream.read()
-        except OSError:
-            return
-        self._offset += len(chunk)
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        for line in lines:
-            record = json.loads(line)
-            if record["event"] == "restart":
-                # Its wall-clock time, moved onto the monotonic clock.
-                ago_ns = int((time.time() - float(record["time"])) * 1e9)
-                self._done[record["number"]] = (time.monotonic_ns() - ago_ns,
-                                                float(record["total_ms"]))
+        with self._lock:
+            try:
+                with open(self.path, "rb") as stream:
+                    stream.seek(self._offset)
+                    chunk = stream.read()
+            except OSError:
+                return
+            self._offset += len(chunk)
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                record = json.loads(line)
+                if record["event"] == "restart":
+                    # Its wall-clock time, moved onto the monotonic clock.
+                    ago_ns = int((time.time() - float(record["time"])) * 1e9)
+                    self._done[record["number"]] = (time.monotonic_ns() - ago_ns,
+                                                    float(record["total_ms"]))
+                elif record["event"] == "spawned" and record["role"] == "target":
+                    self._targets.append(int(record["pid"]))
+
+    def targets(self) -> list[int]:
+        """Every start of the target so far, the newest last (each leads its group)."""
+        self._read()
+        with self._lock:
+            return list(self._targets)
 
     def done_ns(self, number: int) -> int | None:
         """When reentr reported restart `number`, or None if it has not yet."""
@@ -300,12 +367,13 @@ def _reentr(argv: list[str], edited: Path, cwd: Path, log: Path) -> Iterator[Pat
 
 
 @contextlib.contextmanager
-def _polling(port: int) -> Iterator[_Client]:
-    client = _Client(port)
+def _polling(port: int, groups: Callable[[], list[int]], count: int) -> Iterator[list[_Client]]:
+    clients = [_Client(port, groups) for _ in range(count)]
     try:
-        yield client
+        yield clients
     finally:
-        client.close()
+        for client in clients:
+            client.close()
 
 
 def _wait(predicate: Callable[[], T | None], what: str, log: Path) -> T:
@@ -334,9 +402,12 @@ def _print_row(result: Result, out: TextIO) -> None:
     label = f"{result.mode} ({len(times)} edits)"
     failures = f"{sum(failed)} ({sum(failed) / len(failed):.1f}/edit)"
     stall = f"{max(e.longest_request_ms for e in result.edits):.0f} ms"
+    spread = [abs(e.second_observer_ms - e.edit_to_ready_ms) for e in result.edits
+              if e.second_observer_ms is not None]
+    observers = f"{'':<16}{percentile(spread, 50):.1f} ms" if spread else ""
     out.write(f"{label:<27}{percentile(times, 50):>7.0f}{percentile(times, 95):>7.0f}"
               f"{max(times):>7.0f}   {failures:<18}{stall:<16}{agree:<27}"
-              f"{result.reported} of {len(times)}\n")
+              f"{result.reported} of {len(times)}{observers}\n")
     out.flush()
 
 

@@ -62,6 +62,28 @@ def test_bench_on_a_command_of_the_users(tmp_path: Path) -> None:
     assert (tmp_path / "app.txt").read_text() == "source\n"  # edited, but not altered
 
 
+@pytest.mark.timeout(90)
+def test_two_observers_see_your_apps_new_target_from_the_outside(tmp_path: Path) -> None:
+    # Your app's answers do not change across a restart: the client tells the new target by
+    # which process took its connection (sock_diag), not by reentr's own report, and a second
+    # client, alike in every way, measures each edit too.
+    port = free_port()
+    (tmp_path / "version.txt").write_text("v0")
+    (tmp_path / "server.py").write_bytes((APPS / "server.py").read_bytes())
+    done = bench(["--runs", "3", "--observers", "2", "--port", str(port), "--edit",
+                  "server.py", "--mode", "plain,socket", "--json", "-", "--", sys.executable,
+                  "server.py"], tmp_path, env={"PORT": str(port)}, timeout=80)
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stderr.splitlines() if line.startswith("edit → served"))
+    assert header.endswith("observer vs observer, p50")
+    figures = json.loads(done.stdout)
+    for mode in figures["modes"]:
+        assert mode["reported"] == 3
+        for edit in mode["edits"]:
+            assert edit["edit_to_ready_ms"] > 0 and edit["second_observer_ms"] > 0
+            assert edit["printed_total_ms"] is not None
+
+
 APP = (b"# -*- coding: latin-1 -*-\r\n"
        b"# caf\xe9: the bytes of this file must come back as they were\r\n"
        b"import http.server, os\r\n"

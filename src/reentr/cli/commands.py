@@ -453,6 +453,12 @@ def bench_mode(
         str | None, typer.Option("--json", metavar="FILE", help="Also write every figure as "
                                  "JSON to FILE (- for stdout).", show_default=False)
     ] = None,
+    observers: Annotated[
+        int, typer.Option("--observers", min=1, max=2, metavar="N", help="2: a second client, "
+                          "alike in every way, measures each edit too, and the table shows "
+                          "how far the two disagree: the stopwatch's own spread, to read "
+                          "'printed vs measured' against.")
+    ] = 1,
 ) -> int:
     argv = tuple(command or ())
     if argv:
@@ -472,7 +478,8 @@ def bench_mode(
     if unknown:
         raise UsageError(f"--mode: unknown mode '{unknown[0]}'; choose from "
                          f"{', '.join(bench.MODES)}")
-    plan = bench.Plan(argv or None, port, Path(edit).resolve() if edit else None, runs, names)
+    plan = bench.Plan(argv or None, port, Path(edit).resolve() if edit else None, runs, names,
+                      observers)
     results = bench.run(plan, sys.stderr if json_path == "-" else sys.stdout)
     if json_path is not None:
         bench.write_json(results, json_path)

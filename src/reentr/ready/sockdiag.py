@@ -88,6 +88,32 @@ class Taker:
         return False
 
 
+def holder(connection: socket.socket, groups: list[int], wait_s: float) -> int | None:
+    """Which of the process `groups` (the newest last) took a TCP `connection` to 127.0.0.1,
+    waiting up to `wait_s` for it to be taken (it may wait in the queue of a socket held
+    across a restart); None if none of them holds it. Asked before the request is sent: a
+    server that answers closes its side, and then nothing tells who took it. `reentr bench`
+    asks it of every request: the first answer from the new target's group is when the new
+    target serves, whatever the app answers.
+
+    Raises:
+        OSError: the kernel answers no sock_diag query.
+    """
+    server, peer = connection.getpeername()[:2], connection.getsockname()[:2]
+    give_up = time.monotonic() + wait_s
+    while not (inode := _inode(connection.family, server, peer)):
+        if time.monotonic() >= give_up:
+            return None
+        time.sleep(0.0002)
+    link = f"socket:[{inode}]"
+    for pgid in reversed(groups):
+        for member in process.members(pgid):
+            with contextlib.suppress(OSError), os.scandir(f"/proc/{member}/fd") as fds:
+                if any(os.readlink(fd.path) == link for fd in fds):
+                    return pgid
+    return None
+
+
 _DIAG = struct.Struct("=IHHII BBBxI HH16s16sI8s")
 """A netlink message (nlmsghdr) holding an inet_diag_req_v2 (linux/inet_diag.h)."""
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, _NLMSG_ERROR = 4, 20, 1, 2
