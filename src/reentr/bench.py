@@ -213,6 +213,7 @@ def _bench_mode(
             _polling(port, restarts.targets, plan.observers) as clients:
         client = clients[0]
         _wait(partial(_answered, client, events, log), "the app to answer", log)
+        _wait(restarts.ready, "reentr to find the app ready", log)
         for number in range(1, plan.runs + 1):
             content = str(number).encode() if sample else edited.read_bytes()
             before = time.monotonic_ns()
@@ -231,7 +232,7 @@ def _bench_mode(
                              f"edit {number} to be seen by the second client", log)
                 edit.second_observer_ms = round((seen - before) / 1e6, 3)
             result.edits.append(edit)
-            _wait(partial(restarts.done_ns, number), "reentr's report", log)
+            _wait(partial(restarts.done_ns, number), f"reentr's report of edit {number}", log)
     totals = restarts.totals()  # reentr has exited: every restart it reported is written
     for edit, total in zip(result.edits, totals, strict=False):
         edit.printed_total_ms = total
@@ -297,6 +298,8 @@ class _Restarts:
         """Restart number -> (when reentr reported it, monotonic ns; the total it printed)."""
         self._targets: list[int] = []
         """The PID (and process group) of each start of the target, in order."""
+        self._ready = False
+        """Whether reentr has found a start of the target ready."""
 
     def _read(self) -> None:
         with self._lock:
@@ -317,6 +320,15 @@ class _Restarts:
                                                     float(record["total_ms"]))
                 elif record["event"] == "spawned" and record["role"] == "target":
                     self._targets.append(int(record["pid"]))
+                elif record["event"] == "ready" and record["role"] == "target":
+                    self._ready = True
+
+    def ready(self) -> bool:
+        """Whether reentr has found a start of the target ready: an edit before that would
+        stop a start that never served, which is no restart."""
+        self._read()
+        with self._lock:
+            return self._ready
 
     def targets(self) -> list[int]:
         """Every start of the target so far, the newest last (each leads its group)."""
