@@ -162,6 +162,29 @@ def test_an_event_that_leaves_the_file_as_it_was_starts_nothing(
     assert proc.out.count(r"^run") == 3
 
 
+def test_a_save_whose_writer_pauses_after_emptying_the_file_is_one_run_on_its_content(
+    reentr: Start, project: Path
+) -> None:
+    # Opening a file for writing empties it; a writer that then loses its core for longer
+    # than the quiet window (a loaded machine) left a batch with the file empty, and the
+    # program ran on nothing, then again on the content.
+    show = [sys.executable, "-c",
+            "import sys; print('content', open(sys.argv[1]).read() or '<empty>', flush=True)"]
+    proc = reentr(["-n", "-p", *show, "/_"], exits=True)
+    proc.err.expect(r"watching 2 files")
+    writer = ("import sys, threading\nf = open(sys.argv[1], 'w')\nf.flush()\n"
+              "threading.Event().wait(0.02)\nf.write('saved')\nf.close()")
+    subprocess.run([sys.executable, "-c", writer, str(project / "a.txt")], check=True,
+                   timeout=30)
+    proc.out.expect(r"^content saved$")
+    proc.run_ended()
+    edit(project / "b.txt", "marker")
+    proc.out.expect(r"^content marker$")
+    assert proc.out.count(r"^content") == 2
+    (project / "b.txt").write_text("")  # emptied on purpose: still a run, a moment later
+    proc.out.expect(r"^content <empty>$")
+
+
 @pytest.mark.skipif(shutil.which("vim") is None, reason="needs vim (.ci/run installs it)")
 @pytest.mark.parametrize("backupcopy", ["auto", "yes"])
 def test_each_vim_save_is_one_run(reentr: Start, project: Path, backupcopy: str) -> None:

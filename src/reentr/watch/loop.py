@@ -10,6 +10,7 @@ then kept only for the listed paths, so atomic saves and delete-then-recreate ke
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import stat
 import threading
@@ -24,7 +25,7 @@ from reentr.errors import ReentrError
 from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
 from reentr.report import Reporter
 from reentr.watch.backend import RETRY_S, Notify, some_dirs, utf8
-from reentr.watch.contents import Contents
+from reentr.watch.contents import MOST, Contents
 from reentr.watch.listing import altered, entries
 from reentr.watch.poller import ADDED, DELETED, MODIFIED, Poller
 from reentr.watch.traits import traits
@@ -129,6 +130,8 @@ class _Gatherer:
         """The modification time of each path of the last batch (see `_recover`)."""
         self.woken = False
         self.contents = Contents()
+        self.held: tuple[dict[str | None, list[str]], Batch] | None = None
+        """A batch held back because a file in it was found empty (`_emptied`)."""
 
     def arm(self) -> None:
         """After the watch changed: the kernel wakeup is set on the new one."""
@@ -139,6 +142,8 @@ class _Gatherer:
         while not self.wakeup.stop.is_set():
             batch = self._next()
             if batch is None:
+                if self.held is not None and time.monotonic() >= self.wakeup.until:
+                    self._put(*self._release())  # emptied for good: so be it
                 continue
             self.since_ns = time.time_ns()
             batch = {(change, self.notify.aliases.translate(path)) for change, path in batch}
@@ -148,7 +153,20 @@ class _Gatherer:
                 self.events.put(DirectoryAltered())
                 continue
             found = self._listed(batch) if self.tree is None else self._in_tree(batch)
+            if self.held is not None:
+                found, batch = _merged(self._release()[:2], found, batch)
+            elif _emptied(found):
+                self.held = (found, batch)
+                self.wakeup.until = time.monotonic() + _EMPTIED_S
+                continue
             self._put(found, batch, detected_ns)
+
+    def _release(self) -> tuple[dict[str | None, list[str]], Batch, int]:
+        """The batch held for a file found empty, and the time it is let go."""
+        assert self.held is not None
+        (found, batch), self.held = self.held, None
+        self.wakeup.until = math.inf
+        return found, batch, time.monotonic_ns()
 
     def _next(self) -> Batch | None:
         """The next batch, or None when there is none to take (a stop, a timeout)."""
@@ -158,14 +176,18 @@ class _Gatherer:
         try:
             # watchfiles' names: its `debounce_ms` is the longest a burst is gathered (our
             # gather_ms), its `step_ms` the quiet pause that ends one (our --debounce).
+            # While a batch is held (`_emptied`), the watch returns 'timeout' at its end.
+            hold_ms = 0 if self.held is None else max(
+                1, math.ceil((self.wakeup.until - time.monotonic()) * 1000))
             if self.woken and not isinstance(current, Poller):
-                batch = current.watch(debounce_ms=config.gather_ms, step_ms=0, timeout_ms=0,
-                                      stop_event=self.wakeup)
+                batch = current.watch(debounce_ms=config.gather_ms, step_ms=0,
+                                      timeout_ms=hold_ms, stop_event=self.wakeup)
             else:
                 retry_ms = int(RETRY_S * 1000) if notify.limited else 0
                 batch = current.watch(debounce_ms=config.gather_ms, step_ms=self.step,
-                                      timeout_ms=retry_ms, stop_event=self.wakeup.stop)
-                if batch == "timeout":
+                                      timeout_ms=hold_ms or retry_ms,
+                                      stop_event=self.wakeup.stop)
+                if batch == "timeout" and not hold_ms:
                     batch = notify.retry()
                     self.arm()
                     if not batch:
@@ -250,6 +272,36 @@ class _Gatherer:
                 traits=traits(ordered, created, tree.born if tree else {},
                               tree.roots if tree else (), contents)))
         self.wakeup.mattered()  # after the event: it reads the machine's load
+
+
+_EMPTIED_S = 0.05
+"""How long a batch that found a changed file empty waits for more (see `_emptied`)."""
+
+
+def _emptied(found: dict[str | None, list[str]]) -> bool:
+    """Whether a changed file is empty now: most likely opened for writing, which empties it,
+    by a writer not yet done. A writer that loses its core between the two (a loaded machine)
+    can leave that gap longer than the quiet window, and the program would start on an empty
+    file, then again on the real one: so such a batch waits up to `_EMPTIED_S` for more
+    events, and is taken with them. A file emptied on purpose waits that long, once."""
+    for paths in found.values():
+        for path in paths[:MOST]:
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                    return True
+    return False
+
+
+def _merged(
+    held: tuple[dict[str | None, list[str]], Batch], found: dict[str | None, list[str]],
+    batch: Batch,
+) -> tuple[dict[str | None, list[str]], Batch]:
+    """A held batch and the next one, as one."""
+    before, earlier = held
+    names = dict.fromkeys([*before, *found])
+    return ({name: list(dict.fromkeys([*before.get(name, []), *found.get(name, [])]))
+             for name in names}, earlier | batch)
 
 
 def _follow_listed(

@@ -78,6 +78,8 @@ class Wakeup:
         self.burst: float | None = None
         self.confirm = False
         self.armed_now = False
+        self.until = math.inf
+        """No wait goes past this (monotonic): the end of a held batch (`loop._emptied`)."""
         self._lock = threading.Lock()
         self._thread: int | None = None
 
@@ -135,6 +137,7 @@ class Wakeup:
         """Whether an event is (or, within `timeout`, becomes) pending; never once stopping."""
         if self.stop.is_set():
             return False
+        timeout = max(0.0, min(timeout, self.until - time.monotonic()))
         return signal.sigtimedwait({signal.SIGIO}, timeout) is not None
 
     def _absorb(self) -> None:
