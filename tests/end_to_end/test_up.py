@@ -623,6 +623,31 @@ def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> 
     proc.wait()
 
 
+@pytest.mark.parametrize("moment", range(6))
+def test_a_change_made_while_reentr_up_starts_is_never_lost(
+    up: Up, tmp_path: Path, moment: int
+) -> None:
+    # An edit made in reentr's first moments, before or while it sets up its watch and starts
+    # the services: each service ends up running on it, whether its first start sees it or
+    # a restart does. Each case waits a different number of the services' lines first.
+    root = tmp_path / "early"
+    root.mkdir()
+    (root / "version.txt").write_text("v1\n")
+    show = ("python3 -c \"import signal; print('{name}', open('version.txt').read().strip(), "
+            "flush=True); signal.pause()\"")
+    (root / "Procfile").write_text("".join(f"{name}: {show.format(name=name)}\n"
+                                           for name in ("web", "worker", "clock")))
+    proc = up(["-n"], root)
+    wait_for(lambda: proc.out.count(r"^\w+ +\| \w+ v1$") >= min(moment, 3),
+             what=f"{min(moment, 3)} services' first lines")
+    edit(root / "version.txt", "v2\n")
+    wait_for(lambda: all(proc.out.count(rf"^{name} +\| {name} v2$") >= 1
+                         for name in ("web", "worker", "clock")),
+             what="every service to run on v2 (in any order)")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
 def test_a_reentr_toml_wins_over_a_procfile(up: Up, tmp_path: Path) -> None:
     root = _service_project(tmp_path / "both", (
         f"[services.api]\ncommand = {_toml(_says('api up'))}\n"))
