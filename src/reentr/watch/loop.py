@@ -271,7 +271,7 @@ class _Gatherer:
                 ordered, detected_ns, tuple(w for _, w in stamped), scope=name,
                 traits=traits(ordered, created, tree.born if tree else {},
                               tree.roots if tree else (), contents)))
-        self.wakeup.mattered()  # after the event: it reads the machine's load
+        self.wakeup.mattered(frozenset(changed))  # after the event: it reads the load
 
 
 _EMPTIED_S = 0.05

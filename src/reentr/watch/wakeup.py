@@ -3,6 +3,7 @@ and the quiet window that ends a burst widens on a loaded machine."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -34,6 +35,10 @@ and never less than `--debounce`."""
 
 _KEEP_S = 1.0
 """A widened window still holds for a burst that starts within this time of the last cut."""
+
+
+_LOOKED_AT = 64
+"""The most files of the last burst looked at to tell whether a new burst continues it."""
 
 
 _SAFETY_S = 1.0
@@ -78,6 +83,9 @@ class Wakeup:
         self.burst: float | None = None
         self.confirm = False
         self.armed_now = False
+        self._paths: frozenset[str] = frozenset()
+        """The paths of the last burst that mattered, and when it was taken (wall clock)."""
+        self._acted_ns = 0
         self.until = math.inf
         """No wait goes past this (monotonic): the end of a held batch (`loop._emptied`)."""
         self._lock = threading.Lock()
@@ -123,15 +131,33 @@ class Wakeup:
     def batch_taken(self) -> None:
         self.burst = None
 
-    def mattered(self) -> None:
+    def mattered(self, paths: frozenset[str]) -> None:
         """The burst just taken held a change that matters (not only ignored files, nor only
-        events that left the files as they were). If, on a loaded machine, it began soon after the
-        last such burst (which was cut short) or needed a wider window, the window is kept
-        for a while."""
+        events that left the files as they were): `paths`. If, on a loaded machine, it began
+        soon after the last such burst, or needed a wider window, and it wrote some of the
+        same files (more of one writer's stream, cut short), the window is kept for a while.
+        A build's outputs, written just after the edit that started the build, are other
+        files: they keep nothing, and the next edit is seen after `quiet_s` again."""
         uneven = self.began - self.acted < _WIDEST_S or self.window > self.quiet_s
-        if uneven and _cpu_contended():
+        if uneven and paths & self._paths and _cpu_contended():
             self.cut = self.last
         self.acted = self.last
+        self._paths = paths
+        # The burst's last event on the wall clock, a file's modification time's clock: a
+        # write after it is a new one, however long the batch took to handle.
+        self._acted_ns = time.time_ns() - int((time.monotonic() - self.last) * 1e9)
+
+    def _written_again(self) -> bool:
+        """Whether a file of the last burst that mattered has been written since its last
+        event: a new burst that does so is more of the same writer's stream. (One that writes
+        other files, as a build writes its outputs after the edit that started it, is not.)
+        Where the kernel stamps files from a coarse clock, a write just after may look older
+        and go unseen here: the burst then starts at the usual window, as it did before."""
+        for path in list(self._paths)[:_LOOKED_AT]:
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_mtime_ns > self._acted_ns:
+                    return True
+        return False
 
     def _take(self, timeout: float) -> bool:
         """Whether an event is (or, within `timeout`, becomes) pending; never once stopping."""
@@ -146,10 +172,11 @@ class Wakeup:
         The window is `quiet_s` (`--debounce`), widened to `_WIDEN` times the longest pause
         seen between the events of a burst, at most `_WIDEST_S`. While more processes than
         there are cores are ready to run besides reentr (a loaded machine, where a writer
-        waits for a core between two writes), a burst that mattered and followed within
-        `_WIDEST_S` the last one that mattered is likely more of it, cut short: the pause
-        between them widens the window too, and when such a burst matters (`mattered`) the
-        window is kept for the bursts that begin within `_KEEP_S` of it. Otherwise each
+        waits for a core between two writes), a burst that begins within `_WIDEST_S` of the
+        last one that mattered, writing some of its files again, is likely more of it, cut
+        short: the pause between them widens the window too, and when such a burst matters
+        (`mattered`) the window is kept for the bursts that begin within `_KEEP_S` of it
+        (a build's outputs after the edit that started it are other files). Otherwise each
         burst begins at `quiet_s`. So writes that come unevenly stay one burst, while an
         editor's save, whose events come within microseconds, saves in quick succession on
         a quiet machine, and an edit after a build's own writes and reads keep `quiet_s`."""
@@ -161,9 +188,10 @@ class Wakeup:
             # common case) begins at `quiet_s` without it.
             recent = pause < _WIDEST_S or now - self.cut <= _KEEP_S
             contended = recent and _cpu_contended()
-            if contended and pause < _WIDEST_S:  # likely more of the last burst, cut short
+            if contended and pause < _WIDEST_S and self._written_again():
+                # More of the last burst, cut short: its files are being written again.
                 self.window = min(max(self.window, _WIDEN * pause), self._widest())
-            elif not contended:
+            elif not contended or now - self.cut > _KEEP_S:
                 self.window = self.quiet_s
         self.last = now
         while self.last < self.burst + self.gather_s and self._take(self.window):
