@@ -42,9 +42,15 @@ def guardian() -> Iterator[process.Guardian]:
 def test_a_start_is_reported_and_its_exit_and_empty_group_follow(
         guardian: process.Guardian) -> None:
     queue = EventQueue()
-    child = process.start(Role.TARGET, [sys.executable, "-c", "raise SystemExit(3)"], queue,
-                          dict(os.environ), guardian)
+    read, write = os.pipe()
+    # It exits once the test has looked at it (the pipe's end): an exit at once could be
+    # reaped before the look, on a loaded machine.
+    child = process.start(Role.TARGET, [sys.executable, "-c", f"import os; os.read({read}, 1); "
+                                        "raise SystemExit(3)"], queue,
+                          dict(os.environ), guardian, pass_fds=(read,))
+    os.close(read)
     assert os.getpgid(child.pid) == child.pid  # a process group of its own
+    os.close(write)
     exited = _next(queue, ProcessExited)
     assert isinstance(exited, ProcessExited) and (exited.pid, exited.status) == (child.pid, 3)
     assert _next(queue, GroupEmptied) == GroupEmptied(Role.TARGET, child.pid)
