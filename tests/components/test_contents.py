@@ -19,6 +19,22 @@ def _changed(seen: Contents, *paths: Path) -> list[str]:
     return seen.sift([str(p) for p in paths])[0]
 
 
+def _seen(tmp_path: Path, text: str) -> tuple[Path, os.stat_result, Contents]:
+    """A file with `text`, as a first batch found it."""
+    path = tmp_path / "a.py"
+    path.write_text(text)
+    seen = Contents()
+    assert _changed(seen, path) == [str(path)]
+    return path, path.stat(), seen
+
+
+def _files(tmp_path: Path, count: int) -> list[Path]:
+    paths = [tmp_path / f"{n}.py" for n in range(count)]
+    for path in paths:
+        path.write_text("x\n")
+    return paths
+
+
 def _same_time(path: Path, before: os.stat_result) -> None:
     """Give `path` back the modification time it had: a write within one tick of the kernel's
     coarse clock leaves it so."""
@@ -35,10 +51,7 @@ def test_a_file_first_seen_counts_and_the_same_file_again_does_not(tmp_path: Pat
 
 
 def test_a_mode_set_again_is_no_change_and_a_new_mode_is(tmp_path: Path) -> None:
-    path = tmp_path / "a.py"
-    path.write_text("x\n")
-    seen = Contents()
-    _changed(seen, path)
+    path, _, seen = _seen(tmp_path, "x\n")
     os.chmod(path, path.stat().st_mode & 0o7777)  # as vim does after its fsync
     assert _changed(seen, path) == []
     os.chmod(path, 0o755)  # entr runs for a new mode
@@ -46,21 +59,13 @@ def test_a_mode_set_again_is_no_change_and_a_new_mode_is(tmp_path: Path) -> None
 
 
 def test_a_touch_counts(tmp_path: Path) -> None:
-    path = tmp_path / "a.py"
-    path.write_text("x\n")
-    before = path.stat()
-    seen = Contents()
-    _changed(seen, path)
+    path, before, seen = _seen(tmp_path, "x\n")
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     assert _changed(seen, path) == [str(path)]
 
 
 def test_new_content_in_the_same_tick_and_size_counts_by_its_digest(tmp_path: Path) -> None:
-    path = tmp_path / "a.py"
-    path.write_text("version 1\n")
-    before = path.stat()
-    seen = Contents()
-    _changed(seen, path)
+    path, before, seen = _seen(tmp_path, "version 1\n")
     path.write_text("version 2\n")
     _same_time(path, before)
     assert path.stat().st_size == before.st_size
@@ -71,11 +76,7 @@ def test_new_content_in_the_same_tick_and_size_counts_by_its_digest(tmp_path: Pa
 
 
 def test_the_same_content_under_a_new_inode_counts(tmp_path: Path) -> None:
-    path = tmp_path / "a.py"
-    path.write_text("x\n")
-    before = path.stat()
-    seen = Contents()
-    _changed(seen, path)
+    path, before, seen = _seen(tmp_path, "x\n")
     aside = tmp_path / "a.py.new"
     aside.write_text("x\n")
     os.replace(aside, path)
@@ -101,10 +102,7 @@ def test_what_is_not_compared_always_counts(tmp_path: Path) -> None:
 
 
 def test_a_file_deleted_and_written_again_as_it_was_counts(tmp_path: Path) -> None:
-    path = tmp_path / "a.py"
-    path.write_text("x\n")
-    seen = Contents()
-    _changed(seen, path)
+    path, _, seen = _seen(tmp_path, "x\n")
     path.unlink()
     assert _changed(seen, path) == [str(path)]
     path.write_text("x\n")
@@ -115,9 +113,7 @@ def test_past_the_first_files_of_a_batch_each_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(contents, "MOST", 2)
-    paths = [tmp_path / f"{n}.py" for n in range(4)]
-    for path in paths:
-        path.write_text("x\n")
+    paths = _files(tmp_path, 4)
     seen = Contents()
     _changed(seen, *paths)
     assert _changed(seen, *paths) == [str(p) for p in paths[2:]]
@@ -127,9 +123,7 @@ def test_the_oldest_files_are_forgotten_past_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(contents, "KEPT", 2)
-    paths = [tmp_path / f"{n}.py" for n in range(3)]
-    for path in paths:
-        path.write_text("x\n")
+    paths = _files(tmp_path, 3)
     seen = Contents()
     for path in paths:
         _changed(seen, path)

@@ -62,30 +62,20 @@ class Taker:
             return None
         kept = False
         try:
-            server, peer = client.getpeername()[:2], client.getsockname()[:2]
-            give_up = time.monotonic() + _ACCEPT_WAIT_S
-            while not (inode := _inode(client.family, server, peer)):
-                if time.monotonic() >= give_up:
-                    return None
-                time.sleep(0.0002)
+            inode = _taken(client, _ACCEPT_WAIT_S)
+            if not inode:
+                return None
             at_ns = time.monotonic_ns()
             link = f"socket:[{inode}]"
-            if not self._holds(link):
+            if not _held_by(link, self._members):
                 # A worker started since the group was last looked at? (A few reads of
                 # /proc's `children` files: cheap enough for every connection.)
                 self._members = process.members(self._pgid) or [self._pgid]
-            kept = self._holds(link)
+            kept = _held_by(link, self._members)
             return (client, at_ns) if kept else None
         finally:
             if not kept:
                 client.close()
-
-    def _holds(self, link: str) -> bool:
-        for member in self._members:
-            with contextlib.suppress(OSError), os.scandir(f"/proc/{member}/fd") as fds:
-                if any(os.readlink(fd.path) == link for fd in fds):
-                    return True
-        return False
 
 
 def holder(connection: socket.socket, groups: list[int], wait_s: float) -> int | None:
@@ -99,19 +89,33 @@ def holder(connection: socket.socket, groups: list[int], wait_s: float) -> int |
     Raises:
         OSError: the kernel answers no sock_diag query.
     """
+    inode = _taken(connection, wait_s)
+    if not inode:
+        return None
+    link = f"socket:[{inode}]"
+    return next((pgid for pgid in reversed(groups)
+                 if _held_by(link, process.members(pgid))), None)
+
+
+def _taken(connection: socket.socket, wait_s: float) -> int:
+    """The inode of the server's side of `connection` once a process has taken it, waiting up
+    to `wait_s`; 0 if none has by then."""
     server, peer = connection.getpeername()[:2], connection.getsockname()[:2]
     give_up = time.monotonic() + wait_s
     while not (inode := _inode(connection.family, server, peer)):
         if time.monotonic() >= give_up:
-            return None
+            return 0
         time.sleep(0.0002)
-    link = f"socket:[{inode}]"
-    for pgid in reversed(groups):
-        for member in process.members(pgid):
-            with contextlib.suppress(OSError), os.scandir(f"/proc/{member}/fd") as fds:
-                if any(os.readlink(fd.path) == link for fd in fds):
-                    return pgid
-    return None
+    return inode
+
+
+def _held_by(link: str, pids: list[int]) -> bool:
+    """Whether one of `pids` holds the descriptor `link` (`socket:[INODE]`)."""
+    for pid in pids:
+        with contextlib.suppress(OSError), os.scandir(f"/proc/{pid}/fd") as fds:
+            if any(os.readlink(fd.path) == link for fd in fds):
+                return True
+    return False
 
 
 _DIAG = struct.Struct("=IHHII BBBxI HH16s16sI8s")
