@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import math
+import signal
 import socket
 import sys
 import tempfile
@@ -220,8 +221,9 @@ def _bench_mode(
             edited.write_bytes(content)
             written = _written_at(edited, before, time.monotonic_ns())
             version = content.decode() if sample else None
-            served = _wait(partial(_served_at, client, before, version, restarts, number,
-                                   signalled=mode == "signal"),
+            served = _wait(partial(_unless_ended, restarts, mode, number, log,
+                                   partial(_served_at, client, before, version, restarts,
+                                           number, signalled=mode == "signal")),
                            f"edit {number} to be served", log)
             meanwhile = [r for r in client.since(before) if r.began < served]
             failed = sum(1 for r in meanwhile if r.body is None)
@@ -239,6 +241,23 @@ def _bench_mode(
         edit.printed_total_ms = total
     result.reported = len(totals)
     return result
+
+
+def _unless_ended(
+    restarts: _Restarts, mode: str, number: int, log: Path, served: Callable[[], int | None]
+) -> int | None:
+    """`served()`, unless the app has exited and reentr has not started it again: then the
+    bench ends at once, saying why, rather than wait out its 30 s."""
+    found = served()
+    status = restarts.ended() if found is None else None
+    if status is None:
+        return found
+    how = (f"killed by {signal.Signals(-status).name}" if status < 0
+           else f"exit status {status}")
+    hint = ("; --mode signal sends SIGHUP, which an app that does not reload on it dies of: "
+            "use --mode plain" if mode == "signal" and status == -signal.SIGHUP else "")
+    raise ReentrError(f"bench: the app exited ({how}) during edit {number} of mode {mode}, "
+                      f"and reentr did not start it again{hint}{_log_tail(log)}")
 
 
 def _written_at(path: Path, before: int, after: int) -> int:
@@ -314,6 +333,8 @@ class _Restarts:
         """The PID (and process group) of each start of the target, in order."""
         self._ready = False
         """Whether reentr has found a start of the target ready."""
+        self._exited: dict[int, int] = {}
+        """The status of each start of the target that has exited."""
 
     def _read(self) -> None:
         with self._lock:
@@ -336,6 +357,8 @@ class _Restarts:
                     self._targets.append(int(record["pid"]))
                 elif record["event"] == "ready" and record["role"] == "target":
                     self._ready = True
+                elif record["event"] == "exited" and record["role"] == "target":
+                    self._exited[int(record["pid"])] = int(record["status"])
 
     def ready(self) -> bool:
         """Whether reentr has found a start of the target ready: an edit before that would
@@ -343,6 +366,14 @@ class _Restarts:
         self._read()
         with self._lock:
             return self._ready
+
+    def ended(self) -> int | None:
+        """The status of the last start of the target if it has exited (and reentr has not
+        started another), else None."""
+        self._read()
+        with self._lock:
+            last = self._targets[-1] if self._targets else None
+            return None if last is None else self._exited.get(last)
 
     def targets(self) -> list[int]:
         """Every start of the target so far, the newest last (each leads its group)."""
@@ -406,11 +437,17 @@ def _wait(predicate: Callable[[], T | None], what: str, log: Path) -> T:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not (value := predicate()):
         if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             raise ReentrError(f"bench: gave up after {READY_TIMEOUT_S:g}s waiting for {what}"
-                              + (f"; reentr said: {' | '.join(tail)}" if tail else ""))
+                              + _log_tail(log))
         time.sleep(POLL_S)
     return value
+
+
+def _log_tail(log: Path) -> str:
+    """The last lines of what reentr and the app wrote, for a line that says why the bench
+    ended."""
+    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+    return f"; the log (reentr's and the app's) ends: {' | '.join(tail)}" if tail else ""
 
 
 def _free_port() -> int:
@@ -424,15 +461,16 @@ def _print_row(result: Result, out: TextIO) -> None:
     failed = [e.failed_requests for e in result.edits]
     printed = [abs(e.printed_total_ms - e.edit_to_ready_ms) for e in result.edits
                if e.printed_total_ms is not None]
-    agree = f"{percentile(printed, 50):.1f} ms" if printed else "-"
+    agree = f"{percentile(printed, 50):.1f} ms, max {max(printed):.0f}" if printed else "-"
     label = f"{result.mode} ({len(times)} edits)"
     failures = f"{sum(failed)} ({sum(failed) / len(failed):.1f}/edit)"
     stall = f"{max(e.longest_request_ms for e in result.edits):.0f} ms"
     spread = [abs(e.second_observer_ms - e.edit_to_ready_ms) for e in result.edits
               if e.second_observer_ms is not None]
-    observers = f"{'':<16}{percentile(spread, 50):.1f} ms" if spread else ""
+    observers = (f"{'':<16}{percentile(spread, 50):.1f} ms, max {max(spread):.0f}"
+                 if spread else "")
     out.write(f"{label:<27}{percentile(times, 50):>7.0f}{percentile(times, 95):>7.0f}"
-              f"{max(times):>7.0f}   {failures:<18}{stall:<16}{agree:<27}"
+              f"{max(times):>7.0f}   {failures:<17} {stall:<16}{agree:<27}"
               f"{result.reported} of {len(times)}{observers}\n")
     out.flush()
 

@@ -84,6 +84,23 @@ def test_two_observers_see_your_apps_new_target_from_the_outside(tmp_path: Path)
             assert edit["printed_total_ms"] is not None
 
 
+@pytest.mark.timeout(60)
+def test_an_app_that_dies_of_sighup_ends_the_signal_bench_at_once_saying_why(
+    tmp_path: Path
+) -> None:
+    # It used to wait out its 30 s for an edit to be served by an app that was gone.
+    port = free_port()
+    (tmp_path / "version.txt").write_text("v0")
+    (tmp_path / "server.py").write_bytes((APPS / "server.py").read_bytes())
+    done = bench(["--runs", "3", "--port", str(port), "--edit", "server.py", "--mode",
+                  "signal", "--", sys.executable, "server.py"], tmp_path,
+                 env={"PORT": str(port)}, timeout=25)
+    assert done.returncode == 1
+    assert ("bench: the app exited (killed by SIGHUP) during edit 1 of mode signal, and "
+            "reentr did not start it again; --mode signal sends SIGHUP") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 APP = (b"# -*- coding: latin-1 -*-\r\n"
        b"# caf\xe9: the bytes of this file must come back as they were\r\n"
        b"import http.server, os\r\n"

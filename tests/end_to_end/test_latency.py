@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,6 +113,25 @@ def test_a_program_reading_the_watched_files_does_not_hold_a_change_back(
     restart = next(r for r in map(json.loads, filter(None, proc.out.lines))
                    if r["event"] == "restart")
     assert restart["detect_ms"] < 800, restart  # the reads never counted
+
+
+def test_a_change_that_keeps_an_old_modification_time_is_timed_from_its_event(
+    reentr: Start, project: Path
+) -> None:
+    # A chmod, a `cp -p` or a `touch -d` changes a file without writing it now: its
+    # modification time is old, and the restart was reported as detected seconds (up to 10)
+    # after the change.
+    proc = reentr(["-r", "-q", "--events", "-", *TARGET])
+    proc.err.expect(r"started")
+    an_hour_ago = time.time() - 3600
+    os.utime(project / "a.txt", (an_hour_ago, an_hour_ago))  # also an event: wait for it
+    wait_for(lambda: '"restart"' in proc.out.text(), what="the restart for the utime")
+    proc.err.expect(r"started")
+    os.chmod(project / "a.txt", 0o600)
+    wait_for(lambda: proc.out.text().count('"restart"') == 2, what="the restart for the chmod")
+    restarts = [r for r in map(json.loads, filter(None, proc.out.lines))
+                if r["event"] == "restart"]
+    assert all(r["detect_ms"] < 1000 for r in restarts), restarts
 
 
 def test_events_to_a_path_that_cannot_be_written(reentr: Start, project: Path) -> None:

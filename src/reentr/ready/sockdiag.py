@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import socket
 import struct
 import time
@@ -99,11 +100,14 @@ def holder(connection: socket.socket, groups: list[int], wait_s: float) -> int |
 
 def _taken(connection: socket.socket, wait_s: float) -> int:
     """The inode of the server's side of `connection` once a process has taken it, waiting up
-    to `wait_s`; 0 if none has by then."""
+    to `wait_s`; 0 if none has by then, or if the connection was reset meanwhile (a server
+    that stopped with it still in its queue: nothing will ever take it)."""
     server, peer = connection.getpeername()[:2], connection.getsockname()[:2]
     give_up = time.monotonic() + wait_s
+    hung_up = select.poll()
+    hung_up.register(connection, select.POLLERR | select.POLLHUP)
     while not (inode := _inode(connection.family, server, peer)):
-        if time.monotonic() >= give_up:
+        if time.monotonic() >= give_up or hung_up.poll(0):
             return 0
         time.sleep(0.0002)
     return inode

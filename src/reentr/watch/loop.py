@@ -130,7 +130,7 @@ class _Gatherer:
         """The modification time of each path of the last batch (see `_recover`)."""
         self.woken = False
         self.contents = Contents()
-        self.held: tuple[dict[str | None, list[str]], Batch] | None = None
+        self.held: tuple[dict[str | None, list[str]], Batch, int] | None = None
         """A batch held back because a file in it was found empty (`_emptied`)."""
 
     def arm(self) -> None:
@@ -143,30 +143,46 @@ class _Gatherer:
             batch = self._next()
             if batch is None:
                 if self.held is not None and time.monotonic() >= self.wakeup.until:
-                    self._put(*self._release())  # emptied for good: so be it
+                    found, batch, now_ns, earliest_ns = self._release()
+                    self._put(found, batch, now_ns, earliest_ns)  # emptied for good
                 continue
             self.since_ns = time.time_ns()
             batch = {(change, self.notify.aliases.translate(path)) for change, path in batch}
             detected_ns = time.monotonic_ns()
+            earliest_ns = self._earliest(detected_ns)
             self.wakeup.batch_taken()
             if self.listing and altered(self.listing, self.config.dir_watch, self.wakeup.stop):
                 self.events.put(DirectoryAltered())
                 continue
             found = self._listed(batch) if self.tree is None else self._in_tree(batch)
             if self.held is not None:
-                found, batch = _merged(self._release()[:2], found, batch)
+                earlier = self._release()
+                found, batch = _merged(earlier[:2], found, batch)
+                earliest_ns = min(earliest_ns, earlier[3])
             elif _emptied(found):
-                self.held = (found, batch)
+                self.held = (found, batch, earliest_ns)
                 self.wakeup.until = time.monotonic() + _EMPTIED_S
                 continue
-            self._put(found, batch, detected_ns)
+            self._put(found, batch, detected_ns, earliest_ns)
 
-    def _release(self) -> tuple[dict[str | None, list[str]], Batch, int]:
-        """The batch held for a file found empty, and the time it is let go."""
+    def _release(self) -> tuple[dict[str | None, list[str]], Batch, int, int]:
+        """The batch held for a file found empty, the time it is let go, and the earliest its
+        files can have been written."""
         assert self.held is not None
-        (found, batch), self.held = self.held, None
+        (found, batch, earliest_ns), self.held = self.held, None
         self.wakeup.until = math.inf
-        return found, batch, time.monotonic_ns()
+        return found, batch, time.monotonic_ns(), earliest_ns
+
+    def _earliest(self, detected_ns: int) -> int:
+        """The earliest the writes of a batch taken at `detected_ns` can have been made
+        (monotonic ns): a moment before the first event of its burst woke the watcher. A
+        file's modification time says when its content was last written, which is not when
+        a `chmod`, a `cp -p` or a `touch -d` changed it: without this bound, such a change
+        was reported as detected seconds after it was made. Without the kernel wakeup (the
+        poller), 10 s before the batch, as a time set by hand is no edit time either."""
+        if not self.woken or self.wakeup.began == -math.inf:
+            return detected_ns - 10_000_000_000
+        return int(self.wakeup.began * 1e9) - _WOKEN_AFTER_NS
 
     def _next(self) -> Batch | None:
         """The next batch, or None when there is none to take (a stop, a timeout)."""
@@ -246,7 +262,10 @@ class _Gatherer:
         _say_unreadable(tree, self.notify.reporter)
         return found
 
-    def _put(self, found: dict[str | None, list[str]], batch: Batch, detected_ns: int) -> None:
+    def _put(
+        self, found: dict[str | None, list[str]], batch: Batch, detected_ns: int,
+        earliest_ns: int,
+    ) -> None:
         """One `FilesChanged` per tree that has a change (reentr's own files left out)."""
         kept = {name: [p for p in paths if p not in self.config.unwatched]
                 for name, paths in found.items()}
@@ -265,13 +284,19 @@ class _Gatherer:
         for name, paths in kept.items():
             if not paths:
                 continue
-            stamped = _leading_edge_first(paths, self.reported, self.order, detected_ns)
+            stamped = _leading_edge_first(paths, self.reported, self.order, detected_ns,
+                                          earliest_ns)
             ordered = tuple(p for p, _ in stamped)
             self.events.put(FilesChanged(
                 ordered, detected_ns, tuple(w for _, w in stamped), scope=name,
                 traits=traits(ordered, created, tree.born if tree else {},
                               tree.roots if tree else (), contents)))
         self.wakeup.mattered(frozenset(changed))  # after the event: it reads the load
+
+
+_WOKEN_AFTER_NS = 5_000_000
+"""How long before its burst's first wakeup a change can have been written: the kernel
+signals an event at once, and a watcher thread waiting for a core may wake some ms later."""
 
 
 _EMPTIED_S = 0.05
@@ -445,7 +470,8 @@ def _written_since(
 
 
 def _leading_edge_first(
-    paths: list[str], mtimes: dict[str, int], order: dict[str, int], detected_ns: int
+    paths: list[str], mtimes: dict[str, int], order: dict[str, int], detected_ns: int,
+    earliest_ns: int,
 ) -> list[tuple[str, int]]:
     """The batch ordered by modification time (`mtimes`, from `_mtimes`), so the file written
     first (entr's "leading edge", used for `/_`) comes first, each with when it was written on
@@ -458,16 +484,17 @@ def _leading_edge_first(
         path, mtime_ns = item
         return (2**63 if mtime_ns is None else mtime_ns, order.get(path, 0), path)
 
-    return [(path, _written_ns(mtime_ns, wall_ns, mono_ns, detected_ns))
+    return [(path, _written_ns(mtime_ns, wall_ns, mono_ns, detected_ns, earliest_ns))
             for path, mtime_ns in sorted(stamped, key=key)]
 
 
-def _written_ns(mtime_ns: int | None, wall_ns: int, mono_ns: int, detected_ns: int) -> int:
+def _written_ns(
+    mtime_ns: int | None, wall_ns: int, mono_ns: int, detected_ns: int, earliest_ns: int
+) -> int:
     """A modification time moved onto the monotonic clock: its age on the wall clock, taken
-    from the monotonic clock's now. Never later than `detected_ns`, never more than 10 s before
-    it (a time set by hand, such as `touch -d`, is not an edit time); `detected_ns` when the
-    file is gone."""
+    from the monotonic clock's now. Never later than `detected_ns`, never before
+    `earliest_ns` (see `_Gatherer._earliest`); `detected_ns` when the file is gone."""
     if mtime_ns is None:
         return detected_ns
     written = mono_ns - (wall_ns - mtime_ns)
-    return max(min(written, detected_ns), detected_ns - 10_000_000_000)
+    return max(min(written, detected_ns), min(earliest_ns, detected_ns))
