@@ -335,6 +335,8 @@ class _Restarts:
         """Whether reentr has found a start of the target ready."""
         self._exited: dict[int, int] = {}
         """The status of each start of the target that has exited."""
+        self._stopped: set[int] = set()
+        """The starts reentr stopped itself (a restart), whose exit is no news."""
 
     def _read(self) -> None:
         with self._lock:
@@ -359,6 +361,8 @@ class _Restarts:
                     self._ready = True
                 elif record["event"] == "exited" and record["role"] == "target":
                     self._exited[int(record["pid"])] = int(record["status"])
+                elif record["event"] == "signal" and record["stop"]:
+                    self._stopped.add(int(record["pid"]))
 
     def ready(self) -> bool:
         """Whether reentr has found a start of the target ready: an edit before that would
@@ -368,12 +372,14 @@ class _Restarts:
             return self._ready
 
     def ended(self) -> int | None:
-        """The status of the last start of the target if it has exited (and reentr has not
-        started another), else None."""
+        """The status of the last start of the target if it has exited by itself (not
+        stopped by reentr for a restart, which starts another), else None."""
         self._read()
         with self._lock:
             last = self._targets[-1] if self._targets else None
-            return None if last is None else self._exited.get(last)
+            if last is None or last in self._stopped:
+                return None
+            return self._exited.get(last)
 
     def targets(self) -> list[int]:
         """Every start of the target so far, the newest last (each leads its group)."""
