@@ -83,8 +83,10 @@ class Crowd:
     """Services given a held change: each builds now, and swaps once `Released`."""
     cap: int = 2
     """How many builds may run at once (the machine's cores): the rest wait their turn."""
-    building: frozenset[str] = frozenset()
-    """The services whose build is running, or let start."""
+    building: tuple[str, ...] = ()
+    """The service of each build that runs, or was let start, until its group is gone: a
+    service may be in it twice, its last build's group not yet gone when its next is let start
+    (the runner carries out a step's actions before it tells `stepped` of the step)."""
     queued: tuple[tuple[str, Start], ...] = ()
     """Builds waiting for one of those to end, in the order they were asked for."""
     quitting: int | None = None
@@ -158,7 +160,7 @@ def build(c: Crowd, name: str, start: Start) -> tuple[Crowd, list[Decision]]:
     """Service `name`'s policy asks for a build: it runs now if fewer than `cap` do, else it
     waits its turn (its policy sees a slow start meanwhile)."""
     if not c.several or (len(c.building) < c.cap and not c.queued):
-        return evolve(c, building=c.building | {name}), [Run(name, start)]
+        return evolve(c, building=(*c.building, name)), [Run(name, start)]
     return evolve(c, queued=(*c.queued, (name, start))), []
 
 
@@ -223,7 +225,7 @@ def stepped(
     """What service `name`'s policy made of `event`: its exit status if it has ended, whether
     a restart of it is under way and whether its target runs."""
     if isinstance(event, GroupEmptied | ProcessStartFailed) and event.role is Role.BUILD:
-        c = evolve(c, building=c.building - {name})
+        c = evolve(c, building=_without_one(c.building, name))
     m = evolve(c.member(name), restarting=restarting, running=running)
     if status is not None:
         m = evolve(m, done=True)
@@ -246,6 +248,14 @@ def stepped(
     return c, said
 
 
+def _without_one(names: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """`names` less one `name` (the build whose group is gone), if it is there."""
+    if name not in names:
+        return names
+    at = names.index(name)
+    return names[:at] + names[at + 1:]
+
+
 def advance(c: Crowd, now_ns: int) -> tuple[Crowd, list[Decision]]:
     """What is due once the decisions so far are carried out: the changes whose wait is over,
     the services that may begin, the next to be told to stop, or the end of the run."""
@@ -257,7 +267,7 @@ def advance(c: Crowd, now_ns: int) -> tuple[Crowd, list[Decision]]:
     while c.queued and (len(c.building) < c.cap or c.quitting is not None):
         # In turn; all at once on the way out, where each is stopped as it starts.
         (name, start), rest = c.queued[0], c.queued[1:]
-        c = evolve(c, queued=rest, building=c.building | {name})
+        c = evolve(c, queued=rest, building=(*c.building, name))
         out.append(Run(name, start))
     free = {name for name in c.holding if not _waits(c, name)}
     if free:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reentr import policy, services
@@ -289,6 +289,7 @@ SHAPES = {
 @pytest.mark.parametrize("shape", SHAPES)
 @settings(max_examples=200, deadline=None)
 @given(picks=st.lists(st.integers(0, 10_000), min_size=1, max_size=120))
+@example(picks=[20, 2050, 0, 6, 6, 6, 141, 1086])  # fork: three builds at once, found by CI
 def test_random_interleavings_of_several_services_keep_the_invariants(
     shape: str, picks: list[int]
 ) -> None:
@@ -345,4 +346,22 @@ def test_builds_beyond_the_cap_wait_their_turn() -> None:
                             running=True)
     c, due = services.advance(c, 1)
     assert [d for d in due if isinstance(d, Run)] == [Run("c", starts[2])]
-    assert c.building == frozenset({"b", "c"}) and c.queued == ()
+    assert c.building == ("b", "c") and c.queued == ()
+
+
+def test_a_services_next_build_let_start_before_its_last_builds_group_is_gone_keeps_its_slot(
+) -> None:
+    # The runner carries out a step's actions (a new build of `a`, for a change made while
+    # its last build ran) before it tells `stepped` that the last build's group is gone:
+    # counting services rather than builds, that end freed the slot the new build holds, and
+    # a third build ran beside two (found by the random interleavings below).
+    c = chain(False, False, False)
+    start = Start(Role.BUILD, "/p/x")
+    c, _ = services.build(dataclasses.replace(c, cap=2), "a", start)
+    c, again = services.build(c, "a", start)  # the last one's group not yet gone
+    c, _ = services.stepped(c, "a", GroupEmptied(Role.BUILD, 5), None, restarting=True,
+                            running=True)
+    c, other = services.build(c, "b", start)
+    c, third = services.build(c, "c", start)
+    assert again == [Run("a", start)] and other == [Run("b", start)] and third == []
+    assert c.building == ("a", "b")
