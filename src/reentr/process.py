@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from reentr.events import GroupEmptied, JobStopped, ProcessExited, Queue, Role
 from reentr.report import describe_status
@@ -68,15 +69,27 @@ def become_subreaper() -> bool:
     """On Linux, make reentr the child subreaper of its descendants: a process that leaves
     its group (`setsid`, `setpgid`) and outlives its parent becomes reentr's child, not
     init's, so reentr can still find and stop it. Whether that took effect."""
-    if sys.platform != "linux":
+    found = libc()
+    if found is None:
         return False
+    try:
+        return bool(found.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except AttributeError:
+        return False
+
+
+@functools.cache
+def libc() -> Any:
+    """The C library, for the Linux calls Python has no name for (prctl, inotify_add_watch);
+    None elsewhere."""
+    if sys.platform != "linux":
+        return None
     import ctypes  # only here: it costs startup time
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def strays(groups: set[int], guardian: Guardian) -> list[tuple[int, str]]:

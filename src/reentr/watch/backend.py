@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import importlib.util
 import os
 import shutil
@@ -14,9 +13,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reentr import signals
+from reentr import process, signals
 from reentr.errors import ReentrError
 from reentr.report import Reporter, shown, some
 from reentr.watch.poller import Poller
@@ -237,23 +236,11 @@ def _without_reads(fd: int, names: list[str]) -> None:
     starts, kept a change from being seen for up to the 1.6 s a burst may last. Adding a
     watch for a path already watched replaces its mask (inotify_add_watch(2)); a path whose
     watch cannot be changed keeps notify's."""
-    libc = _libc()
-    if libc is None:
+    found = process.libc()
+    if found is None:
         return
     for name in names:
-        libc.inotify_add_watch(fd, os.fsencode(name), _WRITES)
-
-
-@functools.cache
-def _libc() -> Any:
-    if sys.platform != "linux":
-        return None
-    import ctypes  # only here: it costs startup time (process.py imports it on Linux too)
-
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+        found.inotify_add_watch(fd, os.fsencode(name), _WRITES)
 
 
 def inotify_fds() -> set[int]:
