@@ -646,13 +646,15 @@ class _Loop:
             process.stop_strays(found, self.config.grace, wait=wait)
 
     def _signal(self, unit: _Unit, role: Role, pid: int, signum: int, stop: bool) -> None:
+        process.signal_group(pid, signum)
+        # Looked at once the signal is on its way (a read of /proc, which the stop need not
+        # wait for): a target that ignores it is still there to be asked.
         if (
             role is Role.TARGET and stop and not unit.warned_ignores
             and process.ignores_signal(pid, signum)
         ):
             unit.warned_ignores = True
             unit.reporter.ignores_stop_signal(pid, signal.Signals(signum).name)
-        process.signal_group(pid, signum)
 
 
 def _cores() -> int:
