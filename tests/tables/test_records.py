@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import pytest
 
@@ -85,3 +86,54 @@ def test_evolve_is_replace() -> None:
     assert point == Point(1, 2, ("a",))  # unchanged
     with pytest.raises(TypeError):
         evolve(point, z=1)
+
+
+@record
+class Base:
+    a: int
+    b: str = "b"
+    LIMIT: ClassVar[int] = 3
+
+
+@record
+class Derived(Base):
+    c: tuple[int, ...] = dataclasses.field(default_factory=tuple)
+    b: str = "again"  # redefined: keeps its place, takes the new default
+    d: int = dataclasses.field(init=False, default=4)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseReference:
+    a: int
+    b: str = "b"
+    LIMIT: ClassVar[int] = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class DerivedReference(BaseReference):
+    c: tuple[int, ...] = dataclasses.field(default_factory=tuple)
+    b: str = "again"
+    d: int = dataclasses.field(init=False, default=4)
+
+
+def _shape(cls: type) -> list[tuple[object, ...]]:
+    return [(f.name, f.type, f.default, f.default_factory, f.init, f.repr, f.compare,
+             f.kw_only, hasattr(cls, f.name), getattr(cls, f.name, None))
+            for f in dataclasses.fields(cls)]
+
+
+def test_fields_are_found_as_dataclasses_finds_them() -> None:
+    """Bases first, a redefined field in its first place, a class variable left out, a
+    factory's default not left on the class: field for field what `dataclasses` records."""
+    assert _shape(Base) == _shape(BaseReference)
+    assert _shape(Derived) == _shape(DerivedReference)
+    assert Derived.__match_args__ == DerivedReference.__match_args__ == ("a", "b", "c")
+    assert Derived.LIMIT == 3 and "LIMIT" not in Derived.__dataclass_fields__
+    made, reference = Derived(1), DerivedReference(1)
+    assert dataclasses.astuple(made) == dataclasses.astuple(reference) == (1, "again", (), 4)
+    assert repr(made) == repr(reference).replace("DerivedReference", "Derived")
+    match Derived(1, "x", (2,)):
+        case Derived(a, b, c):
+            assert (a, b, c) == (1, "x", (2,))
+        case _:
+            pytest.fail("no match")
