@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,13 @@ import pytest
 from helpers import APPS, Reentr
 
 TARGET = [sys.executable, str(APPS / "target.py")]
+
+# The suite's reentrs (and this process) keep their ignore rules' translations in a cache of
+# the run's own, never in the user's (`rulecache.py`). Removed at exit, after this process's
+# own save (exit functions run last registered, first).
+_CACHE = tempfile.mkdtemp(prefix="reentr-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture

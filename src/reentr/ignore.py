@@ -21,11 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
-
 from reentr import process
 from reentr.config import Sources
 from reentr.records import evolve, record
+from reentr.rulecache import TRANSLATIONS
 
 BUILTIN = (
     # Version control.
@@ -133,7 +132,7 @@ def _expression(line: str) -> str | None:
     if not line.strip(" ") or line.startswith("#"):
         return None
     try:
-        source, include = GitIgnoreSpecPattern.pattern_to_regex(line)
+        source, include = TRANSLATIONS.regex(line)  # pathspec's, kept between runs
     except ValueError:
         return None  # e.g. a trailing backslash: git matches nothing with it either
     if include is None or source is None:

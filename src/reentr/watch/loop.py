@@ -24,6 +24,7 @@ from reentr.config import Config, WatchList, WatchTree
 from reentr.errors import ReentrError
 from reentr.events import DirectoryAltered, FilesChanged, Queue, WatcherFailed
 from reentr.report import Reporter
+from reentr.rulecache import TRANSLATIONS
 from reentr.watch.backend import RETRY_S, Notify, some_dirs, utf8
 from reentr.watch.contents import MOST, Contents
 from reentr.watch.listing import altered, entries
@@ -74,6 +75,7 @@ def watching(
     scope = tree if tree is not None else listing
     thread = signals.start_thread(_loop, notify, config, scope, events, wakeup,
                                   name="reentr-watcher")
+    TRANSLATIONS.save()  # the rules just read, for the next start (`rulecache.py`)
     try:
         yield
     finally:
@@ -164,6 +166,7 @@ class _Gatherer:
                 self.wakeup.until = time.monotonic() + _EMPTIED_S
                 continue
             self._put(found, batch, detected_ns, earliest_ns)
+            TRANSLATIONS.save()  # rules read for the first time by this batch, if any
 
     def _release(self) -> tuple[dict[str | None, list[str]], Batch, int, int]:
         """The batch held for a file found empty, the time it is let go, and the earliest its
