@@ -13,11 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover (Python 3.10)
-    import tomli as tomllib
-
 from reentr.config import parse_duration, parse_signal, parse_socket
 from reentr.dotenv import parse_env, parse_procfile
 from reentr.errors import UsageError
@@ -267,6 +262,10 @@ def load(path: Path) -> Found | None:
     Raises:
         UsageError: the file cannot be read, or is not TOML.
     """
+    if sys.version_info >= (3, 11):  # here, not at the top: most starts find no file
+        import tomllib
+    else:  # pragma: no cover (Python 3.10)
+        import tomli as tomllib
     try:
         with open(path, "rb") as stream:
             document = tomllib.load(stream)

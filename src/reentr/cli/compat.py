@@ -106,16 +106,16 @@ class Reentr(TyperGroup):
         if not args:
             # Completing the first word: offer the subcommands (see shell_complete).
             args = [] if ctx.resilient_parsing else [ENTR_MODE]
-        elif args[0].split("=", 1)[0] not in (*SUBCOMMANDS, *_COMPLETION_OPTIONS):
+        elif args[0].split("=", 1)[0] not in (*SUBCOMMANDS, *COMPLETION_OPTIONS):
             args = [ENTR_MODE, *args]
-        elif args[0] in _COMPLETION_OPTIONS and {"-h", "--help"} & set(args):
+        elif args[0] in COMPLETION_OPTIONS and {"-h", "--help"} & set(args):
             args = [ENTR_MODE, "--help"]  # they are described there, under Shell completion
         return list(super().parse_args(ctx, args))
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
         """The first word: a subcommand, or any of entr mode's options."""
         found = [item for item in super().shell_complete(ctx, incomplete)
-                 if item.value not in _COMPLETION_OPTIONS]
+                 if item.value not in COMPLETION_OPTIONS]
         if incomplete.startswith("-"):
             entr = self.commands[ENTR_MODE]
             found += entr.shell_complete(ctx, incomplete)
@@ -245,7 +245,7 @@ class EntrMode(Command):
         formatter.write_usage(ctx.find_root().info_name, USAGE.split(" ", 2)[2])
 
 
-_COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 
 
 def completion_script(prog_name: str, complete_var: str, shell: str) -> str:

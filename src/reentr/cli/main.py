@@ -7,14 +7,20 @@ import difflib
 import os
 import signal
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
 from reentr import signals
 from reentr.cli import up  # noqa: F401 (it adds `up` and `restart` to the app)
 from reentr.cli.commands import app
-from reentr.cli.compat import ENTR_MODE, ClickUsageError, taking_values
+from reentr.cli.compat import (
+    COMPLETION_OPTIONS,
+    ENTR_MODE,
+    SUBCOMMANDS,
+    ClickUsageError,
+    taking_values,
+)
 from reentr.cli.completion import install_classes
 from reentr.errors import ExitStatus, ReentrError
 from reentr.report import PREFIX
@@ -24,7 +30,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The `reentr` console script: run, then exit with the documented status."""
     args = sys.argv[1:] if argv is None else argv
     obj = None
-    command = typer.main.get_command(app)
+    command = _command_for(args)
     if args and args[0] == "watch":
         own, obj = _split_watch_args(args[1:], taking_values(command, "watch"))
         args = ["watch", *own]
@@ -46,6 +52,33 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if status == ExitStatus.INTERRUPTED:
         signals.die_by(signal.SIGINT)  # no return: SIGINT's default action ends reentr
     sys.exit(int(status or 0))
+
+
+_READS = {"up": ("watch",)}
+"""The other commands whose options a command reads (`up` reads each service's as `watch`
+would)."""
+
+
+def _command_for(args: list[str]) -> Any:
+    """The click command for `args`. typer reads the signature of every command it builds,
+    17 ms of each start for reentr's six; a run needs only the one its first word names
+    (`Reentr.parse_args`: a subcommand, or else entr mode), so only that one is built. The
+    whole group is, for no words, the completion options, and a shell's completion."""
+    every = app.registered_commands
+    if not args or args[0].split("=", 1)[0] in COMPLETION_OPTIONS \
+            or "_REENTR_COMPLETE" in os.environ:
+        return typer.main.get_command(app)
+    name = args[0] if args[0] in SUBCOMMANDS else ENTR_MODE
+    names = {name, *_READS.get(name, ())}
+    app.registered_commands = [info for info in every if info.name in names]
+    try:
+        # A group, as `get_command` makes of several commands (of one it would make that
+        # command alone, and the first word would be no subcommand's name).
+        group = typer.main.get_group(app)
+    finally:
+        app.registered_commands = every
+    group.params.extend(typer.main.get_install_completion_arguments())
+    return group
 
 
 def _split_watch_args(

@@ -10,7 +10,6 @@ import importlib.util
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,6 +74,8 @@ class _Aliases:
             return directory
         if directory not in self.alias:
             if self.root is None:
+                import tempfile  # only here: it costs every start 2 ms
+
                 self.root = tempfile.mkdtemp(prefix="reentr-names-")
             alias = os.path.join(self.root, str(len(self.alias)))
             os.symlink(directory, alias)
