@@ -258,7 +258,9 @@ def _through_restarts(proc: Reentr, port: int, set_version: Callable[[str], None
     assert leaving.file.readline() == b"bye\n" and leaving.ends()
     set_version(f"v{restarts + 2}")
     wait_for(lambda: proc.err.count("restart #") > restarts, what="one more restart")
-    assert re.findall(r"kept (\d+) fds?\)", proc.err.text())[-1] == str(kept_counts[-1] - 1)
+    # (A fresh client's connection open at a restart is kept too: the fewest kept is the
+    # kept connections and the state.)
+    assert re.findall(r"kept (\d+) fds?\)", proc.err.text())[-1] == str(min(kept_counts) - 1)
     proc.signal(signal.SIGTERM)
     proc.wait()
     assert all(client.ends() for client in staying)  # reentr closed every stored descriptor
