@@ -30,6 +30,9 @@ class Timer(str, enum.Enum):
     """`--on-exit restart`: the wait before starting a target that exited by itself."""
     DELAY = "delay"
     """`--delay-run`: the wait before a start."""
+    LOOP_CHECK = "loop-check"
+    """The loop guard's wait for the writes of a run made for muted paths (`loops.settled`);
+    its `pid` names which asking."""
 
 
 class Note(str, enum.Enum):

@@ -12,8 +12,16 @@ A change is the runs' own when the path was written while a run could have writt
   or until it exited, if it exited by itself. A target without a readiness probe that keeps
   running has no such span: reentr cannot tell its start-up from the time after, when the
   user edits.
-A path whose last `ROUNDS` changes were all the runs' own is muted: reentr says so once and
-no longer reacts to it. A change the user makes outside those spans resets the count.
+A path whose last `ROUNDS` changes were all the runs' own is muted, but not yet given up: a
+user who saves a file again and again while its builds run (an editor's autosave, a few quick
+saves during a slow build) looks the same so far. Its changes made while a run could write
+them are held, and once the runs are over (`due`), one run is made for the path alone, on its
+content of then, which is the user's last save if the saves were the user's. A loop shows
+itself there: if that run, and `CHECKS` such runs in a row, write the path again by
+themselves, reentr says so once and reacts no more to the path's changes made while a run
+could write them. If one does not, the path counts again. At any point, a change made outside
+every span (nothing of reentr's could have written it: the user) counts, resets the count, and
+ends the muting.
 
 A restarted target without a readiness probe that keeps running has no such span, so a
 program that writes a file in its tree as it starts (a log) restarts itself for ever, dozens of
@@ -32,6 +40,8 @@ from reentr.records import evolve, record
 ROUNDS = 3
 """How many of a path's changes in a row may be the runs' own before it stops counting
 (changes, not runs: one run's write that reaches reentr in two batches counts twice)."""
+CHECKS = 2
+"""How many runs made for a muted path alone must write it again before it is a loop."""
 STORM_ROUNDS = 20
 STORM_NS = 500_000_000
 """How soon after a start without a probe a write counts towards a storm (half a second)."""
@@ -70,6 +80,22 @@ class Guard:
     """Per path, how many of its latest changes in a row came just after a start without a
     probe."""
     muted: frozenset[str] = frozenset()
+    """Paths whose changes made while a run could write them are held, or, once `looping`,
+    dropped."""
+    held: tuple[tuple[str, int], ...] = ()
+    """Muted paths with a change held back, and when it was written (the latest): a run is
+    made for them once the runs are over."""
+    checking: frozenset[str] = frozenset()
+    """Muted paths whose run of their own was asked for, and has not written them yet."""
+    check: int = 0
+    """Which asking that was (a timer names it: `settled`)."""
+    check_ran: bool = False
+    """A run has started since: once it is over, and its writes have had time to be seen,
+    the paths it did not write count again (`settled`)."""
+    rewrites: tuple[tuple[str, int], ...] = ()
+    """Per muted path, how many runs made for it alone wrote it again, in a row."""
+    looping: frozenset[str] = frozenset()
+    """Muted paths that `CHECKS` runs of their own wrote again: a loop, said once."""
     stormed: frozenset[str] = frozenset()
     """The paths said to have changed just after each start, `STORM_ROUNDS` times in a row."""
 
@@ -78,7 +104,8 @@ def started(guard: Guard, pid: int, kind: Span, at_ns: int) -> Guard:
     """A process of reentr's started at `at_ns`."""
     kept = tuple(r for r in guard.runs
                  if r.end_ns is None or at_ns - r.end_ns < KEEP_NS)
-    return evolve(guard, runs=(*kept, Run(pid, kind, at_ns)))
+    return evolve(guard, runs=(*kept, Run(pid, kind, at_ns)),
+                  check_ran=guard.check_ran or bool(guard.checking))
 
 
 def ready(guard: Guard, pid: int, at_ns: int) -> Guard:
@@ -126,14 +153,22 @@ def just_started(guard: Guard, written_ns: int) -> bool:
 def sift(
     guard: Guard, paths: tuple[str, ...], written_ns: tuple[int, ...]
 ) -> tuple[Guard, tuple[str, ...], tuple[str, ...]]:
-    """The guard after this batch, the paths that still count, and the paths muted now."""
+    """The guard after this batch, the paths that still count, and the paths found looping
+    now (to be said once)."""
     rounds = dict(guard.rounds)
     storms = dict(guard.storms)
     kept: list[str] = []
-    muted_now: list[str] = []
+    looping_now: list[str] = []
     stormed: list[str] = []
     for path, written in zip(paths, written_ns, strict=True):
         if path in guard.muted:
+            if not own(guard, written):
+                guard = _unmuted(guard, path)  # nothing of reentr's could write it: the user
+                rounds.pop(path, None)
+                kept.append(path)
+            else:
+                guard, looping = _muted_change(guard, path, written)
+                looping_now += looping
             continue
         if just_started(guard, written):
             storms[path] = storms.get(path, 0) + 1
@@ -149,11 +184,70 @@ def sift(
         rounds[path] = rounds.get(path, 0) + 1
         if rounds[path] >= ROUNDS:
             del rounds[path]
-            muted_now.append(path)
+            guard = _hold(evolve(guard, muted=guard.muted | {path}), path, written)
         else:
             kept.append(path)
     guard = evolve(guard, rounds=tuple(rounds.items()),
                                 storms=tuple(storms.items()),
-                                muted=guard.muted | frozenset(muted_now),
                                 stormed=guard.stormed | frozenset(stormed))
-    return guard, tuple(kept), tuple(muted_now)
+    return guard, tuple(kept), tuple(looping_now)
+
+
+def _hold(guard: Guard, path: str, written_ns: int) -> Guard:
+    return evolve(guard, held=(*(h for h in guard.held if h[0] != path), (path, written_ns)))
+
+
+def _muted_change(guard: Guard, path: str, written_ns: int) -> tuple[Guard, list[str]]:
+    """A muted path changed while a run could write it: held for a run of its own, or, when
+    that run is the one that wrote it, counted towards a loop."""
+    if path in guard.looping:
+        return guard, []
+    if path not in guard.checking:
+        return _hold(guard, path, written_ns), []
+    rewrites = dict(guard.rewrites)
+    rewrites[path] = rewrites.get(path, 0) + 1
+    guard = evolve(guard, checking=guard.checking - {path})
+    if rewrites[path] >= CHECKS:
+        del rewrites[path]
+        return evolve(guard, rewrites=tuple(rewrites.items()),
+                      looping=guard.looping | {path}), [path]
+    return _hold(evolve(guard, rewrites=tuple(rewrites.items())), path, written_ns), []
+
+
+def _unmuted(guard: Guard, path: str) -> Guard:
+    return evolve(guard, muted=guard.muted - {path},
+                  held=tuple(h for h in guard.held if h[0] != path),
+                  looping=guard.looping - {path}, checking=guard.checking - {path},
+                  rewrites=tuple(r for r in guard.rewrites if r[0] != path))
+
+
+def running(guard: Guard) -> bool:
+    """Whether a run is under way during which a write would be its own."""
+    return any(run.end_ns is None and run.kind is not Span.SELF_EXIT for run in guard.runs)
+
+
+def due(guard: Guard) -> tuple[Guard, tuple[tuple[str, int], ...]]:
+    """Once nothing of reentr's runs (the policy asks only then: no build, no utility, no
+    target starting): the muted paths with a change held back, which get a run of their own
+    now, each with when it was written (the change to run for)."""
+    if running(guard) or not guard.held:
+        return guard, ()
+    held = tuple(sorted(guard.held, key=lambda h: h[1]))
+    return evolve(guard, held=(), checking=guard.checking | {path for path, _ in held},
+                  check=guard.check + 1, check_ran=False), held
+
+
+def settled(guard: Guard, check: int) -> Guard:
+    """`SETTLE_S` after the run made for the paths of asking `check` was over (nothing of
+    reentr's running since): those it did not write, which would have been seen by now,
+    count again."""
+    if check != guard.check or not guard.check_ran or running(guard):
+        return guard
+    for path in guard.checking:
+        guard = _unmuted(guard, path)
+    return evolve(guard, check_ran=False)
+
+
+SETTLE_S = 0.5
+"""How long after a run made for muted paths alone its writes are waited for: more than the
+widest quiet window (100 ms), with room for a loaded machine."""

@@ -166,6 +166,8 @@ class State:
     """What the runs made (a build's outputs, a program's first files): never a change."""
     unsaid: tuple[str, ...] = ()
     """Outputs found while a build runs, said in one line once it has ended."""
+    loop_check: int = -1
+    """The loop guard's asking whose wait is under way (`Timer.LOOP_CHECK`)."""
     said_port: bool = False
     """`Note.PORT_TAKEN` was said: once is enough."""
     clock: restarts.Clock = dataclasses.field(default_factory=restarts.Clock)
@@ -191,6 +193,7 @@ def step(
     actions: list[Action] = []
     state = evolve(state, guard=_observe(config, state, event))
     state = _apply(config, state, event, actions)
+    state = _held_changes(config, state, actions, now)
     state = _advance(config, state, actions)
     clock, actions = restarts.observe(config, state.clock, event, actions, now)
     return evolve(state, clock=clock), actions
@@ -235,10 +238,10 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
     if not paths:
         return s
     if config.loop_guard:
-        guard, paths, muted = loops.sift(s.guard, paths, event.written())
+        guard, paths, looping = loops.sift(s.guard, paths, event.written())
         stormed = sorted(guard.stormed - s.guard.stormed)
         s = evolve(s, guard=guard)
-        out.extend(Say(Note.LOOP, detail=path) for path in muted)
+        out.extend(Say(Note.LOOP, detail=path) for path in looping)
         out.extend(Say(Note.STORM, detail=path) for path in stormed)
         if not paths:
             return s
@@ -246,6 +249,32 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
     dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
     out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
     return _changed(config, s, paths, out, event)
+
+
+def _idle(s: State) -> bool:
+    """Nothing runs or waits to (a target that keeps running aside)."""
+    return not (s.quitting is not None or s.want_build or s.want_start or s.build.busy
+                or s.target.starting or s.incoming.busy or s.held
+                or s.delay is not Delay.NONE or loops.running(s.guard))
+
+
+def _held_changes(config: Config, s: State, out: list[Action], now: int) -> State:
+    """Once nothing runs or waits to: the loop guard's held changes get a run of their own
+    (the user's last save, if the saves were the user's), and once such a run is over, the
+    wait for its writes begins (`loops.py`)."""
+    if not config.loop_guard or not _idle(s):
+        return s
+    guard, held = loops.due(s.guard)
+    s = evolve(s, guard=guard)
+    if held:
+        paths = tuple(path for path, _ in held)
+        change = FilesChanged(paths, now, tuple(min(written, now) for _, written in held))
+        out.append(Say(Note.CHANGED, paths=paths))
+        return _changed(config, s, paths, out, change)
+    if guard.checking and guard.check_ran and s.loop_check != guard.check:
+        out.append(SetTimer(Timer.LOOP_CHECK, guard.check, loops.SETTLE_S))
+        s = evolve(s, loop_check=guard.check)
+    return s
 
 
 def _directory_altered(config: Config, s: State, out: list[Action]) -> State:
@@ -480,6 +509,10 @@ def _timer(config: Config, s: State, name: Timer, pid: int, out: list[Action]) -
         return evolve(s, want_start=True)
     if name is Timer.DELAY:
         return evolve(s, delay=Delay.DONE)
+    if name is Timer.LOOP_CHECK:
+        if not _idle(s):
+            return evolve(s, loop_check=-1)  # set again once idle
+        return evolve(s, guard=loops.settled(s.guard, pid))
     return s
 
 

@@ -250,7 +250,7 @@ def test_a_program_its_build_writes_is_found_from_its_cwd_and_is_no_change(
     edit(root / "store" / "version.txt", "two\n")
     serves(ports, "store", "two", first)
     assert builds() == 2
-    assert "while a run could write it" not in proc.err.text()
+    assert "is written again by every run" not in proc.err.text()
 
 
 def test_a_unix_socket_path_is_the_services_from_its_cwd(

@@ -48,21 +48,67 @@ def test_a_write_is_the_runs_own_only_within_their_spans(
 ) -> None:
     assert loops.own(_after(Guard(), *steps), written_ms * MS) is own
 
-def test_a_path_is_muted_after_the_runs_rewrote_it_rounds_times_in_a_row() -> None:
+def _rounds(guard: Guard, first: int, count: int, path: str = "/p/out") -> Guard:
+    """`count` runs (pids from `first`, a second apart), each rewriting `path` 5 ms in."""
+    for pid in range(first, first + count):
+        guard = _after(guard, ("start-life", pid, pid * 1000), ("exit", pid, pid * 1000 + 10))
+        guard, _, _ = loops.sift(guard, (path,), ((pid * 1000 + 5) * MS,))
+    return guard
+
+
+def test_a_path_the_runs_rewrote_rounds_times_in_a_row_is_held_not_dropped() -> None:
     guard = Guard()
     for round_ in range(1, ROUNDS + 1):
-        guard = _after(guard, ("start-life", round_, round_ * 1000),
-                       ("exit", round_, round_ * 1000 + 10))
-        guard, kept, muted = loops.sift(guard, ("/p/out", "/p/user"),
-                                        (round_ * 1000 * MS + 5 * MS, (round_ * 1000 - 500) * MS))
-        assert "/p/user" in kept  # written between the runs: the user's
-        if round_ < ROUNDS:
-            assert kept == ("/p/out", "/p/user") and muted == ()
-        else:
-            assert kept == ("/p/user",) and muted == ("/p/out",)
-    # Muted for good: even a write outside every span no longer counts.
-    _, kept, muted = loops.sift(guard, ("/p/out",), (10 * MS,))
-    assert kept == () and muted == ()
+        guard = _after(guard, ("start-life", round_, round_ * 1000))
+        guard, kept, looping = loops.sift(guard, ("/p/out", "/p/user"),
+                                          (round_ * 1000 * MS + 5 * MS, (round_ * 1000 - 500) * MS))
+        assert "/p/user" in kept and looping == ()  # written between the runs: the user's
+        assert ("/p/out" in kept) is (round_ < ROUNDS)
+        # While the run goes on, the held change waits.
+        assert loops.due(guard)[1] == ()
+        guard = _after(guard, ("exit", round_, round_ * 1000 + 10))
+    # Once the runs are over, the path gets a run of its own: the user's last save, if it was.
+    guard, due = loops.due(guard)
+    assert due == (("/p/out", (ROUNDS * 1000 + 5) * MS),) and loops.due(guard)[1] == ()
+
+
+def test_a_held_path_that_its_own_run_does_not_rewrite_counts_again() -> None:
+    """Quick saves during builds (an autosave, a slow build): the run made for the last one
+    writes nothing, so the path is the user's."""
+    guard, due = loops.due(_rounds(Guard(), 1, ROUNDS))
+    assert [path for path, _ in due] == ["/p/out"]
+    asked = guard.check
+    assert loops.settled(guard, asked) == guard  # its run has not come yet
+    guard = _after(guard, ("start-life", 10, 10_000))
+    assert loops.settled(guard, asked) == guard  # nor is it over
+    guard = _after(guard, ("exit", 10, 10_100))
+    assert "/p/out" in loops.settled(guard, asked - 1).muted  # an older asking's wait
+    guard = loops.settled(guard, asked)
+    assert "/p/out" not in guard.muted
+    guard, kept, _ = loops.sift(guard, ("/p/out",), (11_005 * MS,))
+    assert kept == ("/p/out",)  # a save during a build counts again, from a count of one
+
+
+def test_a_path_that_its_own_runs_rewrite_checks_times_is_a_loop_said_once() -> None:
+    guard = _rounds(Guard(), 1, ROUNDS)
+    said: list[str] = []
+    for check in range(1, loops.CHECKS + 1):
+        guard, due = loops.due(guard)
+        assert [path for path, _ in due] == ["/p/out"]
+        pid = 10 + check
+        guard = _after(guard, ("start-life", pid, pid * 1000))
+        guard, kept, looping = loops.sift(guard, ("/p/out",), ((pid * 1000 + 5) * MS,))
+        guard = _after(guard, ("exit", pid, pid * 1000 + 10))
+        assert kept == ()
+        said += looping
+    assert said == ["/p/out"]
+    # A loop: its changes during runs are dropped, and no run is made for them any more.
+    guard = _rounds(guard, 20, 3)
+    assert loops.due(guard)[1] == ()
+    # A change made while nothing runs is the user's: it counts, and ends the muting.
+    guard, kept, _ = loops.sift(guard, ("/p/out",), (30_000 * MS,))
+    assert kept == ("/p/out",) and "/p/out" not in guard.muted
+
 
 def test_a_change_between_the_runs_resets_the_count() -> None:
     guard = Guard()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reentr import policy
+from reentr import loops, policy
 from reentr.config import Config, OnBusy, Probe, ProbeKind, WatchList
 from reentr.events import (
     Action,
@@ -194,11 +194,13 @@ def test_a_handoff_whose_first_connection_is_not_seen_is_timed_to_ready(
 
 
 def test_a_path_the_loop_guard_mutes_is_neither_the_trigger_nor_the_edit() -> None:
-    # out.txt, which the program rewrites at each start, is muted; a batch that holds it
-    # first, then an edit of a.txt, is a.txt's change, timed from a.txt's write.
+    # out.txt, which the runs rewrite, is found to loop (and its write came while a run could
+    # make it); a batch that holds it first, then an edit of a.txt, is a.txt's change, timed
+    # from a.txt's write.
     state = policy.initial()
     state = dataclasses.replace(state, guard=dataclasses.replace(
-        state.guard, muted=frozenset({"/p/out.txt"})))
+        state.guard, muted=frozenset({"/p/out.txt"}), looping=frozenset({"/p/out.txt"}),
+        runs=(loops.Run(99, loops.Span.LIFE, 900 * MS, 1005 * MS),)))
     done: list[Timeline] = []
     for at_ms, event in [*FIRST, (1000, FilesChanged(("/p/out.txt", "/p/a"), 1000 * MS,
                                                        (990 * MS, 995 * MS))),

@@ -218,9 +218,9 @@ Events = Annotated[
 
 NoLoopGuard = Annotated[
     bool, typer.Option("--no-loop-guard", help="Keep reacting to what the runs themselves "
-                       "write (by default a build's outputs are never changes, and once a file "
-                       "has changed 3 times in a row while a run could write it, reentr says "
-                       "so and stops reacting to that file).", rich_help_panel=RUNNING)
+                       "write (by default a build's outputs are never changes, and a file that "
+                       "every run writes again, even a run made for it alone, is said and no "
+                       "longer reacted to while a run could write it).", rich_help_panel=RUNNING)
 ]
 
 

@@ -199,9 +199,10 @@ class Reporter:
             case Note.LOOP:
                 path = _relative(note.detail)
                 fix = self._ignore_fix(path)
-                self.error(f"{path} changed {loops.ROUNDS} times in a row while a run could "
-                           f"write it: no longer reacting to it. If it is an output, {fix}; if it "
-                           "is an input, run with --no-loop-guard")
+                self.error(f"{path} is written again by every run, even one made for it alone: "
+                           "no longer reacting to its changes while a run could write it (an "
+                           f"edit made while nothing runs still counts). If it is an output, "
+                           f"{fix}; if it is an input, run with --no-loop-guard")
             case Note.DIRECTORY_ALTERED:
                 self.error("directory altered")
             case Note.WATCHER_FAILED:
