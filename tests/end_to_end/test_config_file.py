@@ -100,6 +100,8 @@ def test_watch_runs_the_command_from_the_file(
      "reentr.toml: socket must be a list of strings (or numbers), not a list"),
     ("command = []\n", "reentr.toml: command must be a command: a string, or a list of str"),
     ("restart = \n", "reentr.toml: not valid TOML: "),
+    # Checked once every option is read (its range): still the file's.
+    ("debounce = 5\n", "reentr.toml: debounce: '5' is out of range; give 1ms to 1600ms"),
 ])
 def test_a_wrong_key_or_type_is_one_line_naming_file_key_and_expectation(
     project: Path, content: str, said: str

@@ -25,9 +25,11 @@ from reentr.cli.compat import (
     EntrMode,
     Reentr,
     WatchCommand,
+    from_config_file,
     with_options,
 )
 from reentr.cli.options import (
+    CONFIG_KEY,
     RUNNING,
     WATCHING,
     Clear,
@@ -131,7 +133,7 @@ def entr_mode(
         # With --build the program may not exist until the build has made it.
         check_program(command[0])
     # The options are checked before standard input is read: a bad one starts nothing.
-    config = run_config(command, WatchList(()), options)
+    config = _checked_config(ctx, command, WatchList(()), options)
     watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
     config = dataclasses.replace(config, watch=watch)
     for warning in warnings:
@@ -142,6 +144,22 @@ def entr_mode(
             "for example: ls *.py | reentr make"
         )
     return _run(config, options.events)
+
+
+def _checked_config(
+    ctx: typer.Context, command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOptions
+) -> Config:
+    """`run_config`, where a value that the configuration file gave is refused said as the
+    file's other errors are: its path and key, not the option the user never typed."""
+    try:
+        return run_config(command, watch, o)
+    except UsageError as error:
+        option, colon, rest = str(error).partition(": ")
+        param = next((p for p in ctx.command.params if option in p.opts), None) if colon \
+            else None
+        if param is None or param.name is None or not from_config_file(ctx, param.name):
+            raise
+        raise UsageError(f"{ctx.meta.get(CONFIG_KEY)}: {option.lstrip('-')}: {rest}") from None
 
 
 def run_config(command: tuple[str, ...], watch: WatchList | WatchTree, o: RunOptions) -> Config:
@@ -340,7 +358,7 @@ def watch_mode(
         # With --build the program may not exist until the build has made it.
         check_program(command[0])
     # Unlike entr, a change made during a run is never dropped: the last save always runs.
-    config = run_config(command, tree, options)
+    config = _checked_config(ctx, command, tree, options)
     return _run(config, options.events)
 
 

@@ -29,6 +29,13 @@ ClickUsageError: type[Exception] = _click_errors.UsageError
 ClickException: type[Exception] = _click_errors.ClickException
 
 
+def from_config_file(ctx: Any, name: str) -> bool:
+    """Whether the value of the parameter `name` came from the configuration file (click's
+    default map: `options._config_options`), not from the command line."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "DEFAULT_MAP"
+
+
 F = typing.TypeVar("F", bound=typing.Callable[..., Any])
 
 
