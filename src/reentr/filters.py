@@ -115,31 +115,44 @@ def walk(
         directory, rel_dir = stack.pop()
         if not filter_.watches_dir(rel_dir):
             continue
+        prefix = rel_dir + "/" if rel_dir else ""
         try:
-            with os.scandir(directory) as listing:
-                entries = list(listing)
+            subdirs, files, tag = _listing(directory, prefix, dirs_only)
         except PermissionError:
             if unreadable is not None:
                 unreadable.append(Path(directory))
             continue
         except OSError:
             continue  # gone: nothing to watch there
-        if (tagged and (directory != top or not root)
-                and any(entry.name == TAG for entry in entries) and cache_tagged(directory)):
+        if tag and tagged and (directory != top or not root) and cache_tagged(directory):
             continue  # a cache directory (cargo's target/): the built-ins leave it out
         yield directory, True
-        prefix = rel_dir + "/" if rel_dir else ""
-        subdirs = []
-        for entry in entries:
+        for entry in files:
+            if filter_.wants(prefix + entry.name):
+                yield entry.path, False
+        stack.extend(sorted(subdirs, reverse=True))
+
+
+def _listing(
+    directory: str, prefix: str, dirs_only: bool
+) -> tuple[list[tuple[str, str]], list[os.DirEntry[str]], bool]:
+    """A directory's subdirectories (path, relative path), its other entries (none with
+    `dirs_only`), and whether a cache tag is among them, in one pass: reading the listings is
+    most of a walk."""
+    subdirs, files, tag = [], [], False
+    with os.scandir(directory) as listing:
+        for entry in listing:
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
             if is_dir:
                 subdirs.append((entry.path, prefix + entry.name))
-            elif not dirs_only and filter_.wants(prefix + entry.name):
-                yield entry.path, False
-        stack.extend(sorted(subdirs, reverse=True))
+                continue
+            tag = tag or entry.name == TAG
+            if not dirs_only:
+                files.append(entry)
+    return subdirs, files, tag
 
 
 def own_files(config: Config, events: str | None, cwd: str) -> frozenset[str]:
