@@ -30,6 +30,9 @@ class Timer(str, enum.Enum):
     """`--on-exit restart`: the wait before starting a target that exited by itself."""
     DELAY = "delay"
     """`--delay-run`: the wait before a start."""
+    LOOP_HOLD = "loop-hold"
+    """The loop guard's quiet wait before a held path's run of its own (`loops.due`); its
+    `pid` names which holding."""
     LOOP_CHECK = "loop-check"
     """The loop guard's wait for the writes of a run made for muted paths (`loops.settled`);
     its `pid` names which asking."""
@@ -333,6 +336,9 @@ class Triggered:
 
     change: FilesChanged | None = None
     """The change, less the paths the loop guard mutes: the first of them is the trigger."""
+    let_through: bool = False
+    """A change the loop guard held until the runs were over: the time since it was seen is
+    a wait (`Timeline.taken`), not its detection."""
 
 
 @record

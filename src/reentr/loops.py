@@ -15,13 +15,15 @@ A change is the runs' own when the path was written while a run could have writt
 A path whose last `ROUNDS` changes were all the runs' own is muted, but not yet given up: a
 user who saves a file again and again while its builds run (an editor's autosave, a few quick
 saves during a slow build) looks the same so far. Its changes made while a run could write
-them are held, and once the runs are over (`due`), one run is made for the path alone, on its
-content of then, which is the user's last save if the saves were the user's. A loop shows
-itself there: if that run, and `CHECKS` such runs in a row, write the path again by
-themselves, reentr says so once and reacts no more to the path's changes made while a run
-could write them. If one does not, the path counts again. At any point, a change made outside
-every span (nothing of reentr's could have written it: the user) counts, resets the count, and
-ends the muting.
+them are held (a build under way for an older content is stopped, as for any change: make would
+otherwise take its output for newer than the save), and once the runs are over and the path
+has been quiet for `QUIET_S` (`due`), one run is made for the path alone, on its content of
+then: the user's last save, if the saves were the user's, whom that pause lets finish. A loop
+shows itself there: if that run, and `CHECKS` such runs in a row, write the path again by
+themselves, reentr says so (once for a path) and reacts no more to the path's changes made
+while a run could write them. If one does not, the path counts again. At any point, a change
+made outside every span (nothing of reentr's could have written it: the user) counts, resets
+the count, and ends the muting.
 
 A restarted target without a readiness probe that keeps running has no such span, so a
 program that writes a file in its tree as it starts (a log) restarts itself for ever, dozens of
@@ -82,9 +84,11 @@ class Guard:
     muted: frozenset[str] = frozenset()
     """Paths whose changes made while a run could write them are held, or, once `looping`,
     dropped."""
-    held: tuple[tuple[str, int], ...] = ()
-    """Muted paths with a change held back, and when it was written (the latest): a run is
-    made for them once the runs are over."""
+    held: tuple[tuple[str, int, int], ...] = ()
+    """Muted paths with a change held back, with when it was written and when it was seen
+    (the latest): a run is made for them once the runs are over and they have been quiet."""
+    hold: int = 0
+    """Which holding this is (counts every held change: a timer names it, `due`)."""
     checking: frozenset[str] = frozenset()
     """Muted paths whose run of their own was asked for, and has not written them yet."""
     check: int = 0
@@ -95,7 +99,9 @@ class Guard:
     rewrites: tuple[tuple[str, int], ...] = ()
     """Per muted path, how many runs made for it alone wrote it again, in a row."""
     looping: frozenset[str] = frozenset()
-    """Muted paths that `CHECKS` runs of their own wrote again: a loop, said once."""
+    """Muted paths that `CHECKS` runs of their own wrote again: a loop."""
+    said: frozenset[str] = frozenset()
+    """The paths said to loop: each is said once, whatever becomes of it."""
     stormed: frozenset[str] = frozenset()
     """The paths said to have changed just after each start, `STORM_ROUNDS` times in a row."""
 
@@ -151,10 +157,10 @@ def just_started(guard: Guard, written_ns: int) -> bool:
 
 
 def sift(
-    guard: Guard, paths: tuple[str, ...], written_ns: tuple[int, ...]
+    guard: Guard, paths: tuple[str, ...], written_ns: tuple[int, ...], detected_ns: int = 0
 ) -> tuple[Guard, tuple[str, ...], tuple[str, ...]]:
-    """The guard after this batch, the paths that still count, and the paths found looping
-    now (to be said once)."""
+    """The guard after this batch (seen at `detected_ns`), the paths that still count, and
+    the paths found looping now, to be said (once for a path)."""
     rounds = dict(guard.rounds)
     storms = dict(guard.storms)
     kept: list[str] = []
@@ -167,7 +173,7 @@ def sift(
                 rounds.pop(path, None)
                 kept.append(path)
             else:
-                guard, looping = _muted_change(guard, path, written)
+                guard, looping = _muted_change(guard, path, written, detected_ns)
                 looping_now += looping
             continue
         if just_started(guard, written):
@@ -184,7 +190,7 @@ def sift(
         rounds[path] = rounds.get(path, 0) + 1
         if rounds[path] >= ROUNDS:
             del rounds[path]
-            guard = _hold(evolve(guard, muted=guard.muted | {path}), path, written)
+            guard = _hold(evolve(guard, muted=guard.muted | {path}), path, written, detected_ns)
         else:
             kept.append(path)
     guard = evolve(guard, rounds=tuple(rounds.items()),
@@ -193,25 +199,30 @@ def sift(
     return guard, tuple(kept), tuple(looping_now)
 
 
-def _hold(guard: Guard, path: str, written_ns: int) -> Guard:
-    return evolve(guard, held=(*(h for h in guard.held if h[0] != path), (path, written_ns)))
+def _hold(guard: Guard, path: str, written_ns: int, detected_ns: int) -> Guard:
+    return evolve(guard, hold=guard.hold + 1, held=(
+        *(h for h in guard.held if h[0] != path), (path, written_ns, detected_ns)))
 
 
-def _muted_change(guard: Guard, path: str, written_ns: int) -> tuple[Guard, list[str]]:
+def _muted_change(
+    guard: Guard, path: str, written_ns: int, detected_ns: int
+) -> tuple[Guard, list[str]]:
     """A muted path changed while a run could write it: held for a run of its own, or, when
     that run is the one that wrote it, counted towards a loop."""
     if path in guard.looping:
         return guard, []
     if path not in guard.checking:
-        return _hold(guard, path, written_ns), []
+        return _hold(guard, path, written_ns, detected_ns), []
     rewrites = dict(guard.rewrites)
     rewrites[path] = rewrites.get(path, 0) + 1
     guard = evolve(guard, checking=guard.checking - {path})
     if rewrites[path] >= CHECKS:
         del rewrites[path]
-        return evolve(guard, rewrites=tuple(rewrites.items()),
-                      looping=guard.looping | {path}), [path]
-    return _hold(evolve(guard, rewrites=tuple(rewrites.items())), path, written_ns), []
+        said = [] if path in guard.said else [path]
+        return evolve(guard, rewrites=tuple(rewrites.items()), looping=guard.looping | {path},
+                      said=guard.said | {path}), said
+    return _hold(evolve(guard, rewrites=tuple(rewrites.items())), path, written_ns,
+                 detected_ns), []
 
 
 def _unmuted(guard: Guard, path: str) -> Guard:
@@ -226,14 +237,15 @@ def running(guard: Guard) -> bool:
     return any(run.end_ns is None and run.kind is not Span.SELF_EXIT for run in guard.runs)
 
 
-def due(guard: Guard) -> tuple[Guard, tuple[tuple[str, int], ...]]:
-    """Once nothing of reentr's runs (the policy asks only then: no build, no utility, no
-    target starting): the muted paths with a change held back, which get a run of their own
-    now, each with when it was written (the change to run for)."""
-    if running(guard) or not guard.held:
+def due(guard: Guard, hold: int) -> tuple[Guard, tuple[tuple[str, int, int], ...]]:
+    """`QUIET_S` after holding `hold` began (a later held change makes a later holding), with
+    nothing of reentr's running (the policy asks only then: no build, no utility, no target
+    starting): the muted paths with a change held back, which get a run of their own now,
+    each with when it was written and seen (the change to run for)."""
+    if hold != guard.hold or running(guard) or not guard.held:
         return guard, ()
     held = tuple(sorted(guard.held, key=lambda h: h[1]))
-    return evolve(guard, held=(), checking=guard.checking | {path for path, _ in held},
+    return evolve(guard, held=(), checking=guard.checking | {path for path, _, _ in held},
                   check=guard.check + 1, check_ran=False), held
 
 
@@ -248,6 +260,9 @@ def settled(guard: Guard, check: int) -> Guard:
     return evolve(guard, check_ran=False)
 
 
+QUIET_S = 0.5
+"""How long a held path must have been quiet, nothing of reentr's running, before its run of
+its own: a user saving again and again has most likely stopped by then."""
 SETTLE_S = 0.5
 """How long after a run made for muted paths alone its writes are waited for: more than the
 widest quiet window (100 ms), with room for a loaded machine."""

@@ -166,6 +166,8 @@ class State:
     """What the runs made (a build's outputs, a program's first files): never a change."""
     unsaid: tuple[str, ...] = ()
     """Outputs found while a build runs, said in one line once it has ended."""
+    loop_hold: int = -1
+    """The loop guard's holding whose quiet wait is under way (`Timer.LOOP_HOLD`)."""
     loop_check: int = -1
     """The loop guard's asking whose wait is under way (`Timer.LOOP_CHECK`)."""
     said_port: bool = False
@@ -193,7 +195,7 @@ def step(
     actions: list[Action] = []
     state = evolve(state, guard=_observe(config, state, event))
     state = _apply(config, state, event, actions)
-    state = _held_changes(config, state, actions, now)
+    state = _held_changes(config, state, actions)
     state = _advance(config, state, actions)
     clock, actions = restarts.observe(config, state.clock, event, actions, now)
     return evolve(state, clock=clock), actions
@@ -238,8 +240,12 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
     if not paths:
         return s
     if config.loop_guard:
-        guard, paths, looping = loops.sift(s.guard, paths, event.written())
+        guard, paths, looping = loops.sift(s.guard, paths, event.written(), event.detected_ns)
         stormed = sorted(guard.stormed - s.guard.stormed)
+        if guard.hold != s.guard.hold and s.build.busy and config.on_busy is OnBusy.RESTART:
+            # A held change: the build under way is for an older content (make would take
+            # what it writes for newer than the save). Its result is not started.
+            s = _stop(config, evolve(s, build_stale=True), Role.BUILD, out)
         s = evolve(s, guard=guard)
         out.extend(Say(Note.LOOP, detail=path) for path in looping)
         out.extend(Say(Note.STORM, detail=path) for path in stormed)
@@ -258,23 +264,35 @@ def _idle(s: State) -> bool:
                 or s.delay is not Delay.NONE or loops.running(s.guard))
 
 
-def _held_changes(config: Config, s: State, out: list[Action], now: int) -> State:
-    """Once nothing runs or waits to: the loop guard's held changes get a run of their own
-    (the user's last save, if the saves were the user's), and once such a run is over, the
-    wait for its writes begins (`loops.py`)."""
+def _held_changes(config: Config, s: State, out: list[Action]) -> State:
+    """Once nothing runs or waits to: the quiet wait before the loop guard's held changes get
+    a run of their own, and once such a run is over, the wait for its writes (`loops.py`)."""
     if not config.loop_guard or not _idle(s):
         return s
-    guard, held = loops.due(s.guard)
-    s = evolve(s, guard=guard)
-    if held:
-        paths = tuple(path for path, _ in held)
-        change = FilesChanged(paths, now, tuple(min(written, now) for _, written in held))
-        out.append(Say(Note.CHANGED, paths=paths))
-        return _changed(config, s, paths, out, change)
+    guard = s.guard
+    if guard.held and s.loop_hold != guard.hold:
+        out.append(SetTimer(Timer.LOOP_HOLD, guard.hold, loops.QUIET_S))
+        return evolve(s, loop_hold=guard.hold)
     if guard.checking and guard.check_ran and s.loop_check != guard.check:
         out.append(SetTimer(Timer.LOOP_CHECK, guard.check, loops.SETTLE_S))
-        s = evolve(s, loop_check=guard.check)
+        return evolve(s, loop_check=guard.check)
     return s
+
+
+def _held_run(config: Config, s: State, hold: int, out: list[Action]) -> State:
+    """The quiet wait is over: the held paths' run of their own, timed from their writes,
+    the hold counted as a wait (the change was seen at once)."""
+    if not _idle(s):
+        return evolve(s, loop_hold=-1)  # waited for again once idle
+    guard, held = loops.due(s.guard, hold)
+    s = evolve(s, guard=guard)
+    if not held:
+        return s
+    paths = tuple(path for path, _, _ in held)
+    change = FilesChanged(paths, min(seen for _, _, seen in held),
+                          tuple(written for _, written, _ in held))
+    out.append(Say(Note.CHANGED, paths=paths))
+    return _changed(config, s, paths, out, change, let_through=True)
 
 
 def _directory_altered(config: Config, s: State, out: list[Action]) -> State:
@@ -436,11 +454,11 @@ def _drops_changes(config: Config, s: State) -> bool:
 
 def _changed(
     config: Config, s: State, paths: tuple[str, ...], out: list[Action],
-    change: FilesChanged | None = None,
+    change: FilesChanged | None = None, *, let_through: bool = False,
 ) -> State:
     if s.quitting is not None or _drops_changes(config, s):
         return s
-    out.append(Triggered(change))
+    out.append(Triggered(change, let_through))
     if change is not None and change.held:
         s = evolve(s, held=True)
     if s.build.busy and config.on_busy is not OnBusy.QUEUE:
@@ -509,6 +527,8 @@ def _timer(config: Config, s: State, name: Timer, pid: int, out: list[Action]) -
         return evolve(s, want_start=True)
     if name is Timer.DELAY:
         return evolve(s, delay=Delay.DONE)
+    if name is Timer.LOOP_HOLD:
+        return _held_run(config, s, pid, out)
     if name is Timer.LOOP_CHECK:
         if not _idle(s):
             return evolve(s, loop_check=-1)  # set again once idle

@@ -172,8 +172,11 @@ def _action(
     config: Config, c: Clock, event: Event, action: Action, *, now: int, done: list[Action]
 ) -> Clock:
     match action:
-        case Triggered(change=files):
-            return _triggered(c, event, files, now)
+        case Triggered(change=files, let_through=let_through):
+            c = _triggered(c, event, files, now)
+            if let_through and c.pending is not None:
+                c = evolve(c, pending=evolve(c.pending, taken=now))
+            return c
         case Start(role=Role.BUILD):
             return _build_started(c, now)
         case SignalGroup(role=Role.BUILD, stop=True) if c.building is not None:
@@ -213,8 +216,9 @@ def _build_started(c: Clock, now: int) -> Clock:
     content = c.pending
     if content is None:
         return evolve(c, building=None, builds=builds, cancelled=cancelled)
-    # Work given up for older changes was being done when this change was seen.
-    began = content.detected if builds else now
+    # Work given up for older changes was being done when this change was seen, or, for one
+    # the loop guard held, let through (the hold is its wait).
+    began = max(content.detected, content.taken or 0) if builds else now
     return evolve(c, pending=None, builds=0, cancelled=0, building=(
         evolve(content, build_started=began, builds=builds + 1,
                             cancelled=cancelled)))

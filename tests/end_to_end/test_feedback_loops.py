@@ -4,6 +4,7 @@ the program a build writes, and builds run as a shell would."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,45 @@ def test_saves_made_again_and_again_while_builds_run_are_built_to_the_last(
     assert "is written again by every run" not in proc.err.text()
     edit(source, "again")
     proc.out.expect(r"^serving again$")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
+_MAKEFILE = ("$(OUT)/built.txt: src.txt\n"
+             "\tcat src.txt > $(OUT)/next.txt; sleep 0.5; cp $(OUT)/next.txt $@\n")
+"""A make rule that reads its source as it starts and writes its output at its end, as a
+compiler does: an output finished after a save looks newer than it."""
+
+
+def test_with_make_the_last_of_saves_made_during_builds_is_built(
+    reentr: Start, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The build under way when a change is held is for an older content, and is stopped as
+    for any change: left to finish, its output would look newer than the save, and make
+    would find nothing to do for the last save (which a new user met with C sources)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed (CI installs it)")
+    out = tmp_path_factory.mktemp("out")  # outside the watched tree
+    (project / "Makefile").write_text(_MAKEFILE)
+    source = project / "src.txt"
+    source.write_text("v1")
+    proc = reentr(["watch", "-n", "--build", "make -s", "-r", "--", *_SERVES], files="",
+                  env={"OUT": str(out)}, exits=True)
+    events = proc.events
+    assert events is not None
+
+    def builds() -> int:
+        return sum(r["event"] == "start" and r["role"] == "build"
+                   for r in (json.loads(x) for x in events.read_text().splitlines() if x))
+
+    proc.out.expect(r"^serving v1$")
+    last = 2 + ROUNDS
+    for number in range(2, last + 1):
+        before = builds()
+        edit(source, f"v{number}")
+        if number < last:
+            wait_for(partial(_more, builds, before), what=f"the build of v{number}")
+    proc.out.expect(rf"^serving v{last}$")
     proc.signal(signal.SIGINT)
     proc.wait()
 

@@ -26,10 +26,13 @@ from reentr.events import (
     ReadyTimedOut,
     Restarted,
     Role,
+    SetTimer,
     SignalGroup,
     Start,
     TargetReady,
     TargetServes,
+    Timer,
+    TimerFired,
     Triggered,
 )
 from reentr.timing import Timeline
@@ -414,3 +417,47 @@ def test_random_interleavings_keep_the_invariants(name: str, picks: list[int]) -
         assert sum(v for k, v in stages.items() if k != "other") <= timeline.total_ms() + 1e-6
         # Timed from the newest change its program holds, never an older one.
         assert holds is not None and timeline.edit == holds
+
+
+def test_a_save_the_loop_guard_held_is_built_and_its_hold_is_a_wait() -> None:
+    """Saves made one after another, each during the build the one before started: the
+    third such change is held, the build under way (for an older content) is stopped, and
+    once nothing runs and a quiet wait has passed, the held save is built and served. Its
+    restart is timed from its write; the hold is its wait, not its detection."""
+    config = cfg(build="make", ready=None)
+    state, actions = policy.initial(), []
+
+    def feed(at_ms: int, event: Event) -> list[Action]:
+        nonlocal state
+        state, step = policy.step(config, state, event, at_ms * MS)
+        actions.extend(step)
+        return step
+
+    for at_ms, event in FIRST_BUILT[:-1]:
+        feed(at_ms, event)
+    feed(1000, change(1000))  # nothing runs: the user's, a build
+    feed(1001, ProcessStarted(B, 2, 1001 * MS))
+    for pid, at_ms in ((2, 1100), (3, 1200)):  # made during the build: the runs' own, twice
+        assert any(isinstance(a, SignalGroup) for a in feed(at_ms, change(at_ms)))
+        feed(at_ms + 5, ProcessExited(B, pid, -15, at_ns=(at_ms + 5) * MS))
+        feed(at_ms + 5, GroupEmptied(B, pid))
+        feed(at_ms + 6, ProcessStarted(B, pid + 1, (at_ms + 6) * MS))
+    held = feed(1300, change(1300))  # a third: held, and the older content's build stopped
+    assert [a for a in held if isinstance(a, (Start, Triggered))] == []
+    assert any(isinstance(a, SignalGroup) and a.role is B for a in held)
+    feed(1305, ProcessExited(B, 4, -15, at_ns=1305 * MS))
+    waits = [a for a in feed(1305, GroupEmptied(B, 4)) if isinstance(a, SetTimer)]
+    assert [(a.name, a.seconds) for a in waits] == [(Timer.LOOP_HOLD, 0.5)]
+    let = feed(1805, TimerFired(Timer.LOOP_HOLD, waits[0].pid))
+    assert any(isinstance(a, Start) and a.role is B for a in let)
+    feed(1806, ProcessStarted(B, 5, 1806 * MS))
+    feed(2300, ProcessExited(B, 5, 0, at_ns=2300 * MS))
+    feed(2300, GroupEmptied(B, 5))
+    feed(2310, ProcessExited(T, 10, -15, at_ns=2310 * MS))
+    feed(2310, GroupEmptied(T, 10))
+    done = [a.timeline for a in feed(2311, ProcessStarted(T, 11, 2311 * MS))
+            if isinstance(a, Restarted)]
+    (restart,) = done
+    assert restart.edit == 1298 * MS and restart.trigger == "/p/a"
+    assert stages(restart)["detect"] == 2 and stages(restart)["wait"] == 505
+    assert stages(restart)["build"] == 495

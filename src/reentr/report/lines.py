@@ -323,7 +323,10 @@ def _outputs(paths: tuple[str, ...], tree: bool) -> str:
                  if n.endswith("/") or not n.endswith(_COMMITTED)]
     if not tree or not ignorable:
         return line
-    return f"{line} (to say it for good, in .gitignore: {some(ignorable, _LISTED)})"
+    listed = " ".join(ignorable[:_LISTED]) + (
+        f" and {len(ignorable) - _LISTED} more" if len(ignorable) > _LISTED else "")
+    # One pattern a line in the file: a comma between them would be read as part of one.
+    return f"{line} (to say it for good, in .gitignore: {listed})"
 
 
 def some(names: list[str], most: int) -> str:
