@@ -108,6 +108,14 @@ class Reentr(TyperGroup):
     named like a subcommand runs as `reentr -- bench ...`. Being one click group, the shell
     completion sees every command and option."""
 
+    whole: typing.Callable[[], Any] | None = None
+    """Set where only the run's own command was built (`main._command_for`): builds the
+    group of every command, for what needs them all (a configuration file's keys)."""
+
+    def every_command(self) -> typing.Mapping[str, Any]:
+        """Every command of reentr's, by name, built now if this group has only some."""
+        return self.whole().commands if self.whole is not None else self.commands
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _Plain.install(self.get_params(ctx))
         if not args:

@@ -7,6 +7,7 @@ import difflib
 import os
 import signal
 import sys
+from functools import partial
 from typing import Any, NoReturn
 
 import typer
@@ -19,6 +20,7 @@ from reentr.cli.compat import (
     ENTR_MODE,
     SUBCOMMANDS,
     ClickUsageError,
+    Reentr,
     taking_values,
 )
 from reentr.cli.completion import install_classes
@@ -78,6 +80,8 @@ def _command_for(args: list[str]) -> Any:
     finally:
         app.registered_commands = every
     group.params.extend(typer.main.get_install_completion_arguments())
+    assert isinstance(group, Reentr)  # the app's group class
+    group.whole = partial(typer.main.get_group, app)
     return group
 
 

@@ -294,15 +294,11 @@ _NOT_CONFIGURABLE = frozenset(("config_file", "no_config", "version", "help", "l
 
 
 def _all_keys(group: Any) -> set[str]:
-    """Every configuration key of every command of `group` (the one `main` built); where it
-    built only the command of the run, of the whole group, built now (a file was found)."""
-    names = (ENTR_MODE, "watch", "explain")
-    commands = group.commands
-    if any(name not in commands for name in names):
-        from reentr.cli.commands import app
-
-        commands = typer.main.get_group(app).commands
-    return {key for name in names for key in config_kinds(commands[name])}
+    """Every configuration key of every command of reentr's (`group` is the one `main`
+    built, which may hold the run's command alone)."""
+    commands = group.every_command()
+    return {key for name in (ENTR_MODE, "watch", "explain")
+            for key in config_kinds(commands[name])}
 
 
 NoConfig = Annotated[
