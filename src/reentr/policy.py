@@ -239,6 +239,11 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
     paths = event.paths
     if not paths:
         return s
+    if _drops_changes(config, s):
+        # entr drops a change made while the utility runs: nothing to guard, or hold for a
+        # run after it (that run would be one entr never makes).
+        out.append(Say(Note.CHANGED, detail=" (dropped: a run is in progress)", paths=paths))
+        return s
     if config.loop_guard:
         guard, paths, looping = loops.sift(s.guard, paths, event.written(), event.detected_ns)
         stormed = sorted(guard.stormed - s.guard.stormed)
@@ -252,8 +257,7 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
         if not paths:
             return s
         event = _only(event, paths)
-    dropped = " (dropped: a run is in progress)" if _drops_changes(config, s) else ""
-    out.append(Say(Note.CHANGED, detail=dropped, paths=paths))
+    out.append(Say(Note.CHANGED, paths=paths))
     return _changed(config, s, paths, out, event)
 
 

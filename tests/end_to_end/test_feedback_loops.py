@@ -167,6 +167,25 @@ def test_with_make_the_last_of_saves_made_during_builds_is_built(
     proc.wait()
 
 
+def test_a_write_made_while_the_utility_runs_is_dropped_as_entr_drops_it(
+    reentr: Start, project: Path
+) -> None:
+    """Without -a or -r, entr drops what changes while the utility runs: the utility's own
+    write of a listed file, run after run, is neither a loop nor a change held for a run
+    after it. One run per edit, and none of its own."""
+    (project / "out.txt").write_text("")
+    writes_then_works = ["sh", "-c", "echo ran; date +%N > out.txt; sleep 0.3"]
+    proc = reentr(["-n", *writes_then_works], files=["a.txt", "out.txt"], exits=True)
+    proc.run_ended()
+    for number in range(1, ROUNDS + 2):
+        edit(project / "a.txt", f"edit {number}\n")
+        proc.run_ended()
+    stays_false(lambda: proc.out.count("^ran$") > ROUNDS + 2, 2.0, "a run nobody asked for")
+    assert proc.out.count("^ran$") == ROUNDS + 2
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
 def test_no_loop_guard_keeps_reacting(reentr: Start, project: Path) -> None:
     (project / "out.txt").write_text("")
     proc = reentr(["-n", "-a", "--no-loop-guard", *WRITES_ITS_TREE], files=["out.txt"])
