@@ -247,10 +247,13 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
     if config.loop_guard:
         guard, paths, looping = loops.sift(s.guard, paths, event.written(), event.detected_ns)
         stormed = sorted(guard.stormed - s.guard.stormed)
-        if guard.hold != s.guard.hold and s.build.busy and config.on_busy is OnBusy.RESTART:
-            # A held change: the build under way is for an older content (make would take
-            # what it writes for newer than the save). Its result is not started.
-            s = _stop(config, evolve(s, build_stale=True), Role.BUILD, out)
+        if guard.hold != s.guard.hold and s.build.busy and config.on_busy is not OnBusy.QUEUE:
+            # A held change: the build under way is for an older content, as for any change
+            # (`--on-busy`): its result is not started, and with `restart` it is stopped (make
+            # would take what it writes for newer than the save).
+            s = evolve(s, build_stale=True)
+            if config.on_busy is OnBusy.RESTART:
+                s = _stop(config, s, Role.BUILD, out)
         s = evolve(s, guard=guard)
         out.extend(Say(Note.LOOP, detail=path) for path in looping)
         out.extend(Say(Note.STORM, detail=path) for path in stormed)
