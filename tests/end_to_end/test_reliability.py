@@ -228,12 +228,14 @@ print(last)
 
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="load is read from /proc")
 @pytest.mark.timeout(60)
-def test_a_burst_of_uneven_writes_on_a_loaded_machine_stays_one_run_or_two(
+def test_a_burst_of_uneven_writes_on_a_loaded_machine_stays_a_few_runs(
     reentr: Start, project: Path
 ) -> None:
     # 30 writes 5 ms apart: each pause is longer than the 2 ms --debounce. With every core
     # busy, reentr takes the pause after its first batch as a burst cut short and widens its
-    # window, so the burst gives at most two runs (entr's fixed window would give 30).
+    # window, so the burst gives a few runs (entr's fixed window would give 30). Most often
+    # two; with every core busy the writer can wait for one longer than three times any pause
+    # before (benchmarks/storm.py: at most 3 from one burst, 1.05-1.10 on average).
     proc = reentr(["-r", "-n", sys.executable, "-c", "import signal; signal.pause()"],
                   files=["a.txt"], exits=True)
     proc.err.expect(r"watching 1 file")
@@ -258,4 +260,4 @@ def test_a_burst_of_uneven_writes_on_a_loaded_machine_stays_one_run_or_two(
     wait_for(started_after_the_last_write, what="the start with the burst's last write")
     proc.signal(signal.SIGINT)
     assert proc.wait() == -signal.SIGINT
-    assert events.read_text().count('"restart"') <= 2
+    assert events.read_text().count('"restart"') <= 3
