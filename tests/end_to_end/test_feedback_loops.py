@@ -89,37 +89,44 @@ _SERVES = [sys.executable, "-c",
            "flush=True); signal.pause()"]
 
 
-def _more(count: Callable[[], int], than: int) -> bool:
-    return count() > than
+def _builds(events: Path) -> int:
+    """How many builds reentr has started, from its --events file."""
+    return sum(r["event"] == "start" and r["role"] == "build"
+               for r in (json.loads(x) for x in events.read_text().splitlines() if x))
+
+
+def _more_builds(events: Path, than: int) -> bool:
+    return _builds(events) > than
+
+
+def _saves_during_builds(proc: Reentr, source: Path) -> int:
+    """Save v2 while nothing runs, then ROUNDS more, each once the build the one before
+    started is under way: as many changes in a row that a run could have written as the
+    loop guard needs. The number of the last."""
+    events = proc.events
+    assert events is not None
+    last = 2 + ROUNDS
+    for number in range(2, last + 1):
+        before = _builds(events)
+        edit(source, f"v{number}")
+        if number < last:
+            wait_for(partial(_more_builds, events, before), what=f"the build of v{number}")
+    return last
 
 
 def test_saves_made_again_and_again_while_builds_run_are_built_to_the_last(
-    reentr: Start, project: Path, tmp_path: Path
+    reentr: Start, project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Saves made one after another, each while the build that the one before started runs
-    (an autosave, a user who saves twice during a slow build): as many changes in a row
-    that a run could have written as the loop guard needs. The last one is built and served,
-    nothing is said of a loop, and the file counts as before."""
-    out = tmp_path / "out"
-    out.mkdir()
+    (an autosave, a user who saves twice during a slow build). The last one is built and
+    served, nothing is said of a loop, and the file counts as before."""
+    out = tmp_path_factory.mktemp("out")  # outside the watched tree
     source = project / "src.txt"
     source.write_text("v1")
     proc = reentr(["watch", "-n", "--build", _SLOW_BUILD, "-r", "--", *_SERVES], files="",
                   env={"OUT": str(out)}, exits=True)
-    events = proc.events
-    assert events is not None
-
-    def builds() -> int:
-        return sum(r["event"] == "start" and r["role"] == "build"
-                   for r in (json.loads(x) for x in events.read_text().splitlines() if x))
-
     proc.out.expect(r"^serving v1$")
-    last = 2 + ROUNDS
-    for number in range(2, last + 1):  # v2 while nothing runs, then ROUNDS during builds
-        before = builds()
-        edit(source, f"v{number}")
-        if number < last:
-            wait_for(partial(_more, builds, before), what=f"the build of v{number}")
+    last = _saves_during_builds(proc, source)
     proc.out.expect(rf"^serving v{last}$")
     assert "is written again by every run" not in proc.err.text()
     edit(source, "again")
@@ -148,20 +155,8 @@ def test_with_make_the_last_of_saves_made_during_builds_is_built(
     source.write_text("v1")
     proc = reentr(["watch", "-n", "--build", "make -s", "-r", "--", *_SERVES], files="",
                   env={"OUT": str(out)}, exits=True)
-    events = proc.events
-    assert events is not None
-
-    def builds() -> int:
-        return sum(r["event"] == "start" and r["role"] == "build"
-                   for r in (json.loads(x) for x in events.read_text().splitlines() if x))
-
     proc.out.expect(r"^serving v1$")
-    last = 2 + ROUNDS
-    for number in range(2, last + 1):
-        before = builds()
-        edit(source, f"v{number}")
-        if number < last:
-            wait_for(partial(_more, builds, before), what=f"the build of v{number}")
+    last = _saves_during_builds(proc, source)
     proc.out.expect(rf"^serving v{last}$")
     proc.signal(signal.SIGINT)
     proc.wait()
