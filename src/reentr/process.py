@@ -153,30 +153,35 @@ def _reaped(pid: int) -> bool:
 
 def _children() -> Iterator[tuple[int, int, int, bytes, bytes]]:
     """(pid, parent pid, process group, state, command name) of each of reentr's children
-    (Linux: each of its threads' `children` in /proc, a few reads, as a child is its
-    parent thread's; without them, of every process /proc shows). The look follows the stop
-    of a group, before the next start: a scan of every process took 1.7 ms there, on a
-    machine running 100, and held up each restart with a build by as much."""
-    me = os.getpid()
-    try:
-        tasks = os.listdir(f"/proc/{me}/task")
-    except OSError:
-        tasks = []
-    pids: set[int] = set()
-    for task in tasks:
-        try:
-            with open(f"/proc/{me}/task/{task}/children", "rb") as f:
-                pids.update(int(child) for child in f.read().split())
-        except OSError:
-            if os.path.isdir(f"/proc/{me}/task/{task}"):
-                tasks = []  # a kernel without them
-                break  # (else a thread that just ended)
-    if not tasks:
+    (`_children_of`; without `children` files, of every process /proc shows). The look
+    follows the stop of a group, before the next start: a scan of every process took 1.7 ms
+    there, on a machine running 100, and held up each restart with a build by as much."""
+    children = _children_of(os.getpid())
+    if children is None:
         yield from _processes()
         return
-    for pid in sorted(pids):
+    for pid in sorted(set(children)):
         if (found := _stat(pid)) is not None:
             yield found
+
+
+def _children_of(pid: int) -> list[int] | None:
+    """The children of every thread of `pid` (a child is its parent thread's), from each
+    thread's `children` in /proc: a few reads, however many processes the machine runs. []
+    once `pid` is gone (or without /proc), None where the kernel keeps no such files."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                found += [int(child) for child in f.read().split()]
+        except OSError:
+            if os.path.isdir(f"/proc/{pid}/task/{task}"):
+                return None  # a kernel without them (else a thread that just ended)
+    return found
 
 
 def _processes() -> Iterator[tuple[int, int, int, bytes, bytes]]:
@@ -590,25 +595,18 @@ def parent(pid: int) -> int | None:
 
 
 def members(pgid: int) -> list[int]:
-    """The processes of the group `pgid` that descend from its leader (Linux: each thread's
-    `children` in /proc, a few reads however many processes the machine runs; without them
-    every process /proc shows of the group; elsewhere none)."""
+    """The processes of the group `pgid` that descend from its leader (`_children_of`;
+    without `children` files every process /proc shows of the group; elsewhere none)."""
     found, todo = [], [pgid]
     while todo:
         pid = todo.pop()
         if not in_group(pid, pgid):
             continue
         found.append(pid)
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-            for task in tasks:
-                with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
-                    todo += [int(child) for child in f.read().split()]
-        except FileNotFoundError:
-            if pid == pgid and os.path.isdir(f"/proc/{pid}"):  # no `children` files here
-                return list(_live_in(pgid))
-        except OSError:
-            continue
+        children = _children_of(pid)
+        if children is None:  # no `children` files here
+            return list(_live_in(pgid))
+        todo += children
     return found
 
 
