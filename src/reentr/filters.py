@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reentr.config import Config
 from reentr.ignore import RuleFile, Rules, parse
+from reentr.kernel import counts_subdirectories
 
 TAG = "CACHEDIR.TAG"
 SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
@@ -74,8 +75,11 @@ def _is_file(path: Path) -> bool:
 
 def cache_tagged(directory: str) -> bool:
     """Whether `directory` holds a cache directory tag."""
+    path = os.path.join(directory, TAG)
+    if not os.access(path, os.F_OK):  # most have none: asked without an exception
+        return False
     try:
-        with open(os.path.join(directory, TAG), "rb") as tag:
+        with open(path, "rb") as tag:
             return tag.read(len(SIGNATURE)) == SIGNATURE
     except OSError:
         return False
@@ -111,13 +115,19 @@ def walk(
     top = str(start)
     stack = [(top, first)]
     tagged = rules.sources.builtin
+    # Directories only: a directory with no subdirectory need not be listed, where its link
+    # count says so (most directories of a tree: a third of a 100,000-file walk's time).
+    device = _leaf_device(top) if dirs_only else None
     while stack:
         directory, rel_dir = stack.pop()
         if not filter_.watches_dir(rel_dir):
             continue
         prefix = rel_dir + "/" if rel_dir else ""
         try:
-            subdirs, files, tag = _listing(directory, prefix, dirs_only)
+            if device is not None and directory != top and _leaf(directory, device):
+                subdirs, files, tag = [], [], True  # a tag is looked for by its name
+            else:
+                subdirs, files, tag = _listing(directory, prefix, dirs_only)
         except PermissionError:
             if unreadable is not None:
                 unreadable.append(Path(directory))
@@ -131,6 +141,28 @@ def walk(
             if filter_.wants(prefix + entry.name):
                 yield entry.path, False
         stack.extend(sorted(subdirs, reverse=True))
+
+
+def _leaf_device(top: str) -> int | None:
+    """The device of `top`, if its file system counts subdirectories in a directory's links
+    (`kernel.counts_subdirectories`); None if not, or if it cannot be read."""
+    try:
+        device = os.stat(top).st_dev
+    except OSError:
+        return None
+    return device if counts_subdirectories(top) else None
+
+
+def _leaf(directory: str, device: int) -> bool:
+    """Whether `directory` has no subdirectory, as its link count of 2 says on `device`'s file
+    system (one mounted on it may count otherwise: it is listed). One that may not be read
+    raises PermissionError, as its listing would."""
+    st = os.lstat(directory)
+    if st.st_nlink != 2 or st.st_dev != device or not stat.S_ISDIR(st.st_mode):
+        return False
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise PermissionError(directory)
+    return True
 
 
 def _listing(

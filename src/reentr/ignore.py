@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,8 +112,22 @@ def parse(text: str, source: str, base: str = "") -> RuleFile:
     return RuleFile(base, tuple(rules), joined)
 
 
+_ANY_DEPTH = "(?:^(?:.+/)?"
+"""How the expression of a line without a slash begins (`*.log`, `node_modules/`): it
+matches at any depth."""
+
+
 def _joined(rules: list[Rule]) -> str:
-    return "|".join(f"(?:{_NAMED_GROUP.sub('(?:', rule.expression)})" for rule in rules)
+    """One regex that matches where any of `rules` does. The lines that match at any depth
+    share that beginning: written once, the search tries each depth once for all of them,
+    not once for each (three times quicker for the built-ins, asked of every directory)."""
+    expressions = [_NAMED_GROUP.sub("(?:", rule.expression) for rule in rules]
+    end = ")\\Z"
+    deep = [e for e in expressions if e.startswith(_ANY_DEPTH) and e.endswith(end)]
+    ends = "|".join("(?:" + e[len(_ANY_DEPTH):-len(end)] + ")\\Z" for e in deep)
+    shared = ["^(?:.+/)?(?:" + ends + ")"] if deep else []
+    taken = set(deep)
+    return "|".join(f"(?:{e})" for e in [*shared, *[e for e in expressions if e not in taken]])
 
 
 def _trim(line: str) -> str:
@@ -245,6 +258,7 @@ class Rules:
     _fixed_after: tuple[RuleFile, ...] = ()
     _per_dir: dict[str, tuple[RuleFile, ...]] = field(default_factory=dict)
     _dirs: dict[str, Verdict] = field(default_factory=dict)
+    _chains: dict[str, tuple[RuleFile, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, start: Path, sources: Sources) -> Rules:
@@ -320,12 +334,20 @@ class Rules:
                 return Verdict(not rule.negated, rule)
         return Verdict(False, None)
 
-    def _sources_for(self, rel: str) -> Iterable[RuleFile]:
-        yield from self._fixed_before
-        parts = rel.split("/")[:-1]
-        for depth in range(len(parts), -1, -1):
-            yield from self._files_in("/".join(parts[:depth]))
-        yield from self._fixed_after
+    def _sources_for(self, rel: str) -> tuple[RuleFile, ...]:
+        """The rule files that decide for `rel`, the first to match winning: the fixed ones
+        before, its directory's and each parent's, deepest first, the fixed ones after. The
+        same for everything in one directory, so kept per directory."""
+        parent = rel.rpartition("/")[0]
+        chain = self._chains.get(parent)
+        if chain is None:
+            parts = rel.split("/")[:-1]
+            chain = (*self._fixed_before,
+                     *(f for depth in range(len(parts), -1, -1)
+                       for f in self._files_in("/".join(parts[:depth]))),
+                     *self._fixed_after)
+            self._chains[parent] = chain
+        return chain
 
     def _files_in(self, directory: str) -> tuple[RuleFile, ...]:
         files = self._per_dir.get(directory)

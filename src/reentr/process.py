@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import shutil
 import signal
@@ -15,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 from reentr.events import GroupEmptied, JobStopped, ProcessExited, Queue, Role
+from reentr.kernel import libc
 from reentr.report import describe_status
 from reentr.signals import readable, start_thread
 
@@ -76,20 +76,6 @@ def become_subreaper() -> bool:
         return bool(found.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except AttributeError:
         return False
-
-
-@functools.cache
-def libc() -> Any:
-    """The C library, for the Linux calls Python has no name for (prctl, inotify_add_watch);
-    None elsewhere."""
-    if sys.platform != "linux":
-        return None
-    import ctypes  # only here: it costs startup time
-
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
 
 
 def strays(groups: set[int], guardian: Guardian) -> list[tuple[int, str]]:

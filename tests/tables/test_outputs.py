@@ -187,3 +187,24 @@ def test_a_cache_directory_is_not_walked_unless_the_built_ins_are_off(tmp_path: 
 
     assert files(Sources()) == ["fake/CACHEDIR.TAG", "fake/x.txt", "src/main.rs"]
     assert "target/debug/app" in files(Sources(builtin=False))
+
+
+def test_the_walk_for_directories_alone_finds_what_the_whole_walk_finds(tmp_path: Path) -> None:
+    # Directories without a subdirectory are not listed when their link count says so
+    # (`kernel.counts_subdirectories`): leaves, a leaf that is a cache, an ignored one, a
+    # leaf reached through a symbolic link (not followed), one emptied of its last subdir.
+    for rel in ("src/a/b/c", "src/a/d", "src/e", "docs", "target/debug", "cache", "gone/x",
+                "build/out"):
+        (tmp_path / rel).mkdir(parents=True)
+    (tmp_path / "cache" / "CACHEDIR.TAG").write_bytes(SIGNATURE + b"\n")
+    (tmp_path / "target" / "CACHEDIR.TAG").write_bytes(SIGNATURE + b"\n")
+    (tmp_path / ".gitignore").write_text("build/\n")
+    (tmp_path / "src" / "link").symlink_to(tmp_path / "docs")
+    (tmp_path / "gone" / "x").rmdir()
+
+    def dirs(*, dirs_only: bool) -> list[str]:
+        walked = walk(Filter(Rules.load(tmp_path, Sources())), tmp_path, dirs_only=dirs_only)
+        return sorted(os.path.relpath(p, tmp_path) for p, is_dir in walked if is_dir)
+
+    assert dirs(dirs_only=True) == dirs(dirs_only=False) == [
+        ".", "docs", "gone", "src", "src/a", "src/a/b", "src/a/b/c", "src/a/d", "src/e"]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reentr import process, signals
+from reentr import kernel, signals
 from reentr.errors import ReentrError
 from reentr.report import Reporter, shown, some
 from reentr.watch.poller import Poller
@@ -237,7 +237,7 @@ def _without_reads(fd: int, names: list[str]) -> None:
     starts, kept a change from being seen for up to the 1.6 s a burst may last. Adding a
     watch for a path already watched replaces its mask (inotify_add_watch(2)); a path whose
     watch cannot be changed keeps notify's."""
-    found = process.libc()
+    found = kernel.libc()
     if found is None:
         return
     for name in names:
