@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-import urllib.parse
 from dataclasses import field
 from pathlib import Path
 from signal import Signals
@@ -289,6 +288,8 @@ def parse_probe(kind: ProbeKind, text: str, timeout: float) -> Probe:
         except re.error as error:
             raise UsageError(f"{option}: '{text}' is not a regular expression: {error}") from None
     elif kind is ProbeKind.URL:
+        import urllib.parse  # here: a start without --ready-url needs none of it
+
         url = urllib.parse.urlsplit(text)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise UsageError(f"{option}: '{text}' is not an http:// or https:// URL")

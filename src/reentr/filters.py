@@ -118,6 +118,8 @@ def walk(
     # Directories only: a directory with no subdirectory need not be listed, where its link
     # count says so (most directories of a tree: a third of a 100,000-file walk's time).
     device = _leaf_device(top) if dirs_only else None
+    subdirs: list[tuple[str, str]]
+    files: list[os.DirEntry[str]]
     while stack:
         directory, rel_dir = stack.pop()
         if not filter_.watches_dir(rel_dir):

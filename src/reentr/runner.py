@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reentr import (
     changelist,
@@ -29,7 +30,6 @@ from reentr import (
     dotenv,
     policy,
     process,
-    ready,
     services,
     signals,
     terminal,
@@ -66,8 +66,11 @@ from reentr.events import (
 from reentr.graph import Graph
 from reentr.records import record
 from reentr.report import Kind, Reporter
-from reentr.sockets import Held, Slots, Store, listen_env, wrap
 from reentr.timing import Summary
+
+if TYPE_CHECKING:  # what only a run with sockets, a store or a probe imports
+    from reentr import ready
+    from reentr.sockets import Held, Slots, Store
 
 PLACEHOLDER = "/_"
 _SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~]|\$\(")
@@ -285,6 +288,8 @@ class _Loop:
                 probe = unit.config.ready
                 if (probe is not None and probe.kind is ProbeKind.NOTIFY) or (
                         unit.service.store is not None):
+                    from reentr import ready
+
                     unit.notifier = ready.Notifier(unit.service.store, partial(
                         self._warn, unit.service.name))
                     stack.callback(unit.notifier.close)
@@ -500,6 +505,8 @@ class _Loop:
         waiter = None
         if probe is not None:
             held = service.sockets if config.handoff else None
+            from reentr import ready
+
             waiter = ready.Waiter(probe, self.events, handoff=config.handoff,
                                   address=held.address() if held is not None else None,
                                   notifier=unit.notifier)
@@ -512,6 +519,8 @@ class _Loop:
             extra["NOTIFY_SOCKET"] = unit.notifier.path
         passed, names, kept = self._descriptors(unit, role)
         if names:
+            from reentr.sockets import listen_env, wrap
+
             extra.update(listen_env(names))
         env = process.child_env(unit.environment(), extra)
         tty = self._terminal_for(unit, role)

@@ -9,14 +9,12 @@ import errno
 import os
 import select
 import shutil
-import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from reentr import sockets
 from reentr.cli.compat import (
     ENTR_MODE,
     USAGE,
@@ -66,6 +64,9 @@ from reentr.config import (
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.report import PREFIX, Reporter, launcher_note, shown
 from reentr.sources import read_watch_list
+
+if TYPE_CHECKING:
+    from reentr import sockets
 
 app = typer.Typer(
     cls=Reentr,
@@ -207,7 +208,11 @@ def _run(config: Config, events: str | None) -> int:
         # First: the sockets (and the store's slots) take descriptors 3, 4, ... before
         # anything else is opened.
         slots, limit = store_slots(stack, [config])
-        held = stack.enter_context(sockets.held(config.sockets, slots))
+        held = None
+        if config.sockets:
+            from reentr import sockets  # here: without --socket, no socket module at all
+
+            held = stack.enter_context(sockets.held(config.sockets, slots))
         stream = open_events(stack, events)
         reporter = Reporter(config, events=stream)
         if (note := launcher_note(config)) is not None:
@@ -224,6 +229,10 @@ def store_slots(
     else (None, 0). Called first, so that the slots are descriptors 3, 4, ..."""
     if not any(config.fd_store for config in configs):
         return None, 0
+    import socket
+
+    from reentr import sockets
+
     if not hasattr(select, "epoll") or not hasattr(socket, "SO_PASSCRED"):
         raise UsageError("--fd-store needs Linux (the kernel must attest who sent a message, "
                          "and epoll watch what is kept); run without it here")
@@ -241,6 +250,8 @@ def open_store(
     one line says when it keeps fewer than `STORE_MAX` here, and why."""
     if not config.fd_store:
         return None
+    from reentr import sockets
+
     if limit < sockets.STORE_MAX:
         import resource  # only for this line
 

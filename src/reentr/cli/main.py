@@ -7,13 +7,11 @@ import difflib
 import os
 import signal
 import sys
-from functools import partial
 from typing import Any, NoReturn
 
 import typer
 
 from reentr import signals
-from reentr.cli import up  # noqa: F401 (it adds `up` and `restart` to the app)
 from reentr.cli.commands import app
 from reentr.cli.compat import (
     COMPLETION_OPTIONS,
@@ -66,11 +64,14 @@ def _command_for(args: list[str]) -> Any:
     17 ms of each start for reentr's six; a run needs only the one its first word names
     (`Reentr.parse_args`: a subcommand, or else entr mode), so only that one is built. The
     whole group is, for no words, the completion options, and a shell's completion."""
-    every = app.registered_commands
     if not args or args[0].split("=", 1)[0] in COMPLETION_OPTIONS \
             or "_REENTR_COMPLETE" in os.environ:
-        return typer.main.get_command(app)
+        _import_up()
+        return typer.main.get_command(app)  # with the completion options, which it sets up
     name = args[0] if args[0] in SUBCOMMANDS else ENTR_MODE
+    if name in _IN_UP:
+        _import_up()
+    every = app.registered_commands
     names = {name, *_READS.get(name, ())}
     app.registered_commands = [info for info in every if info.name in names]
     try:
@@ -81,8 +82,24 @@ def _command_for(args: list[str]) -> Any:
         app.registered_commands = every
     group.params.extend(typer.main.get_install_completion_arguments())
     assert isinstance(group, Reentr)  # the app's group class
-    group.whole = partial(typer.main.get_group, app)
+    group.whole = _whole
     return group
+
+
+_IN_UP = ("up", "restart")
+"""The commands `cli/up.py` adds to the app when it is imported."""
+
+
+def _import_up() -> None:
+    """Add `up` and `restart` to the app: imported only for them or the whole group, as it
+    brings the services' modules (the control socket, the graph) a single run does without."""
+    from reentr.cli import up  # noqa: F401
+
+
+def _whole() -> Any:
+    """The whole group, every command in it (for the keys a configuration file may hold)."""
+    _import_up()
+    return typer.main.get_group(app)
 
 
 def _split_watch_args(
