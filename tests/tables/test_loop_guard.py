@@ -1,13 +1,16 @@
 """The feedback-loop guard as tables: which writes are the runs' own, when a path the runs
-keep rewriting is muted, what resets it; and the `exec` a build's command gets."""
+keep rewriting is muted, what resets it; and how a build's command is started (directly, or
+through the shell)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from reentr import loops
 from reentr.loops import ROUNDS, Guard, Span
-from reentr.runner import _exec_form
+from reentr.runner import _build_argv
 
 MS = 1_000_000
 
@@ -134,19 +137,36 @@ def test_a_change_between_the_runs_resets_the_count() -> None:
         guard, kept, muted = loops.sift(guard, ("/p/f",), (written * MS,))
         assert kept == ("/p/f",) and muted == ()
 
+SH = ["/bin/sh", "-c"]
+
+
 @pytest.mark.parametrize(("command", "expected"), [
-    ("make", "exec make"),
-    ("go build -o app .", "exec go build -o app ."),
-    ("exit 3", "exit 3"),
-    ("cd src && make", "cd src && make"),
-    ("make > log", "make > log"),
-    ("CC=clang make", "CC=clang make"),
-    ("no-such-program-here --flag", "no-such-program-here --flag"),
-    ("make 'a b'", "make 'a b'"),
-    ("echo $HOME", "echo $HOME"),
-    ("true", "exec true"),
-    ("wait", "wait"),
-    ("", ""),
+    ("make", ["make"]),
+    ("go build -o app .", ["go", "build", "-o", "app", "."]),
+    ("true", ["true"]),
+    ("make # all of it", [*SH, "exec make # all of it"]),
+    ("make a\\ b", [*SH, "exec make a\\ b"]),
+    ("exit 3", [*SH, "exit 3"]),
+    ("cd src && make", [*SH, "cd src && make"]),
+    ("make > log", [*SH, "make > log"]),
+    ("make *.o", [*SH, "make *.o"]),
+    ("CC=clang make", [*SH, "CC=clang make"]),
+    ("no-such-program-here --flag", [*SH, "no-such-program-here --flag"]),
+    ("make 'a b'", [*SH, "make 'a b'"]),
+    ("echo $HOME", [*SH, "echo $HOME"]),
+    ("wait", [*SH, "wait"]),
+    ("", [*SH, ""]),
 ])
-def test_exec_is_prepended_only_to_a_single_external_program(command: str, expected: str) -> None:
-    assert _exec_form(command, None) == expected
+def test_a_single_external_program_is_started_without_a_shell(
+    command: str, expected: list[str]
+) -> None:
+    assert _build_argv(command, None) == expected
+
+
+def test_a_script_without_its_interpreter_line_goes_to_the_shell(tmp_path: Path) -> None:
+    # The kernel refuses to run it (ENOEXEC); a shell runs it as a shell script.
+    for name, text in (("plain", "echo built\n"), ("with-line", "#!/bin/sh\necho built\n")):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+    assert _build_argv("plain -v", str(tmp_path)) == [*SH, "exec plain -v"]
+    assert _build_argv("with-line -v", str(tmp_path)) == ["with-line", "-v"]
