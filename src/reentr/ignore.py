@@ -312,6 +312,12 @@ class Rules:
     def ignored(self, rel: str, is_dir: bool) -> bool:
         return self.explain(rel, is_dir).ignored
 
+    def met_as_directory(self, rel: str) -> bool:
+        """Whether `rel` was met as a directory: a walk decides on every directory it meets,
+        ignored ones included. A path that is gone gives no other sign of what it was, and a
+        rule for directories alone (`out/`) does not match it as a file."""
+        return rel in self._dirs
+
     def directory(self, rel: str) -> Verdict:
         """The verdict on a directory, its parents first, remembered."""
         verdict = self._dirs.get(rel)

@@ -188,6 +188,40 @@ def test_new_directories_are_watched_and_their_files_not_missed(
              what="a run for src/app.py alone")
 
 
+def test_an_ignored_directory_removed_and_made_again_is_no_change(
+    reentr: Start, repo: Path
+) -> None:
+    # `build/` is a rule for directories: once deleted, `build` no longer looks like one. A
+    # build that cleans first (`rm -rf build && mkdir build`) restarted itself at every start.
+    clean = "rm -rf build && mkdir build && cp src/app.py build/app.py && echo built"
+    proc = reentr(["watch", "-n", "--build", clean, "--", *SHOW], files="", cwd=repo,
+                  exits=True)
+    proc.out.expect(r"^run ")
+    stays_false(lambda: proc.out.count(r"^run ") > 1 or proc.err.count("restart #") > 0,
+                1.5, "a run for the build's own removal of build/")
+    shutil.rmtree(repo / "build")  # by hand, too
+    (repo / "build").mkdir()
+    edit(repo / "src" / "app.py", "v2\n")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
+    assert proc.out.count(r"^run ") == 2 and proc.err.count("written again") == 0
+
+
+def test_a_directory_of_sources_moved_out_of_the_tree_is_a_change(
+    reentr: Start, repo: Path, tmp_path: Path
+) -> None:
+    # A move out of the tree (to the trash, say) says nothing of the files it took along.
+    (repo / "src" / "pkg").mkdir()
+    (repo / "src" / "pkg" / "mod.py").write_text("x\n")
+    proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, exits=True)
+    proc.err.expect(r"watching \d+ directories")
+    (repo / "src" / "pkg").rename(tmp_path / "trash")
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "pkg")]
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
+
+
 def test_an_edit_of_gitignore_takes_effect_at_once(reentr: Start, repo: Path) -> None:
     proc = reentr(["watch", "-n", "-p", "--", *SHOW], files="", cwd=repo, exits=True)
     proc.err.expect(r"watching \d+ directories")
@@ -430,7 +464,8 @@ def test_the_inotify_limit_falls_back_to_polling_and_back_once_they_fit(
     proc.err.expect(r"watching 3 directories \(polling every 0\.5s")
     edit(repo / "src" / "app.py", "seen by polling\n")
     assert changed(proc.out.expect(r"^run ").string) == [str(repo / "src" / "app.py")]
-    (repo / "lib").rmdir()
+    (repo / "lib").rmdir()  # a watched directory gone is a change (what was in it went)
+    assert changed(proc.out.expect(r"^run ").string) == [str(repo / "lib")]
     proc.err.expect(r"the inotify watches fit again \(2 directories\): watching with inotify")
     assert wait_for(lambda: inotify_watches(proc.proc.pid) == 2, what="2 inotify watches")
     edit(repo / "src" / "app.py", "seen by inotify\n")

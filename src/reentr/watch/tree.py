@@ -86,14 +86,7 @@ class Tree:
             if rules.is_rule_file(path):
                 reload = True
             if change == DELETED:
-                if path in self.dirs:
-                    self.dirs = {d for d in self.dirs
-                                 if d != path and not d.startswith(path + os.sep)}
-                    if os.path.isdir(path) and not os.path.islink(path):
-                        # Made again already (a poller can see only that its inode changed,
-                        # or its deletion without its return): a new directory, all of it new.
-                        self._add(filter_, path)
-                elif filter_.wants(rel):
+                if self._deleted(filter_, path, rel):
                     changed.append(path)
             elif os.path.isdir(path) and not os.path.islink(path):
                 if change == ADDED and path not in self.dirs and filter_.watches_dir(rel):
@@ -105,6 +98,20 @@ class Tree:
             self.fresh &= self.dirs
         self.born = {d: ns for d, ns in self.born.items() if d in self.dirs}
         return list(dict.fromkeys(changed)), self.dirs != before or bool(self.fresh)
+
+    def _deleted(self, filter_: Filter, path: str, rel: str) -> bool:
+        """A path is gone: whether that is a change. A watched directory's is, but for a
+        root's (its files went with it: moved out of the tree, a directory says nothing of
+        them; deleted, they each say so too); an ignored directory's is not (`rm -rf build`),
+        though the rule for directories alone (`build/`) would not match it as a file."""
+        if path in self.dirs:
+            self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + os.sep)}
+            if os.path.isdir(path) and not os.path.islink(path):
+                # Made again already (a poller can see only that its inode changed, or its
+                # deletion without its return): a new directory, all of it new.
+                self._add(filter_, path)
+            return path not in self.roots
+        return not filter_.rules.met_as_directory(rel) and filter_.wants(rel)
 
     def _add(self, filter_: Filter, path: str) -> None:
         """A new directory: watch it and those inside it; once the watch is in place,
