@@ -356,7 +356,7 @@ def _start_failed(config: Config, s: State, role: Role, reason: str, out: list[A
     if role is Role.TARGET and s.incoming.starting:
         out.append(Say(Note.ROLLED_BACK, role=role, pid=_serving(s)))
         return evolve(s, incoming=Slot())
-    return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out)
+    return _exited(config, _set(s, role, Slot()), role, STATUS_NOT_RUN, out, said=True)
 
 
 def _group_emptied(s: State, role: Role, pid: int, out: list[Action]) -> State:
@@ -494,8 +494,10 @@ def _quit(s: State, status: int, out: list[Action]) -> State:
 
 def _exited(
     config: Config, s: State, role: Role, status: int, out: list[Action], *,
-    ran_s: float = 0.0, ours: bool = False,
+    ran_s: float = 0.0, ours: bool = False, said: bool = False,
 ) -> State:
+    """`role` ended with `status` (`ours`: stopped by reentr; `said`: it never started, and
+    that was said: no line says it exited)."""
     if role is Role.BUILD:
         if ours or s.build_stale:
             return evolve(s, build_stale=False)
@@ -506,7 +508,8 @@ def _exited(
         return evolve(s, want_start=True)
     if ours:
         return s
-    out.append(Say(Note.EXITED, role=role, status=status))
+    if not said:
+        out.append(Say(Note.EXITED, role=role, status=status))
     if config.port_named and status != 0 and ran_s < PORT_HINT_S and not s.said_port:
         out.append(Say(Note.PORT_TAKEN, role=role, detail=config.port_named))
         s = evolve(s, said_port=True)

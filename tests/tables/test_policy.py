@@ -185,6 +185,15 @@ def test_exit_status(config: Config, events: list[Event], status: int | None) ->
     assert exits == ([] if status is None else [status])
 
 
+def test_a_program_that_could_not_start_is_said_once_not_also_to_have_exited() -> None:
+    # The line that it could not start says why; an exit status of 127 after it said the
+    # opposite (that it had run) of a program that never did.
+    _, steps = run(cfg(build="make"), [Began(), *started(B, 5), *gone(B, 5, 0),
+                                       ProcessStartFailed(T, "./app: No such file")])
+    said = [a.what for a in steps[-1] if isinstance(a, Say)]
+    assert said == [Note.START_FAILED]
+
+
 def test_quitting_stops_everything_first_and_a_second_signal_kills() -> None:
     config = cfg(restart=True, build="make")
     events: list[Event] = [Began(), *started(B, 5), SignalReceived(signal.SIGINT)]
