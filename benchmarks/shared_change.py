@@ -23,6 +23,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def make_project(root: Path, ports: dict[str, int], graph: dict[str, list[str]])
         lines += [f"[services.{name}]", f"cwd = {json.dumps(name)}",
                   f"paths = {json.dumps(['../shared', f'../only-{name}'])}",
                   f"build = {json.dumps(BUILD.format(name=name))}",
-                  f"command = {json.dumps(['python3', 'service.py'])}",
+                  f"command = {json.dumps([sys.executable, 'service.py'])}",
                   f"socket = [{ports[name]}]",
                   f"ready-url = {json.dumps(f'http://127.0.0.1:{ports[name]}/')}",
                   f"depends-on = {json.dumps(depends)}", ""]
