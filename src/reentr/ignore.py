@@ -39,6 +39,10 @@ BUILTIN = (
     # vim writes to test a directory (4913).
     "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913", "*___jb_tmp___", "*___jb_old___",
     ".DS_Store",
+    # SQLite databases and their journals: a server writes them as it serves (Django's
+    # db.sqlite3, Rails', Flask's, Prisma's dev.db), and the projects' .gitignore files name
+    # them; a write into one is data, not an edit of the program.
+    "*.sqlite3", "*.sqlite3-*", "*.sqlite", "*.sqlite-*", "*.db", "*.db-*",
     # Build tools' temporary files, written beside their output on every build: Go's umask
     # probe (`go build -o app` writes app-go-tmp-umask), LLVM's linker (lld writes OUT.tmp and
     # seven random characters, then renames it), Vite's bundled config.

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -141,11 +142,27 @@ def _serves(port: int, text: str) -> bool:
     return http_get(port) == text
 
 
+def _fetch(port: int, path: str) -> str | None:
+    """The body 127.0.0.1:port answers `GET /path` with; None if the request failed (a
+    restart under it)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as answer:
+            return str(answer.read().decode())
+    except OSError:
+        return None
+
+
 DJANGO_VIEW = (
+    "from django.db import connection, transaction\n"
     "from django.http import HttpResponse\n"
     "from django.urls import path\n\n"
     "def index(request):\n    return HttpResponse('served v{n}')\n\n"
-    "urlpatterns = [path('', index)]\n"
+    "def write(request):\n"  # what a view that saves a model does to db.sqlite3
+    "    with transaction.atomic(), connection.cursor() as c:\n"
+    "        c.execute('create table if not exists hits (n integer)')\n"
+    "        c.execute('insert into hits values (1)')\n"
+    "    return HttpResponse('wrote')\n\n"
+    "urlpatterns = [path('', index), path('write/', write)]\n"
 )
 
 
@@ -180,6 +197,29 @@ def test_django_makes_its_database_at_its_first_start_without_a_restart(
     stays_false(lambda: _count(proc, "start", "target") > 6, QUIET_S, "a restart in the quiet")
     assert _count(proc, "start", "target") == 6  # the first start and one per edit
     assert not re.search(r"restart #\d+ .*db\.sqlite3", proc.err.text())
+
+
+def test_what_django_writes_into_its_database_as_it_serves_is_no_change(
+    reentr: Start, site: Path
+) -> None:
+    # Migrated before reentr starts (a working day), the database is not made at the start:
+    # the first request that saves something wrote into it long after, and restarted the
+    # server under that request.
+    (site / "mysite" / "urls.py").write_text(DJANGO_VIEW.format(n=1))
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=site, check=True,
+                   capture_output=True, timeout=120)
+    port = free_port()
+    proc = reentr(["watch", "-r", "--", sys.executable, "manage.py", "runserver", "--noreload",
+                   f"127.0.0.1:{port}"], "", cwd=site, exits=True)
+    wait_for(partial(_serves, port, "served v1"), timeout=SLOW, what="Django to serve v1")
+    # Past what counts as its start (5 s without a readiness probe).
+    stays_false(lambda: _count(proc, "start", "target") > 1, QUIET_S + 1, "a restart")
+    for _ in range(3):
+        assert _fetch(port, "write/") == "wrote"  # db.sqlite3, and its journal
+    stays_false(lambda: _count(proc, "start", "target") > 1, 1.5, "a restart for its writes")
+    atomic_edit(site / "mysite" / "urls.py", DJANGO_VIEW.format(n=2))
+    wait_for(partial(_serves, port, "served v2"), timeout=SLOW, what="Django to serve v2")
+    assert _count(proc, "start", "target") == 2
 
 
 def test_django_runserver_under_socket_is_told_it_cannot_take_the_held_socket(
