@@ -116,6 +116,9 @@ class WatchTree:
     globs: tuple[str, ...] = ()
     poll: float | None = None
     """Poll every this many seconds instead of using inotify (`--poll`)."""
+    always: tuple[Path, ...] = ()
+    """Absolute files whose changes count whatever the ignore rules and filters say (`reentr
+    up`: a service's env-file, which is read at each start, and often in .gitignore)."""
 
 
 @record

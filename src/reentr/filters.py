@@ -31,6 +31,9 @@ class Filter:
     only: frozenset[str] | None = None
     """Files named to watch (`-w Makefile`): only these names in the root, and no directory
     under it; named, each is watched whatever the ignore rules and the other filters say."""
+    always: frozenset[str] = frozenset()
+    """Files (relative to the root) that matter whatever the rules and filters say
+    (`WatchTree.always`)."""
     _globs: RuleFile | None = field(init=False, default=None)
     _suffixes: tuple[str, ...] = field(init=False, default=())
 
@@ -45,6 +48,8 @@ class Filter:
 
     def wants(self, rel: str) -> bool:
         """Whether a change to the file `rel` (relative to the root) matters."""
+        if rel in self.always:
+            return True
         if self.only is not None:
             return rel in self.only
         if self.rules.ignored(rel, False):

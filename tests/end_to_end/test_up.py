@@ -747,6 +747,29 @@ def test_an_edit_of_env_takes_effect_at_the_restart_it_causes(up: Up, tmp_path: 
     assert "s3cr3t" not in proc.err.text() + proc.out.text()
 
 
+def test_an_edit_of_env_restarts_services_that_do_not_watch_it_even_when_gitignored(
+    up: Up, tmp_path: Path
+) -> None:
+    # Services in subdirectories watch their own; .env beside reentr.toml, and in .gitignore
+    # as projects keep it: its edit changed nothing, and nothing said so.
+    show = [sys.executable, "-c", "import os, signal; print('greeting', os.environ['GREETING'], "
+            "flush=True); signal.pause()"]
+    root = _service_project(tmp_path / "outside", (
+        f"[services.api]\ncwd = \"api\"\ncommand = {_toml(show)}\n\n"
+        f"[services.web]\ncwd = \"web\"\ncommand = {_toml(show)}\next = [\"js\"]\n"))
+    for name in ("api", "web"):
+        (root / name).mkdir()
+    (root / ".gitignore").write_text(".env\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True, timeout=30)
+    (root / ".env").write_text("GREETING=hey\n")
+    proc = up(["-n"], root)
+    wait_for(lambda: proc.out.count(r"\| greeting hey$") == 2, what="both services on hey")
+    edit(root / ".env", "GREETING=yo\n")
+    wait_for(lambda: proc.out.count(r"\| greeting yo$") == 2, what="both services on yo")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
 def test_a_services_env_file_is_found_from_its_cwd(up: Up, tmp_path: Path) -> None:
     show = [sys.executable, "-c", "import os, signal; print('level', os.environ['LEVEL'], "
             "flush=True); signal.pause()"]

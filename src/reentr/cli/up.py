@@ -233,6 +233,10 @@ def _service_config(
         # The parameters as `reentr watch` would have them, its defaults included.
         params = parse_defaults(watch, values)
         tree = watch_tree(params, service.cwd)
+        if service.env_file is not None and service.env_file.is_file():
+            # Read at each start: an edit of it restarts the service, wherever it lies, and
+            # whether or not .gitignore names it (it often does).
+            tree = dataclasses.replace(tree, always=(service.env_file.resolve(),))
         options = RunOptions.of(params, all_events=True)
         if options.shell:
             command = (" ".join(command),)

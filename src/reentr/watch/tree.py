@@ -24,7 +24,7 @@ class Tree:
         self.dirs: set[str] = set()
         self.fresh: set[str] = set()
         """New directories whose watch is not in place yet: `rescan` looks into them again."""
-        self.walked = roots(spec.paths)
+        self.walked = roots((*spec.paths, *(f for f in spec.always if not _inside(f, spec.paths))))
         """The directories walked, each with the file names it is narrowed to."""
         self.roots = {str(path): str(path.parent) for path, _ in self.walked}
         self.unreadable: list[Path] = []
@@ -53,8 +53,10 @@ class Tree:
         self.filters = []
         self.dirs = set()
         for path, only in self.walked:
-            filter_ = Filter(Rules.load(path, self.spec.sources), self.spec.exts, self.spec.globs,
-                             only)
+            rules = Rules.load(path, self.spec.sources)
+            always = frozenset(rel for f in self.spec.always if _inside(f, (path,))
+                               and (rel := rules.relative(f)) is not None)
+            filter_ = Filter(rules, self.spec.exts, self.spec.globs, only, always)
             self.filters.append((str(path), filter_))
             self.dirs.update(d for d, _ in self._walk(filter_, path, dirs_only=True))
         # The deepest path first, so a path inside another one uses its own filter.
@@ -209,3 +211,8 @@ class Forest:
             found[name], again = tree.rescan()
             added = added or again
         return found, added
+
+
+def _inside(path: Path, trees: tuple[Path, ...]) -> bool:
+    """Whether `path` lies in one of `trees` (the directories among them)."""
+    return any(path.is_relative_to(tree) and tree.is_dir() for tree in trees)
