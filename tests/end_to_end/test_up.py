@@ -619,6 +619,11 @@ def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> 
     edit(root / "app.py", "changed\n")  # anywhere in the tree: each process restarts
     again = proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1)
     assert again != web
+    # `reentr restart` works from anywhere in the project, a Procfile's too.
+    (root / "lib").mkdir()
+    asked = run_reentr(["restart", "web"], root / "lib")
+    assert (asked.returncode, asked.stderr) == (0, "")
+    assert proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1) != again
     proc.signal(signal.SIGINT)
     proc.wait()
 

@@ -185,19 +185,23 @@ def restart_mode(
                                         show_default=False, autocompletion=complete_service)],
     config_file: ConfigPath = None,
 ) -> int:
-    found = _found(config_file)
+    found = _found(config_file, above=True)
     control.ask(control.path_for(found.path), name)
     return ExitStatus.OK
 
 
-def _found(config_file: str | None) -> configfile.Found:
+def _found(config_file: str | None, *, above: bool = False) -> configfile.Found:
+    """The configuration: `--config`'s, the nearest reentr.toml (or pyproject.toml with
+    [tool.reentr]) here or above, else the Procfile here; with `above` (`reentr restart`,
+    which works from anywhere in the project), the nearest Procfile here or above."""
     if config_file is not None:
         return configfile.given(config_file)
     found = configfile.find(Path.cwd())
     if found is None:
-        procfile = Path.cwd() / PROCFILE
-        if procfile.is_file():
-            return configfile.procfile(procfile)
+        here = Path.cwd()
+        for directory in (here, *here.parents) if above else (here,):
+            if (directory / PROCFILE).is_file():
+                return configfile.procfile(directory / PROCFILE)
         raise UsageError("no reentr.toml (or pyproject.toml with [tool.reentr]) here or above, "
                          f"and no {PROCFILE} here; write a {PROCFILE} (web: ./server), or a "
                          "reentr.toml with a [services.NAME] table per service (see the README, "
