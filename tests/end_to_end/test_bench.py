@@ -56,6 +56,9 @@ def test_bench_on_a_command_of_the_users(tmp_path: Path) -> None:
                   sys.executable, str(APPS / "server.py")], tmp_path, env={"PORT": str(port)})
     assert done.returncode == 0, done.stderr
     assert "plain (2 edits)" in done.stderr  # the table moves to stderr when JSON takes stdout
+    # The other modes are left out by default, and it says so, and how to have them.
+    assert "reentr: measuring the plain restart alone" in done.stderr
+    assert "--mode socket,handoff" in done.stderr
     figures = json.loads(done.stdout)
     assert [m["mode"] for m in figures["modes"]] == ["plain"]
     assert len(figures["modes"][0]["edits"]) == 2

@@ -507,6 +507,11 @@ def bench_mode(
     if unknown:
         raise UsageError(f"--mode: unknown mode '{unknown[0]}'; choose from "
                          f"{', '.join(bench.MODES)}")
+    if argv and mode is None:  # the others need what only the app can say it does
+        sys.stderr.write(f"{PREFIX}measuring the plain restart alone, the default for your "
+                         "own command: --mode signal for an app that reloads on SIGHUP, "
+                         "--mode socket,handoff for one that serves on an inherited socket "
+                         "(fd 3)\n")
     plan = bench.Plan(argv or None, port, Path(edit).resolve() if edit else None, runs, names,
                       observers)
     results = bench.run(plan, sys.stderr if json_path == "-" else sys.stdout)
