@@ -363,6 +363,20 @@ BINDS = ("import socket, sys; s = socket.socket(); "
          "print('serving', flush=True)")
 
 
+def test_a_target_that_ends_by_itself_under_a_held_socket_says_clients_wait(
+    reentr: Callable[..., Reentr], project: Path
+) -> None:
+    # A syntax error after an edit: nothing takes the connections, and a client seems to
+    # hang on the socket reentr holds, with no word of why.
+    port = free_port()
+    crash = [sys.executable, "-c", "raise SystemExit(1)"]
+    proc = reentr(["-n", "-r", "--socket", str(port), *crash], exits=True)
+    proc.err.expect(rf"exited \(exit status 1\); connections to 127\.0\.0\.1:{port} wait on the "
+                    r"socket reentr holds until it starts again$")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
 @pytest.mark.parametrize(("program", "hinted"), [
     # Told the port reentr holds, it binds it itself and is refused: said, once.
     (lambda port: [sys.executable, "-c", BINDS, f"127.0.0.1:{port}"], True),

@@ -212,7 +212,7 @@ class Reporter:
         """What became of a build or a target: exited, failed, stopped, handed off."""
         match note.what:
             case Note.EXITED:
-                self._exited(name, note.status or 0)
+                self._exited(name, note.status or 0, held=note.role is Role.TARGET)
             case Note.BUILD_FAILED:
                 self._build_failed(note.status or 0)
             case Note.START_FAILED if note.role is Role.TARGET and self._config.build is not None:
@@ -262,7 +262,8 @@ class Reporter:
             return f'ignore = ["{path}"] in the service\'s table, or a .gitignore line'
         return f"--ignore {path}, or a .gitignore line"
 
-    def _exited(self, name: str, status: int) -> None:
+    def _exited(self, name: str, status: int, *, held: bool = False) -> None:
+        """A process ended by itself; `held`: the target, whose socket reentr still holds."""
         config = self._config
         if config.shell and config.runs_to_completion:
             # entr -s prints this on stdout after each run (entr.c, print_child_status).
@@ -274,7 +275,12 @@ class Reporter:
             self._out.write(f"{shell} {verdict}\n")
             self._out.flush()
         elif not config.runs_to_completion or status != 0:
-            self.line(f"{name} exited ({describe_status(status)})")
+            waits = ""
+            if held and config.sockets and not config.runs_to_completion:
+                # Nothing takes the connections now: they wait, and a client seems to hang.
+                waits = (f"; connections to {', '.join(s.describe() for s in config.sockets)} "
+                         "wait on the socket reentr holds until it starts again")
+            self.line(f"{name} exited ({describe_status(status)}){waits}")
 
     def _what(self) -> str:
         """What one start of the target is called: a restart, or (entr without -r) a run."""
