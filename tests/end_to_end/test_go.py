@@ -82,6 +82,9 @@ def test_the_go_loop(reentr: Start, go_project: Path, mode: str) -> None:
     try:
         # The first build makes ./app, which is then started (it did not exist before).
         wait_for(lambda: client.served("v0"), timeout=120, what="the first build to serve")
+        # An edit before reentr sees the first start ready would make the next start the
+        # first that serves, no restart (the README's rule), where the client saw v0 first.
+        wait_for(lambda: _events(proc, "ready") >= 1, what="the first start ready")
         failed_at_start = len(client.failures)
         main = go_project / "main.go"
         for edit_number in range(1, 7):
