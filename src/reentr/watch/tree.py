@@ -24,7 +24,9 @@ class Tree:
         self.dirs: set[str] = set()
         self.fresh: set[str] = set()
         """New directories whose watch is not in place yet: `rescan` looks into them again."""
-        self.walked = roots((*spec.paths, *(f for f in spec.always if not _inside(f, spec.paths))))
+        # An always-file outside the paths is watched through its directory, as a named one.
+        self.walked = roots((*spec.paths, *(f for f in spec.always
+                                           if not any(f.is_relative_to(p) for p in spec.paths))))
         """The directories walked, each with the file names it is narrowed to."""
         self.roots = {str(path): str(path.parent) for path, _ in self.walked}
         self.unreadable: list[Path] = []
@@ -54,7 +56,7 @@ class Tree:
         self.dirs = set()
         for path, only in self.walked:
             rules = Rules.load(path, self.spec.sources)
-            always = frozenset(rel for f in self.spec.always if _inside(f, (path,))
+            always = frozenset(rel for f in self.spec.always if f.is_relative_to(path)
                                and (rel := rules.relative(f)) is not None)
             filter_ = Filter(rules, self.spec.exts, self.spec.globs, only, always)
             self.filters.append((str(path), filter_))
@@ -211,8 +213,3 @@ class Forest:
             found[name], again = tree.rescan()
             added = added or again
         return found, added
-
-
-def _inside(path: Path, trees: tuple[Path, ...]) -> bool:
-    """Whether `path` lies in one of `trees` (the directories among them)."""
-    return any(path.is_relative_to(tree) and tree.is_dir() for tree in trees)
