@@ -682,18 +682,26 @@ def _build_argv(command: str, path: str | None) -> list[str]:
     other command (builtins such as `exit 3`, `cd x && make`, globs, a script without `#!`,
     which only a shell runs) goes to /bin/sh exactly as written, `exec` before a single
     program, which saves the shell's fork and leaves the program as the group's leader."""
-    words = command.split()
-    if not words or _SHELL_SYNTAX.search(command) or "'" in command or '"' in command:
-        return ["/bin/sh", "-c", command]
-    program = words[0]
-    if program in _BUILTINS or "=" in program or "$" in command:
+    program = plain_program(command)
+    if program is None:
         return ["/bin/sh", "-c", command]
     found = shutil.which(program, path=path)
     if found is None:  # a function, an alias or a missing program: the shell says which
         return ["/bin/sh", "-c", command]
     if "#" in command or "\\" in command or not _executable_file(found):
         return ["/bin/sh", "-c", "exec " + command]
-    return words
+    return command.split()
+
+
+def plain_program(command: str) -> str | None:
+    """The program a build command runs, if it is one program given plain words that no
+    shell would read otherwise; None for anything else (see `_build_argv`)."""
+    words = command.split()
+    if not words or _SHELL_SYNTAX.search(command) or "'" in command or '"' in command:
+        return None
+    if words[0] in _BUILTINS or "=" in words[0] or "$" in command:
+        return None
+    return words[0]
 
 
 def _executable_file(path: str) -> bool:

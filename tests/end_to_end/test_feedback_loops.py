@@ -259,6 +259,43 @@ def test_without_a_build_a_missing_program_is_refused_up_front(
     assert proc.wait() == 1
     assert proc.err.text() == "reentr: cannot run './app': no such executable file"
 
+@pytest.mark.parametrize(("args", "stdin", "config", "says"), [
+    (["watch", "--build", "nosuchmake-x -j2", "--", "true"], "", "",
+     "--build: cannot run 'nosuchmake-x': no such program on PATH"),
+    (["--build", "nosuchmake-x", "true"], "a.txt\n", "",
+     "--build: cannot run 'nosuchmake-x': no such program on PATH"),
+    (["watch", "--build", "./build.sh", "--", "true"], "", "",
+     "--build: cannot run './build.sh': no such executable file"),
+    (["watch", "--", "true"], "", 'build = "nosuchmake-x"\n',
+     "reentr.toml: build: cannot run 'nosuchmake-x'"),
+    (["up"], "", '[services.api]\nbuild = "nosuchmake-x"\ncommand = "true"\n',
+     "reentr.toml [services.api]: --build: cannot run 'nosuchmake-x'"),
+])
+def test_a_build_whose_program_is_missing_is_refused_up_front(
+    project: Path, args: list[str], stdin: str, config: str, says: str
+) -> None:
+    # It was started at every change instead: `/bin/sh: nosuchmake: not found` and a failed
+    # build each time, and nothing ever built.
+    (project / "a.txt").write_text("a\n")
+    if config:
+        (project / "reentr.toml").write_text(config)
+    done = subprocess.run([*REENTR, *args], cwd=project, input=stdin, capture_output=True,
+                          text=True, timeout=20, check=False)
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert says in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
+def test_a_build_with_shell_syntax_is_left_to_the_shell(reentr: Start, project: Path) -> None:
+    # `nosuchmake || true` succeeds: only a build that is one plain program is looked up.
+    proc = reentr(["watch", "-n", "--build", "nosuchmake-x 2>/dev/null || true", "--",
+                   "echo", "ran"], files="")
+    proc.out.expect("^ran$")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
+
+
 def test_a_program_without_a_probe_that_writes_its_tree_as_it_starts_is_told_why_it_loops(
     reentr: Start, project: Path
 ) -> None:

@@ -153,6 +153,8 @@ def _checked_config(
     """`run_config`, where a value that the configuration file gave is refused said as the
     file's other errors are: its path and key, not the option the user never typed."""
     try:
+        if o.build is not None:
+            check_build(o.build)
         return run_config(command, watch, o)
     except UsageError as error:
         option, colon, rest = str(error).partition(": ")
@@ -532,6 +534,22 @@ def _probe(
                          "or --ready-notify")
     seconds = parse_duration(timeout, "--ready-timeout")
     return parse_probe(*given[0], seconds) if given else None
+
+
+def check_build(command: str, cwd: Path | None = None) -> None:
+    """Refuse a build that is one program, which cannot be run (`nosuchmake`), before
+    anything starts: a shell would say `not found` at every change, and nothing would ever
+    be built. A command with shell syntax is the shell's to judge."""
+    from reentr.runner import plain_program
+
+    program = plain_program(command)
+    if program is None:
+        return
+    try:
+        check_program(str(cwd / program) if cwd is not None and os.sep in program
+                      else program)
+    except UsageError as error:
+        raise UsageError(f"--build: {error}") from None
 
 
 def check_program(program: str) -> None:

@@ -17,6 +17,7 @@ import typer
 from reentr import configfile, control, sockets
 from reentr.cli.commands import (
     app,
+    check_build,
     check_program,
     open_events,
     open_store,
@@ -244,7 +245,9 @@ def _service_config(
         options = RunOptions.of(params, all_events=True)
         if options.shell:
             command = (" ".join(command),)
-        elif options.build is None:
+        if options.build is not None:
+            check_build(options.build, service.cwd)
+        elif not options.shell:
             program = command[0]
             check_program(str(service.cwd / program) if os.sep in program else program)
         config = run_config(command, tree, _from_cwd(options, service.cwd))
