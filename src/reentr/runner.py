@@ -73,6 +73,9 @@ if TYPE_CHECKING:  # what only a run with sockets, a store or a probe imports
     from reentr.sockets import Held, Slots, Store
 
 PLACEHOLDER = "/_"
+_CONFIG_TREE = "\0config"
+"""The name of `reentr up`'s watch of its configuration file: no service's (`services.route`
+passes a change of a tree that is no service's to nobody)."""
 _SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~]|\$\(")
 _BUILTINS = frozenset((
     "!", ".", ":", "[[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
@@ -296,6 +299,10 @@ class _Loop:
             stack.enter_context(signals.forwarded(self.events, self.events.wake_fd))
             trees = [(unit.service.name or "", unit.config.watch) for unit in self.units
                      if isinstance(unit.config.watch, WatchTree)] if self.several else []
+            if trees and self.read_from is not None:
+                # The configuration file, watched for itself alone, so that an edit of it is
+                # said (`_loop`) even where no service watches it; it is no service's change.
+                trees.append((_CONFIG_TREE, WatchTree((), always=(Path(self.read_from),))))
             stack.enter_context(watch.watching(self.config, self.events, self.reporter, trees))
             self.term = stack.enter_context(
                 terminal.opened(self.events, self.config.interactive))

@@ -817,6 +817,31 @@ def test_an_edit_of_the_configuration_is_said_to_need_a_new_reentr_up(
     assert proc.err.count(r"reentr\.toml changed") == 1
 
 
+def test_an_edit_of_the_configuration_is_said_where_no_service_watches_it(
+    up: Up, tmp_path: Path
+) -> None:
+    # Services in subdirectories of their own: the file at the top was in no tree, and an
+    # edit of it passed without a word (a key typed there seemed to do nothing).
+    root = tmp_path / "top"
+    toml = "".join(f"[services.{n}]\ncwd = \"{n}\"\ncommand = {_toml(_says(f'{n} up'))}\n"
+                   for n in ("a", "b"))
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+    (root / "reentr.toml").write_text(toml)
+    proc = up(["-n"], root)
+    proc.out.expect(r"a up \d+")
+    proc.out.expect(r"b up \d+")
+    edit(root / "reentr.toml", toml + "# more\n")
+    proc.err.expect(r"^reentr: reentr\.toml changed: its services and their keys are read when "
+                    r"reentr up starts; restart reentr up to take the edit in$")
+    (root / "a" / "x.txt").write_text("x\n")  # a service's own change still restarts it
+    proc.err.expect(r"restart #1 ")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert proc.err.count(r"reentr\.toml changed") == 1
+    assert proc.err.count(r"restart #") == 1
+
+
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not here")
 def test_builds_side_by_side_are_at_most_as_many_as_the_cores(
     reentr: Callable[..., Reentr], tmp_path: Path
