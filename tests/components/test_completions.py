@@ -35,10 +35,16 @@ def _shell(shell: str) -> str:
 
 
 def _run(argv: list[str], cwd: Path) -> list[str]:
-    """The lines a shell prints, run in `cwd` with PROJECT as its reentr.toml."""
+    """The lines a shell prints, run in `cwd` with PROJECT as its reentr.toml, and PROGRAMS,
+    two programs and a file that is not one, in a directory first on PATH."""
     (cwd / "reentr.toml").write_text(PROJECT)
+    programs = cwd / "bin"
+    programs.mkdir(exist_ok=True)
+    for name in PROGRAMS:
+        (programs / name).write_text("#!/bin/sh\n")
+        (programs / name).chmod(0o755 if name != "reentrprog-text" else 0o644)
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PATH": PATH}, check=False)
+                          env={**os.environ, "PATH": f"{programs}:{PATH}"}, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
@@ -60,7 +66,15 @@ CASES = [
     ("reentr up ", ["api", "store", "web"]),
     ("reentr up store ", ["api", "web"]),
     ("reentr restart w", ["web"]),
+    # The program to run: entr mode's first word, or the word after -- (not after one).
+    ("reentr -r reentrpr", ["reentrprog-one", "reentrprog-two"]),
+    ("reentr reentrprog-t", ["reentrprog-two"]),
+    ("reentr watch -r -- reentrpr", ["reentrprog-one", "reentrprog-two"]),
+    ("reentr watch src -- reentrprog-o", ["reentrprog-one"]),
+    ("reentr bench --runs 3 -- reentrpr", ["reentrprog-one", "reentrprog-two"]),
 ]
+
+PROGRAMS = ("reentrprog-one", "reentrprog-two", "reentrprog-text")
 
 PROJECT = """
 [services.store]
@@ -98,6 +112,20 @@ def test_bash_falls_back_to_paths_where_reentr_offers_nothing(tmp_path: Path) ->
     count, spec = _run([bash, "--norc", "-c", script], tmp_path)
     assert count == "0"
     assert "-o default" in spec
+
+
+@pytest.mark.parametrize("line", ["reentr -r reentrprog-one reentrpr",
+                                  "reentr watch reentrpr", "reentr watch -- ./reentrpr"])
+def test_bash_completes_file_names_in_a_commands_arguments(tmp_path: Path, line: str) -> None:
+    # Only a command's first word is a program; elsewhere the script offers nothing, and
+    # bash's `-o default` completes file names (watch's words before -- are its paths).
+    bash = _shell("bash")
+    words = line.split(" ")
+    script = (f"source {COMPLETIONS / 'reentr.bash'}\n"
+              f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+              "_reentr_completion reentr\n"
+              'echo "${#COMPREPLY[@]}"')
+    assert _run([bash, "--norc", "-c", script], tmp_path) == ["0"]
 
 
 @pytest.mark.parametrize(("line", "expected"), CASES)

@@ -26,6 +26,7 @@ from reentr.cli.compat import (
     from_config_file,
     with_options,
 )
+from reentr.cli.completion import complete_program
 from reentr.cli.options import (
     CONFIG_KEY,
     RUNNING,
@@ -95,7 +96,8 @@ def entr_mode(
     utility: Annotated[
         list[str] | None,
         typer.Argument(help="The program to run and its arguments.",
-                       metavar="UTILITY [ARGUMENT]...", show_default=False),
+                       metavar="UTILITY [ARGUMENT]...", show_default=False,
+                       autocompletion=complete_program),
     ] = None,
     all_events: Annotated[
         bool, typer.Option("-a", help="Changes during a run lead to one more run.",
@@ -308,7 +310,7 @@ def watch_mode(
         list[str] | None,
         typer.Argument(help="Directories to watch, recursively, or files.",
                        metavar="[PATH]...",
-                       show_default=False),
+                       show_default=False, autocompletion=complete_program),
     ] = None,
     watch: Annotated[
         list[str] | None, typer.Option("-w", "--watch", metavar="PATH", help="A tree or a "
@@ -458,7 +460,8 @@ def bench_mode(
     command: Annotated[
         list[str] | None,
         typer.Argument(help="Your app, after --; it must listen on --port.",
-                       metavar="COMMAND [ARG]...", show_default=False),
+                       metavar="COMMAND [ARG]...", show_default=False,
+                       autocompletion=complete_program),
     ] = None,
     runs: Annotated[int, typer.Option("--runs", min=1, metavar="N",
                                       help="Edits per mode.")] = 20,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import importlib
 import inspect
 import re
 import sys
@@ -23,6 +24,8 @@ from reentr.errors import UsageError
 # typer 0.29 vendors click privately, earlier versions use click itself: take the exception
 # classes from whichever click typer uses, rather than importing either by name.
 _click_errors = sys.modules[typer.BadParameter.__module__]
+_click_package = typer.BadParameter.__module__.rpartition(".")[0]
+"""click, or typer's own copy of it."""
 
 
 ClickUsageError: type[Exception] = _click_errors.UsageError
@@ -134,6 +137,12 @@ class Reentr(TyperGroup):
         if incomplete.startswith("-"):
             entr = self.commands[ENTR_MODE]
             found += entr.shell_complete(ctx, incomplete)
+        elif not found:
+            # Where no subcommand begins so: entr mode's utility (`reentr pyt`), a program.
+            from reentr.cli.completion import programs
+
+            item = importlib.import_module(_click_package + ".shell_completion").CompletionItem
+            found += [item(name) for name in programs(incomplete)]
         return found
 
 

@@ -9,6 +9,8 @@ it so that zsh loses every apostrophe; the classes here write them as the shells
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
 from pathlib import Path
@@ -39,6 +41,62 @@ def complete_signal(incomplete: str) -> list[str]:
         found += [name[3:] for name in names if name[3:].startswith(upper) and upper]
     lower = incomplete != upper and incomplete == incomplete.lower()
     return [name.lower() for name in found] if lower else found
+
+
+def complete_program(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The program to run, where the word is a command's first: entr mode's first word that
+    is not an option, or the word after `--` (watch, bench). The programs on PATH that begin
+    with it; nothing elsewhere, or for a path (`./app`), so that the shell completes file
+    names there."""
+    before = words_before()
+    first = before[-1:] == ["--"] or (
+        ctx.command.name == compat.ENTR_MODE and not ctx.params.get("utility"))
+    return programs(incomplete) if first else []
+
+
+def programs(incomplete: str) -> list[str]:
+    """The names of the executable files on PATH that begin with `incomplete`, sorted."""
+    if os.sep in incomplete:
+        return []
+    found: set[str] = set()
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
+            found.update(entry.name for entry in entries if entry.name.startswith(incomplete)
+                         and entry.name not in found and _runnable(entry))
+    return sorted(found)
+
+
+def _runnable(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file() and os.access(entry.path, os.X_OK)
+    except OSError:
+        return False
+
+
+def words_before() -> list[str]:
+    """The words of the line before the one being completed, as the scripts of `completions/`
+    pass the line: bash in COMP_WORDS and COMP_CWORD, zsh and fish up to the cursor."""
+    if "COMP_WORDS" in os.environ:
+        words = _split(os.environ["COMP_WORDS"])
+        with contextlib.suppress(ValueError):
+            return words[:int(os.environ.get("COMP_CWORD", ""))]
+        return words
+    line = os.environ.get("_TYPER_COMPLETE_ARGS", "")
+    words = _split(line)
+    return words if not words or line.endswith(" ") else words[:-1]
+
+
+def _split(line: str) -> list[str]:
+    """The words of a line as a shell reads them, the last one even if its quote is open."""
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    words: list[str] = []
+    try:
+        words.extend(lexer)
+    except ValueError:  # an open quote: the word typed so far
+        words.append(lexer.token)
+    return words
 
 
 def complete_service(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
