@@ -829,8 +829,8 @@ def test_an_edit_of_the_configuration_is_said_where_no_service_watches_it(
         (root / name).mkdir(parents=True)
     (root / "reentr.toml").write_text(toml)
     proc = up(["-n"], root)
-    proc.out.expect(r"a up \d+")
-    proc.out.expect(r"b up \d+")
+    # The two start side by side: their lines come in either order.
+    wait_for(lambda: proc.out.count(r"^[ab] +\| [ab] up \d+$") == 2, what="both starts")
     edit(root / "reentr.toml", toml + "# more\n")
     proc.err.expect(r"^reentr: reentr\.toml changed: its services and their keys are read when "
                     r"reentr up starts; restart reentr up to take the edit in$")
