@@ -430,17 +430,19 @@ def _clear_stale(path: str, where: str) -> None:
                       "or choose another")
 
 
-def listen_sockets() -> list[socket.socket]:
-    """The listening sockets this process inherited from `reentr --socket` (or from systemd,
-    systemfd, or anything else that speaks socket activation), in the order they were given.
+def inherited_fds() -> list[tuple[str, int]]:
+    """Every descriptor this process inherited by socket activation, with its name, in order:
+    `reentr --socket`'s listening sockets (named by `NAME=` or their address), then what
+    `--fd-store` keeps (named by `FDNAME=`), as sd_listen_fds_with_names(3) gives them, from
+    reentr, systemd, or anything else that speaks socket activation.
 
     Empty when there are none, or when `LISTEN_PID` names another process: then the variables
-    were inherited from a parent they were meant for. As sd_listen_fds(3) does, each socket
-    is made close-on-exec, so a program this process starts does not hold it open.
+    were inherited from a parent they were meant for. As sd_listen_fds(3) does, each one is
+    made close-on-exec, so a program this process starts does not hold it open.
 
-        sockets = reentr.listen_sockets()
-        server = http.server.HTTPServer(("127.0.0.1", 8000), Handler, bind_and_activate=False)
-        server.socket = sockets[0]
+        for name, fd in reentr.inherited_fds():
+            if name == "state":  # a memfd this program stored with FDNAME=state
+                ...
     """
     pid = os.environ.get("LISTEN_PID")
     if pid is not None and pid != str(os.getpid()):
@@ -449,8 +451,33 @@ def listen_sockets() -> list[socket.socket]:
         count = int(os.environ.get("LISTEN_FDS", "0"))
     except ValueError:
         return []
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
     found = []
-    for fd in range(FIRST_FD, FIRST_FD + count):
-        os.set_inheritable(fd, False)
-        found.append(socket.socket(fileno=fd))
+    for i, fd in enumerate(range(FIRST_FD, FIRST_FD + count)):
+        with contextlib.suppress(OSError):  # not open after all: skipped
+            os.set_inheritable(fd, False)
+            found.append((names[i] if i < len(names) and names[i] else "unknown", fd))
+    return found
+
+
+def listen_sockets() -> list[socket.socket]:
+    """The listening sockets this process inherited from `reentr --socket` (or from systemd,
+    systemfd, or anything else that speaks socket activation), in the order they were given.
+    What the fd store keeps (a memfd, a client's connection) is passed after them and is not
+    among them: `inherited_fds` names those.
+
+        sockets = reentr.listen_sockets()
+        server = http.server.HTTPServer(("127.0.0.1", 8000), Handler, bind_and_activate=False)
+        server.socket = sockets[0]
+    """
+    found = []
+    for _, fd in inherited_fds():
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            continue
+        sock = socket.socket(fileno=fd)
+        if sock.type == socket.SOCK_STREAM and not sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.detach()  # a connection, not a listener: left open, as it was
+            continue
+        found.append(sock)
     return found

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPS, DEADLINE, Hammer, Reentr, edit, free_port, wait_for
+from helpers import APPS, DEADLINE, Hammer, Reentr, edit, event_records, free_port, wait_for
 from reentr import ready
 from reentr.config import Probe, ProbeKind
 from reentr.events import TargetReady, TargetServes
@@ -289,6 +289,53 @@ def test_listen_sockets_takes_only_the_sockets_meant_for_this_process(
     proc = reentr(["-n", "-z", "--socket", str(free_port()), *command])
     assert proc.out.expect(r"^\d+$").group(0) == found
     assert proc.wait() == 0
+
+
+STORES = r"""
+import array, os, socket, reentr
+listening = reentr.listen_sockets()
+print("listening", *(sock.getsockname()[1] for sock in listening), flush=True)
+print("inherited", *(name for name, _ in reentr.inherited_fds()), flush=True)
+if len(reentr.inherited_fds()) == 1:  # the first start stores a memfd and a connection
+    kept, other = socket.socketpair()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.connect(os.environ["NOTIFY_SOCKET"])
+        for name, fd in (("state", os.memfd_create("state")), ("conn", kept.fileno())):
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+            notify.sendmsg([f"FDSTORE=1\nFDNAME={name}\nFDPOLL=0".encode()], rights)
+        notify.sendmsg([b"READY=1"])
+else:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.connect(os.environ["NOTIFY_SOCKET"])
+        notify.sendmsg([b"READY=1"])
+import signal; signal.pause()
+"""
+
+
+def test_listen_sockets_leaves_out_what_the_fd_store_keeps(
+    reentr: Callable[..., Reentr], project: Path
+) -> None:
+    # A memfd the store kept made every later start's listen_sockets() raise (Socket
+    # operation on non-socket), and a kept connection would have passed for a listener.
+    port = free_port()
+    (project / "app.py").write_text(STORES)
+    events = project.parent / "events.jsonl"
+    proc = reentr(["watch", "-n", "-r", "--socket", str(port), "--fd-store", "--ready-notify",
+                   "--events", str(events), "-w", "app.py", "--", sys.executable, "app.py"],
+                  files="")
+    proc.out.expect(rf"^listening {port}$")
+    assert len(proc.out.expect(r"^inherited (.*)$").group(1).split()) == 1
+    # READY=1 comes after the two are stored, on the same socket.
+    wait_for(lambda: any(r["event"] == "ready" for r in event_records(events)),
+             what="the first start ready")
+    edit(project / "app.py", STORES + "\n")
+    proc.out.expect(rf"^listening {port}$")
+    line = proc.out.expect(r"^inherited (.*)$").group(1).split()
+    assert line[1:] == ["state", "conn"], line
+    assert proc.out.count(r"^listening ") == 2
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert "Traceback" not in proc.err.text()
 
 
 ACCEPTOR = """
