@@ -10,7 +10,7 @@ import enum
 import signal
 from typing import Protocol
 
-from reentr.records import record
+from reentr.records import evolve, record
 from reentr.timing import Timeline
 
 
@@ -120,6 +120,15 @@ class FilesChanged:
 
     def written(self) -> tuple[int, ...]:
         return self.written_ns or (self.detected_ns,) * len(self.paths)
+
+    def only(self, paths: tuple[str, ...]) -> FilesChanged:
+        """This change with only `paths` (in their order there), their write times and
+        traits."""
+        index = {path: i for i, path in enumerate(self.paths)}
+        written = self.written()
+        return evolve(
+            self, paths=paths, written_ns=tuple(written[index[p]] for p in paths),
+            traits=tuple(self.traits[index[p]] for p in paths) if self.traits else ())
 
 
 @record

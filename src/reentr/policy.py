@@ -259,7 +259,7 @@ def _files_changed(config: Config, s: State, event: FilesChanged, out: list[Acti
         out.extend(Say(Note.STORM, detail=path) for path in stormed)
         if not paths:
             return s
-        event = _only(event, paths)
+        event = event.only(paths)
     out.append(Say(Note.CHANGED, paths=paths))
     return _changed(config, s, paths, out, event)
 
@@ -398,7 +398,7 @@ def _without_outputs(
     counted = set(kept)
     out.append(Say(Note.NOT_CHANGES, paths=tuple(
         p for i, p in enumerate(event.paths) if i not in counted)))
-    return s, _only(event, tuple(event.paths[i] for i in kept))
+    return s, event.only(tuple(event.paths[i] for i in kept))
 
 
 def _say_outputs(s: State, out: list[Action]) -> State:
@@ -407,15 +407,6 @@ def _say_outputs(s: State, out: list[Action]) -> State:
         return s
     out.append(Say(Note.OUTPUTS, paths=s.unsaid))
     return evolve(s, unsaid=())
-
-
-def _only(event: FilesChanged, paths: tuple[str, ...]) -> FilesChanged:
-    """`event` with only `paths` (in their order there), their write times and traits."""
-    index = {path: i for i, path in enumerate(event.paths)}
-    written = event.written()
-    return evolve(
-        event, paths=paths, written_ns=tuple(written[index[p]] for p in paths),
-        traits=tuple(event.traits[index[p]] for p in paths) if event.traits else ())
 
 
 def _observe(config: Config, s: State, event: Event) -> loops.Guard:

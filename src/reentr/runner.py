@@ -349,15 +349,31 @@ class _Loop:
                     for waiting in held:
                         self.events.put_next(waiting)
                     held.clear()
-            if (isinstance(event, FilesChanged) and self.read_from in event.paths
-                    and event.detected_ns != self.said_edit):
-                self.said_edit = event.detected_ns
-                self.reporter.line(f"{os.path.basename(self.read_from)} changed: its services "
-                                   "and their keys are read when reentr up starts; restart "
-                                   "reentr up to take the edit in")
+            if isinstance(event, FilesChanged) and self.read_from in event.paths:
+                rest = self._configuration_edited(event)
+                if rest is None:
+                    continue
+                event = rest
             self.crowd, decisions = services.route(self.crowd, event, self._owner(event))
             status = self._decide(decisions)
         return status
+
+    def _configuration_edited(self, event: FilesChanged) -> FilesChanged | None:
+        """Say, once per batch, that the configuration file changed, which `reentr up` reads
+        at its start alone; the change less that file, or None if nothing else is left.
+        reentr.toml or the Procfile is reentr's alone: no service reads it, and a restart
+        would look like the edit taken in. pyproject.toml is the project's too (its builds
+        read it): it stays a change for the services that watch it."""
+        assert self.read_from is not None
+        if event.detected_ns != self.said_edit:
+            self.said_edit = event.detected_ns
+            self.reporter.line(f"{os.path.basename(self.read_from)} changed: its services and "
+                               "their keys are read when reentr up starts; restart reentr up "
+                               "to take the edit in")
+        if os.path.basename(self.read_from) == "pyproject.toml":
+            return event
+        rest = tuple(p for p in event.paths if p != self.read_from)
+        return event.only(rest) if rest else None
 
     def _run(self, unit: _Unit, start: Start) -> None:
         self.events.put_next(self._start(unit, start.role, start.trigger, start.changed))

@@ -624,6 +624,11 @@ def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> 
     asked = run_reentr(["restart", "web"], root / "lib")
     assert (asked.returncode, asked.stderr) == (0, "")
     assert proc.out.expect(r"^web +\| web 7000 hello there (\d+)$").group(1) != again
+    # An edit of the Procfile is said, and restarts nothing: it is read at the start alone.
+    edit(root / "Procfile", (root / "Procfile").read_text() + "# more\n")
+    proc.err.expect(r"^reentr: Procfile changed: its services and their keys are read when "
+                    r"reentr up starts")
+    stays_false(lambda: proc.out.count(r"^web ") > 3, 1.0, what="a restart for the edit")
     proc.signal(signal.SIGINT)
     proc.wait()
 
@@ -812,9 +817,15 @@ def test_an_edit_of_the_configuration_is_said_to_need_a_new_reentr_up(
     edit(root / "reentr.toml", toml + "env = { A = \"1\" }\n")
     proc.err.expect(r"^reentr: reentr\.toml changed: its services and their keys are read when "
                     r"reentr up starts; restart reentr up to take the edit in$")
+    # Nor does the service that watches it restart: a restart would look like the edit
+    # taken in (the Procfile's edit restarted every process).
+    stays_false(lambda: proc.out.count(r"a up \d+") > 1, 1.0, what="a restart for the edit")
+    (root / "other.txt").write_text("x\n")  # the next change restarts it, alone
+    wait_for(lambda: proc.out.count(r"a up \d+") == 2, what="the restart for other.txt")
     proc.signal(signal.SIGINT)
     proc.wait()
     assert proc.err.count(r"reentr\.toml changed") == 1
+    assert proc.err.count(r"restart #") == 1
 
 
 def test_an_edit_of_the_configuration_is_said_where_no_service_watches_it(
