@@ -142,7 +142,10 @@ class Config:
     interactive: bool = True
     """Read keys from the terminal (space: run now, q: quit), unless `-n`."""
     shell: bool = False
-    """`-s`: run the command with `$SHELL -c`."""
+    """`-s`: run the command with `$SHELL -c`, the changed file as `$0`, as entr does."""
+    shell_program: str | None = None
+    """The shell of `shell` instead, with nothing for `$0`: a Procfile's processes run with
+    `/bin/sh -c`, as foreman and honcho run them."""
     exit_on_exit: bool = False
     """`-z`: exit when the target exits by itself, with its status."""
     build: str | None = None
@@ -324,3 +327,28 @@ def port_named(command: tuple[str, ...], shell: bool, specs: tuple[SocketSpec, .
                 w[:1].isdigit() or ":" in w for w in words[words.index("runserver") + 1:]):
             return spec.describe()
     return ""
+
+
+_SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~]|\$\(")
+_BUILTINS = frozenset((
+    "!", ".", ":", "[[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
+    "coproc", "declare", "eval", "exec", "exit", "export", "fc", "fg", "for", "function",
+    "getopts", "hash", "if", "jobs", "let", "local", "read", "readonly", "return", "select",
+    "set", "shift", "source", "time", "times", "trap", "type", "typeset", "ulimit", "umask",
+    "unalias", "unset", "until", "wait", "while", "{",
+))
+"""Shell keywords and builtins that only mean something inside the shell: `exec` cannot
+precede them (some systems ship a /usr/bin/cd, which would run and change nothing)."""
+
+
+def plain_program(command: str) -> str | None:
+    """The program a shell command runs, if it is one program given plain words that no
+    shell would read otherwise (no quote, expansion, glob, redirection, comment, escape or
+    builtin); None for anything else. A build that is one is started without a shell
+    (`runner._build_argv`), and one that cannot be run is refused up front."""
+    words = command.split()
+    if not words or _SHELL_SYNTAX.search(command) or "'" in command or '"' in command:
+        return None
+    if words[0] in _BUILTINS or "=" in words[0] or "$" in command:
+        return None
+    return words[0]

@@ -12,7 +12,6 @@ import heapq
 import itertools
 import os
 import queue
-import re
 import shutil
 import signal
 import time
@@ -35,7 +34,7 @@ from reentr import (
     terminal,
     watch,
 )
-from reentr.config import Config, ProbeKind, WatchList, WatchTree
+from reentr.config import Config, ProbeKind, WatchList, WatchTree, plain_program
 from reentr.errors import ReentrError
 from reentr.events import (
     Action,
@@ -76,16 +75,6 @@ PLACEHOLDER = "/_"
 _CONFIG_TREE = "\0config"
 """The name of `reentr up`'s watch of its configuration file: no service's (`services.route`
 passes a change of a tree that is no service's to nobody)."""
-_SHELL_SYNTAX = re.compile(r"[;&|`(){}<>\n*?\[\]~]|\$\(")
-_BUILTINS = frozenset((
-    "!", ".", ":", "[[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
-    "coproc", "declare", "eval", "exec", "exit", "export", "fc", "fg", "for", "function",
-    "getopts", "hash", "if", "jobs", "let", "local", "read", "readonly", "return", "select",
-    "set", "shift", "source", "time", "times", "trap", "type", "typeset", "ulimit", "umask",
-    "unalias", "unset", "until", "wait", "while", "{",
-))
-"""Shell keywords and builtins that only mean something inside the shell: `exec` cannot
-precede them (some systems ship a /usr/bin/cd, which would run and change nothing)."""
 
 
 class EventQueue:
@@ -637,6 +626,8 @@ class _Loop:
             first = trigger or str((*watch.files, *watch.dirs)[0])
         else:
             first = trigger or str(watch.paths[0])
+        if config.shell and config.shell_program is not None:
+            return [config.shell_program, "-c", config.command[0]]
         if config.shell:
             shell = unit.service.environ.get("SHELL") or "/bin/sh"
             # Exactly as entr -s: the text as written, and the changed file as the shell's $0.
@@ -714,17 +705,6 @@ def _build_argv(command: str, path: str | None) -> list[str]:
     if "#" in command or "\\" in command or not _executable_file(found):
         return ["/bin/sh", "-c", "exec " + command]
     return command.split()
-
-
-def plain_program(command: str) -> str | None:
-    """The program a build command runs, if it is one program given plain words that no
-    shell would read otherwise; None for anything else (see `_build_argv`)."""
-    words = command.split()
-    if not words or _SHELL_SYNTAX.search(command) or "'" in command or '"' in command:
-        return None
-    if words[0] in _BUILTINS or "=" in words[0] or "$" in command:
-        return None
-    return words[0]
 
 
 def _executable_file(path: str) -> bool:

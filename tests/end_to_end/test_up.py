@@ -633,6 +633,26 @@ def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> 
     proc.wait()
 
 
+def test_a_procfile_process_that_cannot_run_is_refused_and_the_others_run_with_sh(
+    up: Up, tmp_path: Path
+) -> None:
+    # A missing program started, and the shell said `not found` behind `$0`, the project's
+    # directory: `/tmp/x: line 1: nosuchprog: command not found`. foreman and honcho run a
+    # line with `sh -c`, `$0` the shell's.
+    root = tmp_path / "procfile"
+    root.mkdir()
+    (root / "Procfile").write_text("web: nosuchprog-x --port 1\nworker: true\n")
+    done = run_reentr(["up", "-n"], root)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"reentr: {root / 'Procfile'}: web: cannot run 'nosuchprog-x': no "
+                           "such program on PATH; check the name, or give its path\n")
+    (root / "Procfile").write_text("web: echo $0 $PORT && exec sleep 60\n")
+    proc = up(["-n"], root)
+    proc.out.expect(r"^web +\| /bin/sh 5000$")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
 @pytest.mark.parametrize("moment", range(6))
 def test_a_change_made_while_reentr_up_starts_is_never_lost(
     up: Up, tmp_path: Path, moment: int

@@ -60,6 +60,7 @@ from reentr.config import (
     parse_probe,
     parse_signal,
     parse_socket,
+    plain_program,
     port_named,
 )
 from reentr.errors import ExitStatus, ReentrError, UsageError
@@ -543,8 +544,6 @@ def check_build(command: str, cwd: Path | None = None) -> None:
     """Refuse a build that is one program, which cannot be run (`nosuchmake`), before
     anything starts: a shell would say `not found` at every change, and nothing would ever
     be built. A command with shell syntax is the shell's to judge."""
-    from reentr.runner import plain_program
-
     program = plain_program(command)
     if program is None:
         return

@@ -29,7 +29,7 @@ from reentr.cli.commands import (
 from reentr.cli.compat import Command, parse_defaults, subcommand
 from reentr.cli.completion import complete_service
 from reentr.cli.options import Events, NonInteractive, Quiet, RunOptions, Verbose, config_kinds
-from reentr.config import Config
+from reentr.config import Config, plain_program
 from reentr.errors import ExitStatus, ReentrError, UsageError
 from reentr.graph import Graph
 from reentr.records import record
@@ -96,6 +96,9 @@ def up_mode(
         "restart": True, **defaults, **configfile.defaults(service.options, kinds, set(kinds)),
         **_by_shell(service.options.table.get("command", top.table.get("command")))})
         for service in services]
+    if found.path.name == PROCFILE:
+        _check_procfile(found, services)
+        configs = [dataclasses.replace(config, shell_program="/bin/sh") for config in configs]
     _refuse_shared_sockets(found, services, configs)
     with contextlib.ExitStack() as stack:
         # First: descriptors 3, 4, ... before anything else is opened (sockets.Slots).
@@ -124,6 +127,23 @@ def up_mode(
         _announce(reporter, found, services, run)
         serve = partial(control.serving, server, [service.name for service in services])
         return runner.run_services(listed, whole, reporter, serve, str(found.path.resolve()))
+
+
+def _check_procfile(found: configfile.Found, services: list[configfile.Service]) -> None:
+    """Refuse a process whose command is one program that cannot be run, as a service table's
+    is refused: the shell would say `not found` at every start. A command with shell syntax
+    is the shell's to judge, and so is every command where `.env` sets PATH."""
+    for service in services:
+        command = str(service.options.table.get("command", [""])[0])
+        program = plain_program(command)
+        if program is None or "PATH" in service.env or (
+                service.env_file is not None and service.env_file.is_file()
+                and "PATH" in configfile.read_env(service.env_file)):
+            continue
+        try:
+            check_program(str(service.cwd / program) if os.sep in program else program)
+        except UsageError as error:
+            raise UsageError(f"{found.where}: {service.name}: {error}") from None
 
 
 @record
