@@ -243,6 +243,26 @@ def find(start: Path) -> Found | None:
     return None
 
 
+PROCFILE = "Procfile"
+
+
+def find_services(start: Path, *, above: bool = False) -> Found | None:
+    """What `reentr up` runs from `start`: the nearest configuration (`find`), else the
+    Procfile in `start`, or with `above` (`reentr restart`, which works from anywhere in the
+    project) the nearest one at or above it.
+
+    Raises:
+        UsageError: the file found cannot be read or parsed.
+    """
+    found = find(start)
+    if found is not None:
+        return found
+    for directory in (start, *start.parents) if above else (start,):
+        if (directory / PROCFILE).is_file():
+            return procfile(directory / PROCFILE)
+    return None
+
+
 def given(path: str) -> Found:
     """The configuration `--config PATH` names.
 

@@ -34,10 +34,14 @@ def _shell(shell: str) -> str:
     return found
 
 
-def _run(argv: list[str], cwd: Path) -> list[str]:
-    """The lines a shell prints, run in `cwd` with PROJECT as its reentr.toml, and PROGRAMS,
-    two programs and a file that is not one, in a directory first on PATH."""
-    (cwd / "reentr.toml").write_text(PROJECT)
+def _run(argv: list[str], cwd: Path, project: str | None = None) -> list[str]:
+    """The lines a shell prints, run in `cwd` with PROJECT as its reentr.toml (or, given
+    `project`, that text as the Procfile of the directory above), and PROGRAMS, two
+    programs and a file that is not one, in a directory first on PATH."""
+    if project is None:
+        (cwd / "reentr.toml").write_text(PROJECT)
+    else:
+        (cwd.parent / "Procfile").write_text(project)
     programs = cwd / "bin"
     programs.mkdir(exist_ok=True)
     for name in PROGRAMS:
@@ -126,6 +130,33 @@ def test_bash_completes_file_names_in_a_commands_arguments(tmp_path: Path, line:
               "_reentr_completion reentr\n"
               'echo "${#COMPREPLY[@]}"')
     assert _run([bash, "--norc", "-c", script], tmp_path) == ["0"]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("reentr restart ", ["web", "worker"]), ("reentr restart wo", ["worker"])])
+@pytest.mark.parametrize("shell", ["bash", "fish"])
+def test_a_procfiles_processes_complete_from_anywhere_in_the_project(
+    tmp_path: Path, shell: str, line: str, expected: list[str]
+) -> None:
+    # Only a reentr.toml's services completed; with a Procfile, Tab gave file names.
+    below = tmp_path / "project" / "lib"
+    below.mkdir(parents=True)
+    procfile = "web: python3 web.py --port $PORT\nworker: ./worker\n"
+    if shell == "bash":
+        words = line.split(" ")
+        script = (f"source {COMPLETIONS / 'reentr.bash'}\n"
+                  f"COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+                  f"COMP_CWORD={len(words) - 1}\n"
+                  "_reentr_completion reentr\n"
+                  'printf "%s\\n" "${COMPREPLY[@]}"\n')
+        out = _run([_shell("bash"), "--norc", "-c", script], below, procfile)
+    else:
+        out = _run([_shell("fish"), "--no-config", "-c",
+                    f"source {COMPLETIONS / 'reentr.fish'}; complete -C '{line}'"],
+                   below, procfile)
+    assert sorted(candidate.split("\t")[0] for candidate in out) == expected
+    if shell == "fish" and "web" in expected:  # each with its command, as written
+        assert "web\tpython3 web.py --port $PORT" in out
 
 
 @pytest.mark.parametrize(("line", "expected"), CASES)

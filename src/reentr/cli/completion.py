@@ -105,7 +105,8 @@ def complete_service(ctx: typer.Context, incomplete: str) -> list[tuple[str, str
     where there is no configuration or it is not valid."""
     path = ctx.params.get("config_file")
     try:
-        found = configfile.given(path) if path else configfile.find(Path.cwd())
+        found = configfile.given(path) if path else configfile.find_services(
+            Path.cwd(), above=ctx.command.name == "restart")
         services = configfile.services(found)[1] if found is not None else []
     except ReentrError:
         return []
@@ -116,7 +117,9 @@ def complete_service(ctx: typer.Context, incomplete: str) -> list[tuple[str, str
 
 def _command_of(service: configfile.Service) -> str:
     command = service.options.table.get("command", "")
-    return shlex.join(map(str, command)) if isinstance(command, list) else str(command)
+    if isinstance(command, list):  # a Procfile's line is one word, as written
+        return str(command[0]) if len(command) == 1 else shlex.join(map(str, command))
+    return str(command)
 
 
 def _one_line(text: str) -> str:

@@ -38,7 +38,7 @@ from reentr.report import Reporter, launcher_note, use_colour
 if TYPE_CHECKING:  # the runner is imported when a run starts: --help and Tab need none of it
     from reentr import runner
 
-PROCFILE = "Procfile"
+PROCFILE = configfile.PROCFILE
 """Run when there is no reentr.toml, as foreman, honcho and overmind run it."""
 
 _COLOURS = (36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94, 91)
@@ -217,12 +217,8 @@ def _found(config_file: str | None, *, above: bool = False) -> configfile.Found:
     which works from anywhere in the project), the nearest Procfile here or above."""
     if config_file is not None:
         return configfile.given(config_file)
-    found = configfile.find(Path.cwd())
+    found = configfile.find_services(Path.cwd(), above=above)
     if found is None:
-        here = Path.cwd()
-        for directory in (here, *here.parents) if above else (here,):
-            if (directory / PROCFILE).is_file():
-                return configfile.procfile(directory / PROCFILE)
         raise UsageError("no reentr.toml (or pyproject.toml with [tool.reentr]) here or above, "
                          f"and no {PROCFILE} here; write a {PROCFILE} (web: ./server), or a "
                          "reentr.toml with a [services.NAME] table per service (see the README, "
