@@ -79,6 +79,13 @@ def services(found: Found) -> tuple[Found, list[Service]]:
     Raises:
         UsageError: one line naming the file, the table and what is wrong.
     """
+    for key, value in found.table.items():
+        if isinstance(value, dict) and key not in (SERVICES, "env"):
+            # No option takes a table (but env): a misspelt [services.NAME], most likely,
+            # which would otherwise be skipped, and named by what it then leaves out.
+            table = f"tool.reentr.{key}" if found.path.name == "pyproject.toml" else key
+            raise UsageError(f"{found.where}: unknown table [{table}]; a service is a "
+                             f"[{_section(found, 'NAME')}] table")
     tables = found.table.get(SERVICES)
     if not isinstance(tables, dict) or not tables:
         raise UsageError(f"{found.where}: no services; add a table for each, such as "
@@ -321,10 +328,13 @@ def defaults(
             if key in known or key == SERVICES or (
                     key in SERVICE_KEYS and SERVICES in found.table):
                 continue
-            close = difflib.get_close_matches(key, sorted(known), n=1)
+            keys = sorted({*known, *SERVICE_KEYS, SERVICES})
+            dashed = key.replace("_", "-")  # depends_on, as docker compose spells it
+            close = [dashed] if dashed in keys else difflib.get_close_matches(key, keys, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise UsageError(f"{found.where}: unknown key '{key}'{hint} (the keys are the "
-                             "long names of reentr's options, as reentr --help lists them)")
+                             "long names of reentr's options, as reentr --help lists them, "
+                             f"and in a service's table {', '.join(SERVICE_KEYS)})")
         values[name] = _checked(found, key, value, kind)
     return values
 

@@ -449,6 +449,16 @@ BAD = {
     "no services": ("command = \"true\"\n", "no services"),
     "bad value": ("[services.a]\ncommand = \"true\"\non-busy = \"never\"\n",
                   "[services.a]: Invalid value for '--on-busy': 'never'"),
+    # docker compose's spelling, and the keys that are not options listed.
+    "depends_on": ("[services.a]\ncommand = \"true\"\ndepends_on = [\"b\"]\n"
+                   "[services.b]\ncommand = \"true\"\n",
+                   "unknown key 'depends_on'; did you mean 'depends-on'? (the keys are the "
+                   "long names of reentr's options, as reentr --help lists them, and in a "
+                   "service's table depends-on, cwd, env, env-file)"),
+    # A misspelt [services.b] was skipped: the error named what it left out instead.
+    "misspelt table": ("[service.b]\ncommand = \"true\"\n[services.a]\ncommand = \"true\"\n"
+                       "depends-on = [\"b\"]\n",
+                       "unknown table [service]; a service is a [services.NAME] table"),
 }
 
 
