@@ -63,6 +63,19 @@ def test_help_speaks_of_the_command_line_not_of_python(command: list[str], usage
         assert internal not in shown.stdout, internal
 
 
+def test_a_subcommand_typo_at_a_terminal_names_the_subcommand(project: Path) -> None:
+    # At a terminal, entr mode's usage line came, with no word of `reentr watch`.
+    master, slave = os.openpty()
+    try:
+        done = subprocess.run([*REENTR, "wacth", "--", "ls"], stdin=slave, capture_output=True,
+                              text=True, timeout=20, cwd=project, check=False)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "reentr: no subcommand 'wacth'; did you mean reentr watch?\n"
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
@@ -80,10 +93,13 @@ def test_help_speaks_of_the_command_line_not_of_python(command: list[str], usage
         (["true"], ".\n", "no regular files to watch"),
         (["touch", "ran"], "a.txt\0b.txt\0", "holds a NUL byte: give one path per line "
          "(find -print, not -print0)"),
+        (["wacth", "--", "touch", "ran"], "a.txt\n",
+         "cannot run 'wacth': no such program on PATH; check the name, or give its path; or "
+         "did you mean reentr watch?"),
     ],
     ids=["unknown-flag", "no-utility", "shell-words", "no-program", "bad-signal",
          "bad-duration", "bad-choice", "empty-list", "blank-lines", "missing-only",
-         "directory-only", "nul-separated"],
+         "directory-only", "nul-separated", "subcommand-typo"],
 )
 def test_bad_input_is_one_line_and_status_1(
     project: Path, args: list[str], stdin: str, message: str

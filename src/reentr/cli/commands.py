@@ -17,6 +17,7 @@ import typer
 
 from reentr.cli.compat import (
     ENTR_MODE,
+    SUBCOMMANDS,
     USAGE,
     BenchCommand,
     Command,
@@ -130,12 +131,20 @@ def entr_mode(
         raise UsageError(
             "-s takes the command as one argument: reentr -s 'make && ./app' < filenames"
         )
+    subcommand = _subcommand_meant(command[0]) if not shell else None
     if sys.stdin.isatty():
+        if subcommand is not None:
+            raise UsageError(f"no subcommand '{command[0]}'; did you mean reentr {subcommand}?")
         raise UsageError(f"{USAGE} (the files to watch go on standard input)")
     options = RunOptions.of(ctx.params)
     if not shell and options.build is None:
         # With --build the program may not exist until the build has made it.
-        check_program(command[0])
+        try:
+            check_program(command[0])
+        except UsageError as error:
+            if subcommand is None:
+                raise
+            raise UsageError(f"{error}; or did you mean reentr {subcommand}?") from None
     # The options are checked before standard input is read: a bad one starts nothing.
     config = _checked_config(ctx, command, WatchList(()), options)
     watch, warnings = read_watch_list(sys.stdin.buffer, dir_watch)
@@ -538,6 +547,17 @@ def _probe(
                          "or --ready-notify")
     seconds = parse_duration(timeout, "--ready-timeout")
     return parse_probe(*given[0], seconds) if given else None
+
+
+def _subcommand_meant(word: str) -> str | None:
+    """The subcommand a first word that is none is most likely a typo of (`wacth`), if any,
+    where no program of that name is on PATH."""
+    import difflib
+
+    if os.sep in word or shutil.which(word) is not None:
+        return None
+    close = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.7)
+    return close[0] if close else None
 
 
 def check_build(command: str, cwd: Path | None = None) -> None:
