@@ -552,10 +552,10 @@ def _probe(
 def _subcommand_meant(word: str) -> str | None:
     """The subcommand a first word that is none is most likely a typo of (`wacth`), if any,
     where no program of that name is on PATH."""
-    import difflib
-
     if os.sep in word or shutil.which(word) is not None:
         return None
+    import difflib  # only here: most starts name a program that is there
+
     close = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.7)
     return close[0] if close else None
 
