@@ -57,9 +57,9 @@ ConfigPath = Annotated[
     cls=Command,
     help=(
         "Run the services of the nearest reentr.toml ([services.NAME] tables) or pyproject.toml "
-        "([tool.reentr.services.NAME]): each starts once those it depends on are ready, and "
-        "each is rebuilt and restarted alone when its files change. Naming services runs "
-        "those and what they depend on."
+        "([tool.reentr.services.NAME]), or, without either, the Procfile here (with .env): "
+        "each starts once those it depends on are ready, and each is rebuilt and restarted "
+        "alone when its files change. Naming services runs those and what they depend on."
     ),
 )
 def up_mode(
