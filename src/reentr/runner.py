@@ -250,6 +250,8 @@ class _Loop:
         self.read_from = read_from
         """`reentr up`'s configuration file: an edit of it is said (`_loop`)."""
         self.said_edit = 0
+        self.said_outputs: set[tuple[str, ...]] = set()
+        """The outputs already said, by any service (`_carry_out`)."""
         """When the last edit of it that was said was seen (one line for several services)."""
         self.several = len(listed) > 1 or listed[0].name is not None
         self.events = EventQueue()
@@ -446,7 +448,11 @@ class _Loop:
                 self.events.put_after(seconds, TimerFired(name, pid, unit.service.name))
             case ClearScreen(level=level):
                 terminal.clear_screen(level)
+            case Say(what=Note.OUTPUTS, paths=paths) if paths in self.said_outputs:
+                pass  # several services watch one tree (a Procfile's): said once for all
             case Say():
+                if action.what is Note.OUTPUTS:
+                    self.said_outputs.add(action.paths)
                 unit.reporter.say(action)
             case Restarted(number=number, timeline=timeline):
                 unit.summary.add(timeline)

@@ -643,6 +643,23 @@ def test_a_procfile_and_its_env_run_as_under_foreman(up: Up, tmp_path: Path) -> 
     proc.wait()
 
 
+def test_an_output_every_process_of_a_procfile_sees_is_said_once(
+    up: Up, tmp_path: Path
+) -> None:
+    # Each process watches the whole tree: the line came once per process, the same each time.
+    root = tmp_path / "procfile"
+    root.mkdir()
+    # A binary file the first process writes as it starts (text could be the user's save).
+    (root / "Procfile").write_text("a: printf 'x\\0' > made.bin && exec sleep 60\n"
+                                   "b: exec sleep 60\nc: exec sleep 60\n")
+    proc = up(["-n"], root)
+    proc.err.expect(r"taking these as the runs' outputs, not changes: made\.bin")
+    stays_false(lambda: proc.err.count(r"taking these as the runs' outputs") > 1, 1.0,
+                what="the line again")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+
+
 def test_a_procfile_process_that_cannot_run_is_refused_and_the_others_run_with_sh(
     up: Up, tmp_path: Path
 ) -> None:
