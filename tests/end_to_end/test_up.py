@@ -519,6 +519,12 @@ def _service_project(root: Path, toml: str) -> Path:
     return root
 
 
+def _procfile_project(root: Path, procfile: str) -> Path:
+    root.mkdir()
+    (root / "Procfile").write_text(procfile)
+    return root
+
+
 def _says(text: str) -> list[str]:
     """A program that prints `text` and its PID, then runs until stopped."""
     return [sys.executable, "-c", f"import os, signal; print({text!r}, os.getpid(), flush=True); "
@@ -647,11 +653,9 @@ def test_an_output_every_process_of_a_procfile_sees_is_said_once(
     up: Up, tmp_path: Path
 ) -> None:
     # Each process watches the whole tree: the line came once per process, the same each time.
-    root = tmp_path / "procfile"
-    root.mkdir()
     # A binary file the first process writes as it starts (text could be the user's save).
-    (root / "Procfile").write_text("a: printf 'x\\0' > made.bin && exec sleep 60\n"
-                                   "b: exec sleep 60\nc: exec sleep 60\n")
+    root = _procfile_project(tmp_path / "procfile", "a: printf 'x\\0' > made.bin && exec "
+                             "sleep 60\nb: exec sleep 60\nc: exec sleep 60\n")
     proc = up(["-n"], root)
     proc.err.expect(r"taking these as the runs' outputs, not changes: made\.bin")
     stays_false(lambda: proc.err.count(r"taking these as the runs' outputs") > 1, 1.0,
@@ -666,9 +670,7 @@ def test_a_procfile_process_that_cannot_run_is_refused_and_the_others_run_with_s
     # A missing program started, and the shell said `not found` behind `$0`, the project's
     # directory: `/tmp/x: line 1: nosuchprog: command not found`. foreman and honcho run a
     # line with `sh -c`, `$0` the shell's.
-    root = tmp_path / "procfile"
-    root.mkdir()
-    (root / "Procfile").write_text("web: nosuchprog-x --port 1\nworker: true\n")
+    root = _procfile_project(tmp_path / "procfile", "web: nosuchprog-x --port 1\nworker: true\n")
     done = run_reentr(["up", "-n"], root)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (f"reentr: {root / 'Procfile'}: web: cannot run 'nosuchprog-x': no "
