@@ -111,6 +111,9 @@ class Reentr(TyperGroup):
     named like a subcommand runs as `reentr -- bench ...`. Being one click group, the shell
     completion sees every command and option."""
 
+    programs: typing.Callable[[str], list[str]] | None = None
+    """The programs on PATH that begin with a word (`completion.install_classes` sets it)."""
+
     whole: typing.Callable[[], Any] | None = None
     """Set where only the run's own command was built (`main._command_for`): builds the
     group of every command, for what needs them all (a configuration file's keys)."""
@@ -137,12 +140,10 @@ class Reentr(TyperGroup):
         if incomplete.startswith("-"):
             entr = self.commands[ENTR_MODE]
             found += entr.shell_complete(ctx, incomplete)
-        elif not found:
+        elif not found and self.programs is not None:
             # Where no subcommand begins so: entr mode's utility (`reentr pyt`), a program.
-            from reentr.cli.completion import programs
-
             item = importlib.import_module(_click_package + ".shell_completion").CompletionItem
-            found += [item(name) for name in programs(incomplete)]
+            found += [item(name) for name in self.programs(incomplete)]
         return found
 
 

@@ -127,9 +127,11 @@ def _one_line(text: str) -> str:
 
 
 def install_classes() -> None:
-    """Answer zsh and fish with descriptions intact, and install zsh's script with one line
-    (call once the command is built: typer registers its own answers then)."""
+    """Answer zsh and fish with descriptions intact, install zsh's script with one line, and
+    offer programs for entr mode's first word (call once the command is built: typer
+    registers its own answers then)."""
     compat.answer_completion_with(zsh=_zsh_item, fish=_fish_item, install_zsh=_install_zsh)
+    compat.Reentr.programs = staticmethod(programs)
 
 
 def _zsh_item(value: str, help_text: str) -> str:
