@@ -91,9 +91,10 @@ class Traits:
     named: str | None = None
     """The outermost directory it lies in, below a watched root, whose name is one that build
     tools give their outputs (`dist/`, `build/`, `out/`: `watch/traits.py`)."""
-    born: tuple[tuple[str, int], ...] = ()
+    born: tuple[tuple[str, int, int], ...] = ()
     """The directories above it that appeared while reentr watched, the outermost first, each
-    with when it appeared (monotonic ns)."""
+    with when it appeared (from its modification time) and when reentr first saw it
+    (monotonic ns)."""
 
     def text(self) -> bool:
         """Text with content, as an editor writes."""

@@ -134,8 +134,8 @@ def judge(trait: Traits, when: Window, guard: Guard) -> tuple[Verdict, str]:
     if trait.cache is not None:
         return Verdict.DIRECTORY, trait.cache
     if when is Window.BUILD:
-        for directory, born_ns in trait.born:  # the outermost that a build made
-            if window(guard, born_ns) is Window.BUILD:
+        for directory, born_ns, seen_ns in trait.born:  # the outermost that a build made
+            if _made_by_build(guard, born_ns, seen_ns):
                 return Verdict.DIRECTORY, directory
         if trait.named is not None:
             return Verdict.DIRECTORY, trait.named
@@ -144,6 +144,17 @@ def judge(trait: Traits, when: Window, guard: Guard) -> tuple[Verdict, str]:
     if trait.created and trait.empty:
         return Verdict.PENDING, ""
     return Verdict.CHANGE, ""
+
+
+def _made_by_build(guard: Guard, born_ns: int, seen_ns: int) -> bool:
+    """Whether a build could have made a directory that appeared at `born_ns` (its
+    modification time, which a generator still adding entries keeps moving) and that reentr
+    first saw at `seen_ns`: a build that had started by then, and had not ended before the
+    directory appeared. One seen before any build started was there when the change that
+    starts a build was taken, however close the two (a generator's `assets/`, a checkout's
+    new directory): it is not the build's, and its files stay changes."""
+    return any(run.kind is Span.LIFE and run.start_ns <= seen_ns
+               and (run.end_ns is None or born_ns <= run.end_ns) for run in guard.runs)
 
 
 def _within(path: str, dirs: set[str]) -> bool:

@@ -4,10 +4,12 @@ the program a build writes, and builds run as a shell would."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -237,6 +239,33 @@ def test_the_program_a_build_writes_is_looked_up_after_the_build(
     assert proc.wait() == -signal.SIGINT
     assert proc.out.count("^serving") == 2
     assert proc.err.count("restart #") == 1
+
+def test_a_new_directory_seen_before_the_build_began_is_never_the_builds(
+    reentr: Start, project: Path
+) -> None:
+    # A generator (or a checkout) makes gen/ and keeps writing into it, moving its
+    # modification time up to the moment its first batch is taken; the build begins a
+    # moment later. gen/ was taken for the build's directory, its later files for outputs,
+    # and an edit there was ignored for the rest of the session (the server went stale).
+    # The future modification time here stands for a generator still adding entries.
+    events = project.parent / "events.jsonl"
+    proc = reentr(["watch", "-n", "-v", "-p", "--events", str(events), "--build", "sleep 2", "-r",
+                   "--", "sleep", "600"], files="")
+    proc.err.expect("watching")
+    (project / "gen").mkdir()
+    (project / "gen" / "a.c").write_text("1\n")
+    ahead = time.time() + 0.5
+    os.utime(project / "gen", (ahead, ahead))
+    wait_for(lambda: _builds(events) == 1, what="the build for gen/a.c")
+    proc.err.expect(r"changed: gen/a\.c$")
+    (project / "gen" / "b.c").write_text("1\n")  # while the build runs: a change
+    proc.err.expect(r"restart #1 .*\(2 runs, 1 cancelled\)")
+    edit(project / "gen" / "a.c", "2\n")
+    proc.err.expect(r"restart #2 .* gen/a\.c$")
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == -signal.SIGINT
+    assert "outputs" not in proc.err.text()
+
 
 def test_a_build_that_does_not_write_the_program_says_so_and_keeps_watching(
     reentr: Start, project: Path

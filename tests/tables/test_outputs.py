@@ -73,15 +73,24 @@ def test_which_run_could_have_written(guard: Guard, written_ms: int,
     (BUILD, Traits(gone=True), True, ()),
     # In a cache directory, or in a directory the build made.
     (BUILD, Traits(read=True, cache="/p/target"), False, ("/p/target/",)),
-    (BUILD, Traits(read=True, born=(("/p/dist", 150 * MS),)), False, ("/p/dist/",)),
-    (BUILD, Traits(read=True, born=(("/p/new", 50 * MS), ("/p/new/out", 150 * MS))), False,
+    (BUILD, Traits(read=True, born=(("/p/dist", 150 * MS, 152 * MS),)), False, ("/p/dist/",)),
+    (BUILD, Traits(read=True, born=(("/p/new", 50 * MS, 52 * MS),
+                                    ("/p/new/out", 150 * MS, 152 * MS))), False,
      ("/p/new/out/",)),
+    # Made as the build began: the coarse clock may stamp it a moment before; reentr saw it
+    # after. And one made just before the build ended, seen just after.
+    (BUILD, Traits(read=True, born=(("/p/bin", 97 * MS, 102 * MS),)), False, ("/p/bin/",)),
+    (BUILT, Traits(read=True, born=(("/p/bin", 199 * MS, 203 * MS),)), False, ("/p/bin/",)),
     # A directory made before the build: the user's.
-    (BUILD, Traits(read=True, born=(("/p/pkg", 50 * MS),)), True, ()),
+    (BUILD, Traits(read=True, born=(("/p/pkg", 50 * MS, 52 * MS),)), True, ()),
+    # Seen before the build started, however close: a generator still adding entries to it
+    # moved its modification time to just before the start (its files were taken for the
+    # build's, for the rest of the session).
+    (BUILD, Traits(read=True, born=(("/p/assets", 99 * MS, 99 * MS),)), True, ()),
     # A program starting: its content must say so; a directory it makes does not.
     (SERVING, Traits(read=True, created=True, empty=True), False, ()),
     (SERVING, BINARY, False, ("/p/x",)),
-    (SERVING, Traits(read=True, born=(("/p/dist", 150 * MS),)), True, ()),
+    (SERVING, Traits(read=True, born=(("/p/dist", 150 * MS, 152 * MS),)), True, ()),
     (SERVING, TEXT, True, ()),
 ])
 def test_a_write_is_an_output_only_on_evidence(
@@ -94,7 +103,7 @@ def test_a_write_is_an_output_only_on_evidence(
 
 def test_an_output_stays_one_until_text_is_written_into_it_while_nothing_runs() -> None:
     made, kept, _ = sift(Outputs(), BUILD, ("/p/app", "/p/dist/a.js"), (150 * MS, 150 * MS),
-                         (BINARY, Traits(read=True, born=(("/p/dist", 120 * MS),))))
+                         (BINARY, Traits(read=True, born=(("/p/dist", 120 * MS, 122 * MS),))))
     assert kept == ()
     assert made == Outputs(frozenset({"/p/app"}), frozenset({"/p/dist"}))
     # Written again outside any run: binary, it is still an output; under dist/ too.
@@ -144,7 +153,7 @@ def test_the_traits_of_real_files(tmp_path: Path) -> None:
     names = ["main.c", "main.o", "Cargo.lock", "gen.go", "db.sqlite3", "target/debug/app",
              "dist/a.js", "gone.tmp"]
     paths = [str(tmp_path / n) for n in names]
-    born = {str(tmp_path / "dist"): 7}
+    born = {str(tmp_path / "dist"): (7, 9)}
     found = dict(zip(names, traits(paths, {str(tmp_path / "db.sqlite3"),
                                            str(tmp_path / "gone.tmp")}, born,
                                    [str(tmp_path)]), strict=True))
@@ -154,7 +163,7 @@ def test_the_traits_of_real_files(tmp_path: Path) -> None:
     assert found["Cargo.lock"].generated and found["gen.go"].generated
     assert found["db.sqlite3"] == Traits(read=True, created=True, empty=True)
     assert found["target/debug/app"].cache == str(tmp_path / "target")
-    assert found["dist/a.js"].born == ((str(tmp_path / "dist"), 7),)
+    assert found["dist/a.js"].born == ((str(tmp_path / "dist"), 7, 9),)
     assert found["dist/a.js"].named == str(tmp_path / "dist")
     assert found["main.c"].named is None
     assert found["gone.tmp"] == Traits(created=True, gone=True)

@@ -29,7 +29,8 @@ _TOP = 1024
 
 
 def traits(
-    paths: Iterable[str], created: set[str], born: Mapping[str, int], roots: Iterable[str],
+    paths: Iterable[str], created: set[str], born: Mapping[str, tuple[int, int]],
+    roots: Iterable[str],
     contents: Mapping[str, bytes] | None = None,
 ) -> tuple[Traits, ...]:
     """The traits of each path: `created` are those the batch saw made, `born` the directories
@@ -77,7 +78,9 @@ def _judged(trait: Traits, head: bytes) -> Traits:
                   generated=any(mark in head[:_TOP] for mark in _MARKS))
 
 
-def _born(path: str, born: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+def _born(
+    path: str, born: Mapping[str, tuple[int, int]]
+) -> tuple[tuple[str, int, int], ...]:
     """The directories above `path` that appeared while reentr watched, the outermost first."""
     if not born:
         return ()
@@ -85,7 +88,7 @@ def _born(path: str, born: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
     directory = os.path.dirname(path)
     while True:
         if directory in born:
-            found.append((directory, born[directory]))
+            found.append((directory, *born[directory]))
         parent = os.path.dirname(directory)
         if parent == directory:
             return tuple(reversed(found))

@@ -32,9 +32,10 @@ class Tree:
         self.unreadable: list[Path] = []
         """Directories that may not be read, not said yet (`said_unreadable`)."""
         self._told: set[Path] = set()
-        self.born: dict[str, int] = {}
-        """The directories that appeared while reentr watched, and when (monotonic ns, from
-        their modification time): what a build made (`outputs.py`)."""
+        self.born: dict[str, tuple[int, int]] = {}
+        """The directories that appeared while reentr watched, each with when it appeared
+        (from its modification time) and when reentr first saw it (monotonic ns): what a
+        build made (`outputs.py`)."""
         self._load()
 
     def said_unreadable(self) -> list[Path]:
@@ -121,7 +122,7 @@ class Tree:
         """A new directory: watch it and those inside it; once the watch is in place,
         `rescan` counts the files already there as changed."""
         self.fresh.add(path)
-        self.born.setdefault(path, _birth(path))
+        self.born.setdefault(path, (_birth(path), time.monotonic_ns()))
         self.dirs.update(d for d, _ in self._walk(filter_, Path(path), dirs_only=True))
 
     def _walk(self, filter_: Filter, start: Path, *, dirs_only: bool = False
@@ -185,7 +186,7 @@ class Forest:
         return sorted(set().union(*(tree.watch_set() for _, tree in self.trees)))
 
     @property
-    def born(self) -> dict[str, int]:
+    def born(self) -> dict[str, tuple[int, int]]:
         return {d: ns for _, tree in self.trees for d, ns in tree.born.items()}
 
     @property
