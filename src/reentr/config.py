@@ -352,3 +352,9 @@ def plain_program(command: str) -> str | None:
     if words[0] in _BUILTINS or "=" in words[0] or "$" in command:
         return None
     return words[0]
+
+
+PORT_HINT_S = 5.0
+"""A target under `--socket` that fails within this many seconds of its start may have been
+refused the port it bound itself: said for sure when it names the port (`Note.PORT_TAKEN`),
+as a possibility when the port is in its code."""

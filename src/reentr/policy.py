@@ -17,7 +17,7 @@ import enum
 import signal
 
 from reentr import loops, outputs, restarts
-from reentr.config import Config, OnBusy, OnExit, shell_status
+from reentr.config import PORT_HINT_S, Config, OnBusy, OnExit, shell_status
 from reentr.errors import ExitStatus
 from reentr.events import (
     Action,
@@ -55,9 +55,6 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 STABLE_RUN = 10.0
 """A target that ran this many seconds before exiting is not in a crash loop."""
-PORT_HINT_S = 5.0
-"""A target that names the held port and fails within this many seconds of its start was
-most likely refused the port (`Note.PORT_TAKEN`)."""
 STATUS_NOT_RUN = 127
 """The status reported for a command that could not be started, as a shell reports it."""
 
@@ -500,7 +497,7 @@ def _exited(
     if ours:
         return s
     if not said:
-        out.append(Say(Note.EXITED, role=role, status=status))
+        out.append(Say(Note.EXITED, role=role, status=status, seconds=ran_s))
     if config.port_named and status != 0 and ran_s < PORT_HINT_S and not s.said_port:
         out.append(Say(Note.PORT_TAKEN, role=role, detail=config.port_named))
         s = evolve(s, said_port=True)

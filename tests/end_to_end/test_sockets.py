@@ -419,9 +419,27 @@ def test_a_target_that_ends_by_itself_under_a_held_socket_says_clients_wait(
     crash = [sys.executable, "-c", "raise SystemExit(1)"]
     proc = reentr(["-n", "-r", "--socket", str(port), *crash], exits=True)
     proc.err.expect(rf"exited \(exit status 1\); connections to 127\.0\.0\.1:{port} wait on the "
-                    r"socket reentr holds until it starts again$")
+                    r"socket reentr holds until it starts again \(a program that binds the "
+                    r"port itself fails so: it must take the socket as fd 3, LISTEN_FDS\)$")
     proc.signal(signal.SIGINT)
     proc.wait()
+
+
+def test_a_target_whose_port_is_in_its_code_is_told_it_may_have_bound_it_itself(
+    reentr: Callable[..., Reentr], project: Path
+) -> None:
+    # A Node app's listen(PORT), the port in its code: it failed with EADDRINUSE and reentr
+    # said only that clients wait. Its words do not name the port, so the hint is a maybe.
+    port = free_port()
+    (project / "app.py").write_text(BINDS.replace("sys.argv[1]", repr(str(port))) + "\n")
+    proc = reentr(["-n", "-r", "--socket", str(port), sys.executable, "app.py"], exits=True)
+    proc.err.expect(r"Address already in use")
+    proc.err.expect(r"exited \(exit status 1\); connections to .* until it starts again \(a "
+                    r"program that binds the port itself fails so: it must take the socket as "
+                    r"fd 3, LISTEN_FDS\)$")
+    proc.signal(signal.SIGINT)
+    proc.wait()
+    assert "would use the port" not in proc.err.text()  # that line is for a port it names
 
 
 @pytest.mark.parametrize(("program", "hinted"), [

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from reentr import loops
-from reentr.config import Config, Probe, ProbeKind, WatchTree
+from reentr.config import PORT_HINT_S, Config, Probe, ProbeKind, WatchTree
 from reentr.events import Note, Role, Say
 from reentr.report.stream import EventStream, Kind
 from reentr.timing import Summary, Timeline
@@ -212,7 +212,8 @@ class Reporter:
         """What became of a build or a target: exited, failed, stopped, handed off."""
         match note.what:
             case Note.EXITED:
-                self._exited(name, note.status or 0, held=note.role is Role.TARGET)
+                self._exited(name, note.status or 0, held=note.role is Role.TARGET,
+                             ran_s=note.seconds)
             case Note.BUILD_FAILED:
                 self._build_failed(note.status or 0)
             case Note.START_FAILED if note.role is Role.TARGET and self._config.build is not None:
@@ -262,8 +263,11 @@ class Reporter:
             return f'ignore = ["{path}"] in the service\'s table, or a .gitignore line'
         return f"--ignore {path}, or a .gitignore line"
 
-    def _exited(self, name: str, status: int, *, held: bool = False) -> None:
-        """A process ended by itself; `held`: the target, whose socket reentr still holds."""
+    def _exited(
+        self, name: str, status: int, *, held: bool = False, ran_s: float | None = None
+    ) -> None:
+        """A process ended by itself after `ran_s`; `held`: the target, whose socket reentr
+        still holds."""
         config = self._config
         if config.shell and config.runs_to_completion:
             # entr -s prints this on stdout after each run (entr.c, print_child_status).
@@ -280,6 +284,12 @@ class Reporter:
                 # Nothing takes the connections now: they wait, and a client seems to hang.
                 waits = (f"; connections to {', '.join(s.describe() for s in config.sockets)} "
                          "wait on the socket reentr holds until it starts again")
+                if status != 0 and ran_s is not None and ran_s < PORT_HINT_S \
+                        and not config.port_named:
+                    # Failed as it started: perhaps it bound the port itself (EADDRINUSE),
+                    # its port set in its code, where reentr cannot see it (`PORT_TAKEN`).
+                    waits += (" (a program that binds the port itself fails so: it must take "
+                              "the socket as fd 3, LISTEN_FDS)")
             self.line(f"{name} exited ({describe_status(status)}){waits}")
 
     def _what(self) -> str:
