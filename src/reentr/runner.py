@@ -448,10 +448,10 @@ class _Loop:
                 self.events.put_after(seconds, TimerFired(name, pid, unit.service.name))
             case ClearScreen(level=level):
                 terminal.clear_screen(level)
-            case Say(what=Note.OUTPUTS, paths=paths) if paths in self.said_outputs:
-                pass  # several services watch one tree (a Procfile's): said once for all
             case Say():
                 if action.what is Note.OUTPUTS:
+                    if action.paths in self.said_outputs:
+                        return  # several services watch one tree (a Procfile's): said once
                     self.said_outputs.add(action.paths)
                 unit.reporter.say(action)
             case Restarted(number=number, timeline=timeline):

@@ -131,8 +131,8 @@ def entr_mode(
         raise UsageError(
             "-s takes the command as one argument: reentr -s 'make && ./app' < filenames"
         )
-    subcommand = _subcommand_meant(command[0]) if not shell else None
     if sys.stdin.isatty():
+        subcommand = _subcommand_meant(command[0]) if not shell else None
         if subcommand is not None:
             raise UsageError(f"no subcommand '{command[0]}'; did you mean reentr {subcommand}?")
         raise UsageError(f"{USAGE} (the files to watch go on standard input)")
@@ -142,6 +142,7 @@ def entr_mode(
         try:
             check_program(command[0])
         except UsageError as error:
+            subcommand = _subcommand_meant(command[0])
             if subcommand is None:
                 raise
             raise UsageError(f"{error}; or did you mean reentr {subcommand}?") from None

@@ -133,12 +133,13 @@ def _check_procfile(found: configfile.Found, services: list[configfile.Service])
     """Refuse a process whose command is one program that cannot be run, as a service table's
     is refused: the shell would say `not found` at every start. A command with shell syntax
     is the shell's to judge, and so is every command where `.env` sets PATH."""
+    dotenv = found.path.parent / configfile.ENV_FILE  # the one every process reads
+    if dotenv.is_file() and "PATH" in configfile.read_env(dotenv):
+        return
     for service in services:
         command = str(service.options.table.get("command", [""])[0])
         program = plain_program(command)
-        if program is None or "PATH" in service.env or (
-                service.env_file is not None and service.env_file.is_file()
-                and "PATH" in configfile.read_env(service.env_file)):
+        if program is None:
             continue
         try:
             check_program(str(service.cwd / program) if os.sep in program else program)
